@@ -1,0 +1,201 @@
+"""Build a ``bert`` or ``bermo`` classifier and its tokenizer, from a checkpoint or from scratch.
+
+From a checkpoint (``name`` is a hub id or a local directory) the weights and tokenizer come from there; a BERMo
+built on a BERT checkpoint gets the BERT weights and a fresh mix. From scratch (``name`` is None) a small config is
+used and a WordPiece tokenizer is trained on the training text, so everything works offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import AutoConfig, AutoTokenizer, BertConfig, BertForSequenceClassification, BertTokenizer
+
+from .bermo import BermoConfig, BermoForSequenceClassification, bermo_config_from_bert
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+ARCHS = ("bert", "bermo")
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@dataclass
+class ModelSpec:
+    """What model to build. Field names are the recipe's ``model:`` keys.
+
+    Attributes:
+        arch: ``bert`` (classifier on the last layer) or ``bermo`` (classifier on the scalar mix).
+        name: hub id or local directory of a BERT/BERMo checkpoint; None builds from scratch.
+        tokenizer: tokenizer id or directory when it differs from ``name``.
+        num_layers, hidden_size, num_heads, intermediate_size, max_position_embeddings: the from-scratch config.
+        vocab_size: size of the WordPiece vocabulary trained from scratch.
+        dropout: hidden and attention dropout of a from-scratch model (a checkpoint keeps its own).
+        mix_layers, mix_layer_norm, mix_trainable: BERMo's mix options (see :class:`BermoConfig`).
+    """
+
+    arch: str = "bert"
+    name: str | None = None
+    tokenizer: str | None = None
+    num_layers: int = 2
+    hidden_size: int = 64
+    num_heads: int = 2
+    intermediate_size: int = 256
+    max_position_embeddings: int = 512
+    vocab_size: int = 2000
+    dropout: float = 0.1
+    mix_layers: str = "all"
+    mix_layer_norm: bool = False
+    mix_trainable: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def mix_options(self) -> dict:
+        return {
+            "mix_layers": self.mix_layers,
+            "mix_layer_norm": self.mix_layer_norm,
+            "mix_trainable": self.mix_trainable,
+        }
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int = 2000, min_frequency: int = 2) -> BertTokenizer:
+    """A lower-casing BERT WordPiece tokenizer trained on ``texts`` (HF ``tokenizers``), ready to save."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
+    )
+    tok.train_from_iterator(texts, trainer)
+    # BertTokenizer(vocab=...) builds the full BERT pipeline (normaliser, [CLS] ... [SEP] template) around the
+    # learned vocabulary; BertTokenizerFast(vocab_file=...) would silently give an all-[UNK] tokenizer in v5.
+    return BertTokenizer(vocab=tok.get_vocab(), model_max_length=512)
+
+
+def load_tokenizer(name_or_path: str):
+    """``AutoTokenizer.from_pretrained`` with a clear error when the hub cannot be reached."""
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except Exception as exc:
+        raise InputError(_unreachable(name_or_path, "tokenizer", exc)) from None
+
+
+def _unreachable(name: str, what: str, exc: Exception) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not Path(name).exists():
+        return (
+            f"model.{'tokenizer' if what == 'tokenizer' else 'name'}: {name!r} is not a local directory and could "
+            f"not be loaded from the Hugging Face hub ({first}); point it at a local checkpoint directory, or "
+            f"leave model.name empty to build a model from scratch"
+        )
+    return f"{name}: could not load the {what} ({first})"
+
+
+def build_config(spec: ModelSpec, num_labels: int, vocab_size: int, pad_token_id: int = 0) -> BertConfig:
+    """The from-scratch config of ``spec`` (a :class:`BermoConfig` for ``bermo``)."""
+    fields = {
+        "vocab_size": vocab_size,
+        "hidden_size": spec.hidden_size,
+        "num_hidden_layers": spec.num_layers,
+        "num_attention_heads": spec.num_heads,
+        "intermediate_size": spec.intermediate_size,
+        "max_position_embeddings": spec.max_position_embeddings,
+        "hidden_dropout_prob": spec.dropout,
+        "attention_probs_dropout_prob": spec.dropout,
+        "num_labels": num_labels,
+        "pad_token_id": pad_token_id,
+    }
+    if spec.arch == "bermo":
+        return BermoConfig(**fields, **spec.mix_options())
+    return BertConfig(**fields)
+
+
+def build_model(
+    spec: ModelSpec,
+    num_labels: int,
+    train_texts: Iterable[str] | None = None,
+    problem_type: str | None = None,
+    label_names: tuple[str, ...] | None = None,
+):
+    """Return ``(model, tokenizer)`` for ``spec``.
+
+    Args:
+        spec: the model spec.
+        num_labels: classifier outputs (1 for regression).
+        train_texts: text to train a tokenizer on when building from scratch without ``spec.tokenizer``.
+        problem_type: ``regression`` / ``single_label_classification`` (None lets transformers infer it).
+        label_names: class names stored as ``id2label`` so pipelines print them.
+    """
+    if spec.arch not in ARCHS:
+        raise InputError(f"model.arch: unknown architecture {spec.arch!r}; use one of {', '.join(ARCHS)}")
+    label_kwargs = {}
+    if label_names:
+        label_kwargs = {
+            "id2label": dict(enumerate(label_names)),
+            "label2id": {n: i for i, n in enumerate(label_names)},
+        }
+    if spec.name:
+        tokenizer = load_tokenizer(spec.tokenizer or spec.name)
+        model = load_classifier(spec.name, spec.arch, num_labels, problem_type, spec.mix_options(), **label_kwargs)
+        return model, tokenizer
+
+    if spec.tokenizer:
+        tokenizer = load_tokenizer(spec.tokenizer)
+    else:
+        if train_texts is None:
+            raise InputError("model.name is empty and no training text was given to train a tokenizer on")
+        tokenizer = train_wordpiece(train_texts, vocab_size=spec.vocab_size)
+    config = build_config(spec, num_labels, len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    config.problem_type = problem_type
+    for k, v in label_kwargs.items():
+        setattr(config, k, v)
+    cls = BermoForSequenceClassification if spec.arch == "bermo" else BertForSequenceClassification
+    return cls(config), tokenizer
+
+
+def load_classifier(
+    name_or_path: str | os.PathLike,
+    arch: str,
+    num_labels: int,
+    problem_type: str | None = None,
+    mix_options: dict | None = None,
+    **config_overrides,
+):
+    """Load a BERT or BERMo classifier from a checkpoint (BERT, BERMo, with or without a task head).
+
+    A ``bermo`` built from a BERT checkpoint takes the BERT weights and starts its mix fresh; a ``bert`` built from a
+    BERMo checkpoint drops the mix. A head whose size differs from ``num_labels`` is re-initialised.
+    """
+    name = str(name_or_path)
+    try:
+        base = AutoConfig.from_pretrained(name)
+    except Exception as exc:
+        raise InputError(_unreachable(name, "model config", exc)) from None
+    if not isinstance(base, BertConfig):
+        raise InputError(f"{name}: model type {base.model_type!r} is not a BERT-family encoder (bert or bermo)")
+    overrides = {"num_labels": num_labels, "problem_type": problem_type, **config_overrides}
+    if arch == "bermo":
+        if isinstance(base, BermoConfig):
+            config = base
+            for k, v in (mix_options or {}).items():
+                setattr(config, k, v)
+        else:
+            config = bermo_config_from_bert(base, **(mix_options or {}))
+        cls = BermoForSequenceClassification
+    else:
+        skip = ("model_type", "architectures", "transformers_version")
+        config = BertConfig(
+            **{k: v for k, v in base.to_dict().items() if not k.startswith("mix_") and k not in skip}
+        )
+        cls = BertForSequenceClassification
+    for k, v in overrides.items():
+        setattr(config, k, v)
+    try:
+        return cls.from_pretrained(name, config=config, ignore_mismatched_sizes=True)
+    except Exception as exc:
+        raise InputError(_unreachable(name, "model weights", exc)) from None

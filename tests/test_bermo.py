@@ -1,0 +1,155 @@
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    BertForSequenceClassification,
+    pipeline,
+)
+
+from bermo_prune.bermo import (
+    BermoConfig,
+    BermoForSequenceClassification,
+    BermoModel,
+    ScalarMix,
+    bermo_config_from_bert,
+    mix_weights,
+)
+from bermo_prune.models import train_wordpiece
+
+from .conftest import tiny_config
+
+
+def test_one_hot_mix_on_last_layer_equals_bert(tiny_bert, batch):
+    cfg = bermo_config_from_bert(tiny_bert.config, mix_trainable=False)
+    bermo = BermoForSequenceClassification(cfg).eval()
+    missing, unexpected = bermo.load_state_dict(tiny_bert.state_dict(), strict=False)
+    assert set(missing) == {"bert.scalar_mix.weights", "bert.scalar_mix.gamma"}
+    assert not unexpected
+    with torch.no_grad():
+        bermo.bert.scalar_mix.weights.copy_(torch.tensor([-float("inf"), -float("inf"), 0.0]))
+        bermo.bert.scalar_mix.gamma.fill_(1.0)
+        got = bermo(**batch).logits
+        want = tiny_bert(**batch).logits
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_parameter_overhead_is_exactly_the_mix_scalars(tiny_bert):
+    n_bert = sum(p.numel() for p in tiny_bert.parameters())
+    for layers, extra in (("all", 3 + 1), ("encoder", 2 + 1)):
+        bermo = BermoForSequenceClassification(bermo_config_from_bert(tiny_bert.config, mix_layers=layers))
+        assert sum(p.numel() for p in bermo.parameters()) - n_bert == extra
+
+
+def test_fresh_mix_is_uniform_with_gamma_one(tiny_bermo):
+    mix = tiny_bermo.mix_weights()
+    assert mix["layer_weights"] == pytest.approx([1 / 3] * 3)
+    assert mix["gamma"] == 1.0
+    assert mix_weights(tiny_bermo) == mix
+    assert mix_weights(BertForSequenceClassification(tiny_config())) is None
+
+
+def test_mix_is_gamma_times_softmax_weighted_sum():
+    mix = ScalarMix(3, init=[0.5, -1.0, 2.0], gamma_init=1.7)
+    states = tuple(torch.randn(2, 4, 8) for _ in range(3))
+    p = torch.softmax(torch.tensor([0.5, -1.0, 2.0]), 0)
+    want = 1.7 * (p[0] * states[0] + p[1] * states[1] + p[2] * states[2])
+    torch.testing.assert_close(mix(states), want)
+
+
+def test_layer_norm_follows_allennlp_semantics():
+    # One mean/variance per layer over all unmasked positions and features (not per token).
+    mix = ScalarMix(2, layer_norm=True)
+    states = (torch.randn(2, 5, 4) * 3 + 1, torch.randn(2, 5, 4) * 0.5 - 2)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    normed = []
+    for h in states:
+        sel = h[mask.bool()]  # (tokens, hidden)
+        mean = sel.mean()
+        var = ((sel - mean) ** 2).mean()
+        normed.append((h - mean) / torch.sqrt(var + 1e-12))
+    want = 0.5 * normed[0] + 0.5 * normed[1]
+    torch.testing.assert_close(mix(states, mask), want)
+
+
+def test_frozen_mix_has_no_trainable_scalars():
+    bermo = BermoForSequenceClassification(bermo_config_from_bert(tiny_config(), mix_trainable=False))
+    assert not bermo.bert.scalar_mix.weights.requires_grad
+    assert not bermo.bert.scalar_mix.gamma.requires_grad
+
+
+def test_encoder_only_mix_excludes_embeddings(tiny_bert, batch):
+    cfg = bermo_config_from_bert(tiny_bert.config, mix_layers="encoder", mix_init=[-float("inf"), 0.0])
+    bermo = BermoForSequenceClassification(cfg).eval()
+    bermo.load_state_dict(tiny_bert.state_dict(), strict=False)
+    assert bermo.bert.scalar_mix.num_states == 2
+    with torch.no_grad():
+        torch.testing.assert_close(bermo(**batch).logits, tiny_bert(**batch).logits, rtol=0, atol=0)
+
+
+def test_bad_mix_layers_is_rejected():
+    with pytest.raises(ValueError, match="mix_layers must be one of"):
+        BermoModel(bermo_config_from_bert(tiny_config(), mix_layers="last"))
+
+
+def test_gradients_reach_the_mix(tiny_bermo, batch):
+    tiny_bermo.train()
+    out = tiny_bermo(**batch, labels=torch.tensor([0, 1, 1]))
+    out.loss.backward()
+    assert tiny_bermo.bert.scalar_mix.weights.grad.abs().sum() > 0
+    assert tiny_bermo.bert.scalar_mix.gamma.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("num_labels,labels,problem", [(1, torch.tensor([0.5, 1.0, 2.0]), "regression"),
+                                                         (3, torch.tensor([0, 2, 1]), "single_label_classification")])
+def test_losses_match_bert_head(tiny_bert, batch, num_labels, labels, problem):
+    torch.manual_seed(0)
+    bert = BertForSequenceClassification(tiny_config(num_labels=num_labels)).eval()
+    bermo = BermoForSequenceClassification(
+        bermo_config_from_bert(bert.config, mix_init=[-float("inf"), -float("inf"), 0.0])
+    ).eval()
+    bermo.load_state_dict(bert.state_dict(), strict=False)
+    with torch.no_grad():
+        a = bert(**batch, labels=labels)
+        b = bermo(**batch, labels=labels)
+    assert bermo.config.problem_type == problem
+    torch.testing.assert_close(a.loss, b.loss)
+
+
+def test_save_and_reload_through_auto_classes(tiny_bermo, batch, tmp_path):
+    with torch.no_grad():
+        tiny_bermo.bert.scalar_mix.weights.copy_(torch.tensor([0.3, -0.2, 1.1]))
+        tiny_bermo.bert.scalar_mix.gamma.fill_(0.8)
+    tiny_bermo.save_pretrained(tmp_path)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), BermoConfig)
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert isinstance(reloaded, BermoForSequenceClassification)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, tiny_bermo(**batch).logits, rtol=0, atol=0)
+    base = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(base, BermoModel)
+    assert base.mix_weights()["gamma"] == pytest.approx(0.8)
+
+
+def test_bermo_from_a_saved_bert_directory(tiny_bert, tmp_path):
+    tiny_bert.save_pretrained(tmp_path)
+    cfg = bermo_config_from_bert(tiny_bert.config)
+    bermo = BermoForSequenceClassification.from_pretrained(tmp_path, config=cfg)
+    for name, p in tiny_bert.state_dict().items():
+        torch.testing.assert_close(bermo.state_dict()[name], p, rtol=0, atol=0)
+    assert bermo.mix_weights()["layer_weights"] == pytest.approx([1 / 3] * 3)
+    assert bermo.mix_weights()["gamma"] == 1.0
+
+
+def test_pipeline_runs_on_a_saved_bermo(tiny_bermo, tmp_path):
+    tok = train_wordpiece(["a good film", "a bad film", "very good", "not bad at all"] * 5, vocab_size=60)
+    cfg = bermo_config_from_bert(tiny_config(vocab_size=len(tok)))
+    cfg.id2label = {0: "negative", 1: "positive"}
+    cfg.label2id = {"negative": 0, "positive": 1}
+    BermoForSequenceClassification(cfg).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    clf = pipeline("text-classification", model=str(tmp_path), tokenizer=str(tmp_path))
+    out = clf(["a good film", "not bad"])
+    assert [o["label"] in ("negative", "positive") for o in out] == [True, True]
+    assert all(0.0 <= o["score"] <= 1.0 for o in out)

@@ -1,0 +1,60 @@
+import pytest
+import torch
+from transformers import AutoTokenizer, BertForSequenceClassification
+
+from bermo_prune.bermo import BermoForSequenceClassification
+from bermo_prune.errors import InputError
+from bermo_prune.models import ModelSpec, build_model, load_classifier, train_wordpiece
+
+TEXTS = ["the film was good", "the plot was not good", "a truly dull film", "good acting but a dull plot"] * 10
+
+
+def test_trained_tokenizer_splits_known_words_and_reloads(tmp_path):
+    tok = train_wordpiece(TEXTS, vocab_size=80)
+    ids = tok("The film was GOOD")["input_ids"]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert tok.unk_token_id not in ids  # lower-cased and known: nothing becomes [UNK]
+    assert tok.convert_ids_to_tokens(ids[1:-1]) == ["the", "film", "was", "good"]
+    pair = tok("good film", "dull plot")
+    assert pair["token_type_ids"].count(1) == 3  # "dull plot [SEP]"
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again("The film was GOOD")["input_ids"] == ids
+    assert again.pad_token_id == tok.pad_token_id == 0
+
+
+@pytest.mark.parametrize("arch,cls", [("bert", BertForSequenceClassification), ("bermo", BermoForSequenceClassification)])
+def test_build_from_scratch(arch, cls):
+    spec = ModelSpec(arch=arch, num_layers=3, hidden_size=48, num_heads=4, intermediate_size=96, vocab_size=90)
+    model, tok = build_model(spec, 2, TEXTS, label_names=("negative", "positive"))
+    assert isinstance(model, cls)
+    assert model.config.num_hidden_layers == 3 and model.config.hidden_size == 48
+    assert model.config.vocab_size == len(tok)
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    enc = tok(["the film was good"], return_tensors="pt")
+    assert model(**enc).logits.shape == (1, 2)
+
+
+def test_build_from_a_local_checkpoint_both_ways(tmp_path, tiny_bermo):
+    tok = train_wordpiece(TEXTS, vocab_size=80)
+    tiny_bermo.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    bert, _ = build_model(ModelSpec(arch="bert", name=str(tmp_path)), 3)
+    assert type(bert) is BertForSequenceClassification  # the mix is dropped
+    assert bert.config.num_labels == 3 and bert.classifier.out_features == 3
+    torch.testing.assert_close(
+        bert.bert.encoder.layer[0].attention.self.query.weight,
+        tiny_bermo.bert.encoder.layer[0].attention.self.query.weight,
+    )
+    bermo, _ = build_model(ModelSpec(arch="bermo", name=str(tmp_path), mix_layers="encoder"), 2)
+    assert bermo.bert.scalar_mix.num_states == 2
+
+
+def test_unreachable_hub_model_says_how_to_go_local():
+    with pytest.raises(InputError, match=r"model.name: 'no-such-org/no-such-model' is not a local directory .* point it at a local checkpoint directory"):
+        load_classifier("no-such-org/no-such-model", "bert", 2)
+
+
+def test_unknown_arch():
+    with pytest.raises(InputError, match="model.arch: unknown architecture 'gpt'"):
+        build_model(ModelSpec(arch="gpt"), 2, TEXTS)
