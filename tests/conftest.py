@@ -21,7 +21,8 @@ hf_logging.disable_progress_bar()
 torch.set_num_threads(2)
 
 ROOT = Path(__file__).resolve().parents[1]
-SST2 = ROOT.parent / "shared" / "data" / "sst2"
+# CI clones the project next to shared/; BERMO_PRUNE_SST2 points elsewhere.
+SST2 = Path(os.environ.get("BERMO_PRUNE_SST2", ROOT.parent / "shared" / "data" / "sst2"))
 
 
 def tiny_config(**overrides) -> BertConfig:
