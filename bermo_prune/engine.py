@@ -1,0 +1,343 @@
+"""``prune(model, scheduler)``: attach masks to a model's target linears and return a handle for any training loop.
+
+    handle = prune(model, Scheduler(get_pruner("movement"), Cubic(1.0, 0.1, total=1000)))
+    optimizer = torch.optim.AdamW(handle.param_groups(lr=3e-5, score_lr=1e-2))
+    for batch in loader:
+        loss = model(**batch).loss + handle.penalty()
+        loss.backward(); optimizer.step(); optimizer.zero_grad()
+        handle.step()
+    handle.harden()          # zeros baked in, the model is a plain transformers model again
+
+How it works. Every target ``nn.Linear`` becomes a :class:`MaskedLinear` (same weights, same state-dict names)
+whose forward uses the pruner's effective weight, by default ``W * M``. All per-unit state (scores, the binary
+unit mask) lives in one flat vector per kind in a small module registered on the model as ``bermo_pruning``,
+so it moves with ``.to()``, is synchronised by DDP, is saved in ``model.state_dict()`` and costs one tensor op
+for a penalty or a global top-k. Masks are recomputed only when the scheduler says so (every N steps), so a
+training step costs the dense step plus one multiply per target weight.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .pruners.base import Pruner
+from .schedule import Scheduler
+
+logger = logging.getLogger(__name__)
+
+#: The encoder's prunable linears in BERT and BERMo (Movement Pruning's count): Q, K, V, attention output,
+#: FFN in, FFN out. Embeddings, pooler, classifier and the mix scalars do not match.
+DEFAULT_TARGETS = (
+    r"encoder\.layer\.\d+\.attention\.self\.(query|key|value)$",
+    r"encoder\.layer\.\d+\.attention\.output\.dense$",
+    r"encoder\.layer\.\d+\.intermediate\.dense$",
+    r"encoder\.layer\.\d+\.output\.dense$",
+)
+STATE_NAME = "bermo_pruning"
+
+
+def _role(name: str) -> str:
+    if re.search(r"attention\.self\.(query|key|value)$", name):
+        return "qkv"
+    if name.endswith("attention.output.dense"):
+        return "attn_out"
+    if name.endswith("intermediate.dense"):
+        return "ffn_in"
+    if name.endswith("output.dense"):
+        return "ffn_out"
+    return "other"
+
+
+@dataclass
+class Target:
+    """One pruned matrix: where its units sit in the flat layout and how a unit maps onto the weight."""
+
+    name: str
+    module: nn.Linear
+    role: str
+    layer: int | None
+    block: tuple[int, int]  # (rows, cols) of one unit
+    grid: tuple[int, int]  # units along (rows, cols)
+    offset: int = 0
+
+    @property
+    def units(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def weights(self) -> int:
+        return self.module.weight.numel()
+
+    def to_units(self, w: torch.Tensor, reduce: str = "mean") -> torch.Tensor:
+        """(out, in) -> flat (units,), reducing each unit with ``reduce``."""
+        if self.block == (1, 1):
+            return w.reshape(-1)
+        g0, g1 = self.grid
+        b0, b1 = self.block
+        tiles = w.reshape(g0, b0, g1, b1)
+        return (tiles.mean(dim=(1, 3)) if reduce == "mean" else tiles.sum(dim=(1, 3))).reshape(-1)
+
+    def expand(self, unit_grid: torch.Tensor) -> torch.Tensor:
+        """(grid) -> (out, in): every weight takes its unit's value."""
+        if self.block == (1, 1):
+            return unit_grid.reshape(self.module.weight.shape)
+        g0, g1 = self.grid
+        b0, b1 = self.block
+        return unit_grid.reshape(g0, 1, g1, 1).expand(g0, b0, g1, b1).reshape(g0 * b0, g1 * b1)
+
+
+@dataclass
+class Layout:
+    """All targets and their flat unit layout."""
+
+    targets: list[Target]
+    unit_sizes: torch.Tensor  # (total_units,) weights per unit
+
+    @property
+    def total_units(self) -> int:
+        return int(self.unit_sizes.numel())
+
+    @property
+    def total_weights(self) -> int:
+        return sum(t.weights for t in self.targets)
+
+
+def _unit_block(pruner: Pruner, role: str, weight_shape: torch.Size, head_size: int | None, name: str):
+    out, inp = weight_shape
+    g = pruner.granularity
+    if g == "weight":
+        return (1, 1)
+    if g == "block":
+        b = (pruner.block_rows, pruner.block_cols)
+        if out % b[0] or inp % b[1]:
+            raise ValueError(f"{name}: weight {out}x{inp} is not divisible into {b[0]}x{b[1]} blocks")
+        return b
+    column_roles = ("attn_out", "ffn_out")  # their input dimension is the head dims / FFN neurons
+    if g == "row" or role in ("ffn_in", "ffn_out", "other"):
+        if g == "head" and role == "other":
+            raise ValueError(f"{name}: head granularity needs a BERT attention or FFN matrix")
+        return (out, 1) if role in column_roles else (1, inp)
+    # head granularity on attention matrices
+    if head_size is None:
+        raise ValueError("head granularity needs the model's num_attention_heads (config) or num_heads=")
+    return (out, head_size) if role == "attn_out" else (head_size, inp)
+
+
+class PruningState(nn.Module):
+    """Flat per-unit tensors, registered on the model as ``bermo_pruning``."""
+
+    def __init__(self, scores: torch.Tensor | None, total_units: int) -> None:
+        super().__init__()
+        self.scores = nn.Parameter(scores) if scores is not None else None
+        self.register_buffer("mask", torch.ones(total_units))  # binary, per unit
+        self.gates: torch.Tensor | None = None  # per-forward gates of stochastic methods (not saved)
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - a container, never called
+        raise RuntimeError("PruningState is a container")
+
+
+class MaskedLinear(nn.Linear):
+    """An ``nn.Linear`` whose forward uses its pruner's effective weight (``W * M`` unless the method says else).
+
+    Instances are made by class swap in :func:`prune`; weight and bias keep their names and storage.
+    """
+
+    _bp_target: Target
+    _bp_handle: Pruning
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self._bp_handle
+        weight = h.pruner.effective_weight(self._bp_target, self.weight, h.state, self.training)
+        return F.linear(x, weight, self.bias)
+
+
+class Pruning:
+    """The handle :func:`prune` returns: step, penalty, sparsity, harden, state_dict."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        scheduler: Scheduler,
+        targets: Iterable[str] = DEFAULT_TARGETS,
+        num_heads: int | None = None,
+    ) -> None:
+        self.model = model
+        self.scheduler = scheduler
+        self.pruner: Pruner = scheduler.pruner
+        if any(isinstance(m, MaskedLinear) for m in model.modules()):
+            raise ValueError("this model already has masks attached; harden() it first")
+        patterns = [re.compile(p) for p in targets]
+        config = getattr(model, "config", None)
+        num_heads = num_heads or getattr(config, "num_attention_heads", None)
+        found: list[Target] = []
+        for name, module in model.named_modules():
+            if type(module) is nn.Linear and any(p.search(name) for p in patterns):
+                role = _role(name)
+                head_size = module.out_features // num_heads if num_heads and role == "qkv" else None
+                if role == "attn_out" and num_heads:
+                    head_size = module.in_features // num_heads
+                block = _unit_block(self.pruner, role, module.weight.shape, head_size, name)
+                grid = (module.out_features // block[0], module.in_features // block[1])
+                layer = re.search(r"layer\.(\d+)\.", name)
+                found.append(Target(name, module, role, int(layer.group(1)) if layer else None, block, grid))
+        if not found:
+            raise ValueError(f"no nn.Linear matches the target patterns {list(targets)}")
+        offset = 0
+        for t in found:
+            t.offset = offset
+            offset += t.units
+        sizes = torch.cat([torch.full((t.units,), float(t.block[0] * t.block[1])) for t in found])
+        device = found[0].module.weight.device
+        self.layout = Layout(found, sizes.to(device))
+        scores = self.pruner.create_scores(self.layout)
+        self.state = PruningState(scores.to(device) if scores is not None else None, offset).to(device)
+        model.add_module(STATE_NAME, self.state)
+        for t in found:
+            t.module.__class__ = MaskedLinear
+            t.module._bp_target = t
+            t.module._bp_handle = self
+            t.module.register_buffer("_bp_full_mask", torch.ones_like(t.module.weight), persistent=False)
+        self._hooks = [self.state.register_load_state_dict_post_hook(lambda *_: self._refresh_full_masks())]
+        if type(self.pruner).before_forward is not Pruner.before_forward:
+            self._hooks.append(model.register_forward_pre_hook(self._before_forward))
+        self._hardened = False
+        self.update_masks()
+
+    # ---- training-loop API -------------------------------------------------------------------------------
+    def _before_forward(self, module, args):
+        self.pruner.before_forward(self.layout, self.state, module.training)
+
+    def param_groups(self, lr: float, score_lr: float | None = None, weight_decay: float = 0.0) -> list[dict]:
+        """AdamW groups: model weights (decay on matrices only), then the pruning scores at ``score_lr``."""
+        scores = self.state.scores
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p is scores or not p.requires_grad:
+                continue
+            (decay if p.ndim >= 2 else no_decay).append(p)
+        groups = [
+            {"params": decay, "lr": lr, "weight_decay": weight_decay},
+            {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+        ]
+        if scores is not None:
+            slr = score_lr if score_lr is not None else self.pruner.default_score_lr
+            groups.append({"params": [scores], "lr": slr, "weight_decay": 0.0, "name": "pruning_scores"})
+        return [g for g in groups if g["params"]]
+
+    def penalty(self) -> torch.Tensor:
+        """The method's regulariser at the current step (0 for methods without one)."""
+        p = self.pruner.penalty(self.layout, self.state, self.scheduler.value())
+        return p if p is not None else torch.zeros((), device=self.state.mask.device)
+
+    def step(self) -> None:
+        """Advance the schedule by one optimizer step; recompute masks when due. Call after ``optimizer.step()``."""
+        self.scheduler.step += 1
+        if self.scheduler.due():
+            self.update_masks()
+
+    @torch.no_grad()
+    def update_masks(self) -> None:
+        """Recompute the binary masks for the current scheduled value now."""
+        mask = self.pruner.compute_mask(self.layout, self.state, self.scheduler.value())
+        self.state.mask.copy_(mask)
+        self._refresh_full_masks()
+
+    @torch.no_grad()
+    def _refresh_full_masks(self) -> None:
+        for t in self.layout.targets:
+            unit = self.state.mask[t.offset : t.offset + t.units]
+            t.module._bp_full_mask.copy_(t.expand(unit))
+
+    @property
+    def value(self) -> float:
+        """The scheduled value now (remaining fraction, threshold or lambda)."""
+        return self.scheduler.value()
+
+    # ---- reporting -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sparsity(self) -> dict:
+        """Remaining target weights overall, per layer and per matrix, plus parameter totals.
+
+        Remaining weights follow Movement Pruning: the share of the encoder's prunable linear weights that are
+        kept (``remaining``); ``kept`` and ``total`` are the counts. ``total_parameters`` counts the whole model
+        (pruning scores excluded) and ``nonzero_parameters`` what is left after the masks.
+        """
+        kept_units = self.state.mask * self.layout.unit_sizes
+        per_matrix, per_layer_kept, per_layer_total = {}, {}, {}
+        kept_total = 0
+        for t in self.layout.targets:
+            kept = int(kept_units[t.offset : t.offset + t.units].sum().item())
+            kept_total += kept
+            per_matrix[t.name] = kept / t.weights
+            key = str(t.layer)
+            per_layer_kept[key] = per_layer_kept.get(key, 0) + kept
+            per_layer_total[key] = per_layer_total.get(key, 0) + t.weights
+        total = self.layout.total_weights
+        model_params = sum(p.numel() for n, p in self.model.named_parameters() if not n.startswith(STATE_NAME))
+        return {
+            "remaining": kept_total / total,
+            "kept": kept_total,
+            "total": total,
+            "per_layer": {k: per_layer_kept[k] / per_layer_total[k] for k in per_layer_kept},
+            "per_matrix": per_matrix,
+            "total_parameters": model_params,
+            "nonzero_parameters": model_params - (total - kept_total),
+        }
+
+    def kept_units(self) -> int:
+        return int(self.state.mask.sum().item())
+
+    # ---- end of pruning ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def harden(self) -> nn.Module:
+        """Bake the masks into the weights and detach everything: the model is a plain model again.
+
+        Outputs after ``harden()`` equal the masked model's in eval mode. Scores, gates, hooks and the
+        ``bermo_pruning`` module are removed, so ``save_pretrained`` writes a standard checkpoint.
+        """
+        if self._hardened:
+            return self.model
+        for t in self.layout.targets:
+            m = t.module
+            m.weight.mul_(m._bp_full_mask)
+            del m._bp_full_mask
+            del m._bp_target
+            del m._bp_handle
+            m.__class__ = nn.Linear
+        for h in self._hooks:
+            h.remove()
+        delattr(self.model, STATE_NAME)
+        self._hardened = True
+        return self.model
+
+    def state_dict(self) -> dict:
+        """The handle's own state (the scheduler step; scores and masks are in ``model.state_dict()``)."""
+        return {"method": getattr(self.pruner, "name", type(self.pruner).__name__), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])
+        self._refresh_full_masks()
+
+
+def prune(
+    model: nn.Module,
+    scheduler: Scheduler,
+    targets: Iterable[str] = DEFAULT_TARGETS,
+    num_heads: int | None = None,
+) -> Pruning:
+    """Attach masks to ``model``'s target linears in place and return the :class:`Pruning` handle.
+
+    Args:
+        model: any module; BERT and BERMo targets are found by default.
+        scheduler: the pruner and its schedule.
+        targets: regular expressions on module names (``re.search``) selecting the ``nn.Linear`` to prune.
+        num_heads: attention heads, for head granularity when the model has no ``config.num_attention_heads``.
+    """
+    return Pruning(model, scheduler, targets, num_heads)

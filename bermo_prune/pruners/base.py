@@ -1,0 +1,147 @@
+"""The Pruner contract and the helpers the methods share.
+
+A pruner decides *which* weights go. It works on *units*: single weights, blocks, rows/columns or heads, as the
+granularity says; the engine lays every target's units out in one flat vector, so scores, masks, penalties and
+global selections are single tensor operations rather than Python loops over parameters.
+
+Contract:
+  * ``create_scores(layout)``: the flat learnable per-unit tensor (movement scores, L0 log-alphas) or None.
+  * ``compute_mask(layout, state, value)``: the binary unit mask for the scheduled ``value``.
+  * ``effective_weight(target, weight, state, training)``: the weight a masked linear uses in its forward.
+  * ``penalty(layout, state, value)``: a regulariser added to the loss, or None.
+  * ``before_forward(layout, state, training)``: per-forward work (sampling L0 gates), once per model call.
+Dataclass fields are the method's recipe arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Layout, PruningState, Target
+
+GRANULARITIES = ("weight", "block", "row", "head")
+SCOPES = ("local", "global")
+
+
+@dataclass
+class Pruner:
+    """Base class of every pruning method.
+
+    Attributes:
+        granularity: ``weight``, ``block`` (``block_rows`` x ``block_cols`` tiles), ``row`` (output rows of
+            Q/K/V and FFN-in, input columns of attention-out and FFN-out: whole neurons), or ``head`` (whole
+            attention heads in Q/K/V/attention-out, whole neurons in the FFN).
+        block_rows, block_cols: the tile shape for ``block``.
+        scope: ``local`` keeps the same share in every matrix; ``global`` ranks all units together.
+    """
+
+    granularity: str = "weight"
+    block_rows: int = 32
+    block_cols: int = 32
+    scope: str = "local"
+
+    #: what the schedule's value means for this method: "remaining", "threshold" or "lambda".
+    schedule_key: ClassVar[str] = "remaining"
+    #: learning rate the recipe uses for this method's scores when none is given.
+    default_score_lr: ClassVar[float] = 1e-2
+
+    def __post_init__(self) -> None:
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"unknown granularity {self.granularity!r}; use one of {', '.join(GRANULARITIES)}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"unknown scope {self.scope!r}; use one of {', '.join(SCOPES)}")
+        if self.block_rows < 1 or self.block_cols < 1:
+            raise ValueError("block_rows and block_cols must be positive")
+
+    # ---- the contract -------------------------------------------------------------------------------------
+    def create_scores(self, layout: Layout) -> torch.Tensor | None:
+        return None
+
+    def compute_mask(self, layout: Layout, state: PruningState, value: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def effective_weight(self, target: Target, weight: torch.Tensor, state: PruningState, training: bool):
+        return weight * target.module._bp_full_mask
+
+    def penalty(self, layout: Layout, state: PruningState, value: float) -> torch.Tensor | None:
+        return None
+
+    def before_forward(self, layout: Layout, state: PruningState, training: bool) -> None:
+        return None
+
+    def initial_value(self) -> float | None:
+        """The schedule value that keeps every weight (used for defaults)."""
+        return 1.0 if self.schedule_key == "remaining" else None
+
+
+def topk_mask(layout: Layout, importance: torch.Tensor, remaining: float, scope: str) -> torch.Tensor:
+    """A binary unit mask keeping the ``remaining`` share of units with the highest ``importance``.
+
+    Exact counts: ``round(remaining * units)`` per matrix (local) or over all units (global). Ties are broken
+    by index, never by keeping extra units.
+    """
+    mask = torch.zeros_like(importance)
+    if scope == "global":
+        k = int(round(remaining * importance.numel()))
+        _keep_top(mask, importance, k)
+        return mask
+    for t in layout.targets:
+        sl = slice(t.offset, t.offset + t.units)
+        _keep_top(mask[sl], importance[sl], int(round(remaining * t.units)))
+    return mask
+
+
+def _keep_top(mask: torch.Tensor, importance: torch.Tensor, k: int) -> None:
+    n = importance.numel()
+    if k >= n:
+        mask.fill_(1.0)
+    elif k > 0:
+        # Select the smaller side: topk of k or of n - k elements costs the same sort work either way.
+        if k <= n - k:
+            mask[torch.topk(importance, k, sorted=False).indices] = 1.0
+        else:
+            mask.fill_(1.0)
+            mask[torch.topk(importance, n - k, largest=False, sorted=False).indices] = 0.0
+
+
+def unit_mean_abs(layout: Layout) -> torch.Tensor:
+    """Mean |W| of every unit, in the flat unit layout (magnitude importance at any granularity)."""
+    parts = []
+    for t in layout.targets:
+        w = t.module.weight.detach().abs()
+        parts.append(t.to_units(w, reduce="mean"))
+    return torch.cat(parts)
+
+
+class StraightThroughMask(torch.autograd.Function):
+    """Forward ``W * M``; backward ``dW = g * M`` and, for the unit scores, ``dS = sum_unit(g * W)``.
+
+    The straight-through estimator of Movement Pruning (Sanh et al. 2020): the score gradient is the gradient
+    of the masked weight times the weight, summed over each unit (a block, row or head) when units are larger
+    than one weight.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, scores, full_mask, block):  # noqa: D102
+        ctx.save_for_backward(weight, full_mask)
+        ctx.block = block
+        ctx.scores_shape = scores.shape
+        return weight * full_mask
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        weight, full_mask = ctx.saved_tensors
+        grad_weight = grad * full_mask if ctx.needs_input_grad[0] else None
+        grad_scores = None
+        if ctx.needs_input_grad[1]:
+            gw = grad * weight
+            bh, bw = ctx.block
+            if (bh, bw) != (1, 1):
+                out, inp = gw.shape
+                gw = gw.view(out // bh, bh, inp // bw, bw).sum(dim=(1, 3))
+            grad_scores = gw.reshape(ctx.scores_shape)
+        return grad_weight, grad_scores, None, None

@@ -1,0 +1,76 @@
+"""L0 regularisation with hard-concrete gates.
+
+Louizos, Welling & Kingma 2018 ("Learning Sparse Neural Networks through L0 Regularization"). Each unit has a
+gate z in [0, 1] with learnable log-alpha:
+
+    u ~ U(0, 1),  s = sigmoid((log u - log(1 - u) + log_alpha) / beta),  z = clamp(s (r - l) + l, 0, 1)
+    W' = W * z                                         (training: a fresh sample at every forward)
+    loss += lambda * E[L0] / N,   E[L0] = sum_units size_u * sigmoid(log_alpha_u - beta log(-l / r))
+
+with stretch l = -0.1, r = 1.1 and temperature beta = 2/3. At evaluation the gate is deterministic and binary:
+z = 1[clamp(sigmoid(log_alpha)(r - l) + l, 0, 1) > 0.5], i.e. 1[log_alpha > 0], so the pruned model is a plain
+masked model that hardens exactly. The schedule's value is lambda (e.g. cubic from 0 up to the final lambda).
+Defaults: log_alpha starts at 3 (every gate open), score learning rate 1e-1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from . import register_pruner
+from .base import Pruner
+
+
+@register_pruner("l0")
+@dataclass
+class L0Pruner(Pruner):
+    """Hard-concrete L0 gates.
+
+    Attributes:
+        stretch_left, stretch_right: the stretch interval (l, r).
+        temperature: beta.
+        init_log_alpha: initial log-alpha of every gate.
+    """
+
+    stretch_left: float = -0.1
+    stretch_right: float = 1.1
+    temperature: float = 2.0 / 3.0
+    init_log_alpha: float = 3.0
+    schedule_key: ClassVar[str] = "lambda"
+    default_score_lr: ClassVar[float] = 1e-1
+
+    def create_scores(self, layout):
+        return torch.full((layout.total_units,), float(self.init_log_alpha))
+
+    def compute_mask(self, layout, state, value):
+        return (state.scores.detach() > 0).to(state.mask.dtype)
+
+    def before_forward(self, layout, state, training):
+        if not training:
+            state.gates = None
+            return
+        # One draw for every unit of every target: a single op per forward, not a loop over matrices.
+        u = torch.rand_like(state.scores).clamp_(1e-6, 1 - 1e-6)
+        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + state.scores) / self.temperature)
+        state.gates = (s * (self.stretch_right - self.stretch_left) + self.stretch_left).clamp(0.0, 1.0)
+
+    def effective_weight(self, target, weight, state, training):
+        if not training or state.gates is None:
+            return weight * target.module._bp_full_mask
+        z = state.gates[target.offset : target.offset + target.units].view(target.grid)
+        return weight * target.expand(z)
+
+    def expected_l0(self, layout, state) -> torch.Tensor:
+        """Expected number of non-zero target weights, sum_u size_u * P(z_u != 0)."""
+        shift = self.temperature * math.log(-self.stretch_left / self.stretch_right)
+        return (torch.sigmoid(state.scores - shift) * layout.unit_sizes).sum()
+
+    def penalty(self, layout, state, value):
+        return value * self.expected_l0(layout, state) / layout.total_weights
+
+    def initial_value(self):
+        return 0.0

@@ -1,0 +1,43 @@
+"""Movement pruning: learn importance scores S from how weights move during fine-tuning.
+
+Sanh, Wolf & Rush 2020 ("Movement Pruning: Adaptive Sparsity by Fine-Tuning"), hard (top-k) variant:
+
+    forward:  W' = W * TopK(S)            (M = 1 for the k highest scores)
+    backward: dL/dS = dL/dW' * W          (straight-through; summed over a unit for blocks/rows/heads)
+
+so a score grows when its weight moves away from zero. Scores have their own learning rate (default 1e-2, the
+paper's mask_scores_learning_rate) and start at ``score_init`` (0). The schedule's value is the remaining
+fraction (paper: cubic from 1.0 to e.g. 0.10 with warmup and cooldown). Masks are recomputed every
+``update_every`` steps of the scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import register_pruner
+from .base import Pruner, StraightThroughMask, topk_mask
+
+
+@register_pruner("movement")
+@dataclass
+class MovementPruner(Pruner):
+    """Hard movement pruning with straight-through top-k.
+
+    Attributes:
+        score_init: initial value of every score.
+    """
+
+    score_init: float = 0.0
+
+    def create_scores(self, layout):
+        return torch.full((layout.total_units,), float(self.score_init))
+
+    def compute_mask(self, layout, state, value):
+        return topk_mask(layout, state.scores.detach(), value, self.scope)
+
+    def effective_weight(self, target, weight, state, training):
+        scores = state.scores[target.offset : target.offset + target.units].view(target.grid)
+        return StraightThroughMask.apply(weight, scores, target.module._bp_full_mask, target.block)
