@@ -208,7 +208,9 @@ class BermoForSequenceClassification(BertForSequenceClassification):
         self.num_labels = config.num_labels
         self.config = config
         self.bert = BermoModel(config)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()

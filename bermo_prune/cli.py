@@ -41,9 +41,13 @@ def _demo(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     data = load_task_data("synthetic", "synthetic", seed=args.seed)
-    spec = ModelSpec(arch="bermo", num_layers=2, hidden_size=64, num_heads=2, intermediate_size=128, vocab_size=200)
+    spec = ModelSpec(
+        arch="bermo", num_layers=2, hidden_size=64, num_heads=2, intermediate_size=128, vocab_size=200
+    )
     model, tok = build_model(spec, 2, [t[0] for t in data.train.texts], label_names=data.task.label_names)
-    summary = fine_tune(model, tok, data, TrainConfig(max_steps=args.steps, lr=1e-3, eval_every=200, seed=args.seed))
+    summary = fine_tune(
+        model, tok, data, TrainConfig(max_steps=args.steps, lr=1e-3, eval_every=200, seed=args.seed)
+    )
     majority = max(data.dev.labels.count(0), data.dev.labels.count(1)) / len(data.dev)
     print(f"task: synthetic sentiment ({len(data.train)} train / {len(data.dev)} dev), model: tiny BERMo")
     print(f"dev accuracy: {summary['final']['accuracy']:.3f}  (majority class {majority:.3f})")

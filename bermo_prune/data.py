@@ -122,7 +122,9 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec("qnli", ("question", "sentence"), _NLI2, ("accuracy",), "accuracy"),
         TaskSpec("rte", ("sentence1", "sentence2"), _NLI2, ("accuracy",), "accuracy"),
-        TaskSpec("wnli", ("sentence1", "sentence2"), ("not_entailment", "entailment"), ("accuracy",), "accuracy"),
+        TaskSpec(
+            "wnli", ("sentence1", "sentence2"), ("not_entailment", "entailment"), ("accuracy",), "accuracy"
+        ),
         TaskSpec("synthetic", ("sentence",), SYNTHETIC_LABELS, ("accuracy",), "accuracy"),
     ]
 }
@@ -407,7 +409,9 @@ class EncodedSplit(torch.utils.data.Dataset):
         cols = list(zip(*split.texts, strict=True))
         enc = tokenizer(*[list(c) for c in cols], truncation=True, max_length=max_length)
         self.input_ids: list[list[int]] = enc["input_ids"]
-        self.token_type_ids: list[list[int]] = enc.get("token_type_ids") or [[0] * len(x) for x in self.input_ids]
+        self.token_type_ids: list[list[int]] = enc.get("token_type_ids") or [
+            [0] * len(x) for x in self.input_ids
+        ]
         self.labels = list(split.labels)
         self.lengths = [len(x) for x in self.input_ids]
 
@@ -439,7 +443,12 @@ class Collator:
             mask[i, : len(ids)] = 1
         dtype = torch.float32 if self.regression else torch.long
         labels = torch.tensor([y for _, _, y in batch], dtype=dtype)
-        return {"input_ids": input_ids, "token_type_ids": token_type, "attention_mask": mask, "labels": labels}
+        return {
+            "input_ids": input_ids,
+            "token_type_ids": token_type,
+            "attention_mask": mask,
+            "labels": labels,
+        }
 
 
 class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
@@ -486,7 +495,9 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         if self.bucket_factor:
             pool = self.batch_size * self.bucket_factor
             order = [
-                i for s in range(0, n, pool) for i in sorted(order[s : s + pool], key=lambda j: self.lengths[j])
+                i
+                for s in range(0, n, pool)
+                for i in sorted(order[s : s + pool], key=lambda j: self.lengths[j])
             ]
         batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:

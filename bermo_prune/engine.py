@@ -280,7 +280,9 @@ class Pruning:
             per_layer_kept[key] = per_layer_kept.get(key, 0) + kept
             per_layer_total[key] = per_layer_total.get(key, 0) + t.weights
         total = self.layout.total_weights
-        model_params = sum(p.numel() for n, p in self.model.named_parameters() if not n.startswith(STATE_NAME))
+        model_params = sum(
+            p.numel() for n, p in self.model.named_parameters() if not n.startswith(STATE_NAME)
+        )
         return {
             "remaining": kept_total / total,
             "kept": kept_total,
@@ -319,7 +321,10 @@ class Pruning:
 
     def state_dict(self) -> dict:
         """The handle's own state (the scheduler step; scores and masks are in ``model.state_dict()``)."""
-        return {"method": getattr(self.pruner, "name", type(self.pruner).__name__), "scheduler": self.scheduler.state_dict()}
+        return {
+            "method": getattr(self.pruner, "name", type(self.pruner).__name__),
+            "scheduler": self.scheduler.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.scheduler.load_state_dict(state["scheduler"])

@@ -141,7 +141,9 @@ def build_model(
         }
     if spec.name:
         tokenizer = load_tokenizer(spec.tokenizer or spec.name)
-        model = load_classifier(spec.name, spec.arch, num_labels, problem_type, spec.mix_options(), **label_kwargs)
+        model = load_classifier(
+            spec.name, spec.arch, num_labels, problem_type, spec.mix_options(), **label_kwargs
+        )
         return model, tokenizer
 
     if spec.tokenizer:
@@ -177,7 +179,9 @@ def load_classifier(
     except Exception as exc:
         raise InputError(_unreachable(name, "model config", exc)) from None
     if not isinstance(base, BertConfig):
-        raise InputError(f"{name}: model type {base.model_type!r} is not a BERT-family encoder (bert or bermo)")
+        raise InputError(
+            f"{name}: model type {base.model_type!r} is not a BERT-family encoder (bert or bermo)"
+        )
     overrides = {"num_labels": num_labels, "problem_type": problem_type, **config_overrides}
     if arch == "bermo":
         if isinstance(base, BermoConfig):

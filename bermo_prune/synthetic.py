@@ -19,7 +19,16 @@ POSITIVE = ("good", "great", "fun", "moving", "clever", "charming", "brilliant",
 NEGATIVE = ("bad", "dull", "boring", "clumsy", "weak", "awful", "bland", "messy", "tedious", "flat")
 NEGATORS = ("not", "never", "hardly")
 INTENSIFIERS = ("very", "really", "truly", "quite", "so")
-SUBJECTS = ("the plot", "the acting", "the script", "the music", "the film", "the cast", "the ending", "the pacing")
+SUBJECTS = (
+    "the plot",
+    "the acting",
+    "the script",
+    "the music",
+    "the film",
+    "the cast",
+    "the ending",
+    "the pacing",
+)
 VERBS = ("was", "is", "felt", "seemed")
 CONTRASTS = ("but", "yet", "though")
 FILLERS = ("honestly", "overall", "at times", "in the end", "frankly", "for me", "somehow", "again")

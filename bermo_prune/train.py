@@ -22,6 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .bermo import mix_weights
 from .data import BucketBatchSampler, Collator, EncodedSplit, TaskData, compute_metrics
+from .engine import Pruning
 
 logger = logging.getLogger(__name__)
 
@@ -87,27 +88,40 @@ def fine_tune(
     data: TaskData,
     cfg: TrainConfig,
     output_dir: str | Path | None = None,
+    handle: Pruning | None = None,
+    score_lr: float | None = None,
 ) -> dict:
-    """Fine-tune ``model`` on ``data``; return a summary (final and best metrics, steps, wall time, BERMo mix)."""
+    """Fine-tune ``model`` on ``data``, pruning it through ``handle`` (from :func:`~bermo_prune.engine.prune`).
+
+    With a handle, the method's penalty joins the loss, scores train at ``score_lr``, masks follow the schedule,
+    and the summary reports the remaining weights. The masks stay attached: ``handle.harden()`` bakes them in.
+    """
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     task = data.task
     train_set = EncodedSplit(data.train, tokenizer, cfg.max_length)
     dev_set = EncodedSplit(data.dev, tokenizer, cfg.max_length)
     collate = Collator(tokenizer.pad_token_id, regression=task.is_regression)
-    sampler = BucketBatchSampler(train_set.lengths, cfg.batch_size, bucket_factor=cfg.bucket_factor, seed=cfg.seed)
+    sampler = BucketBatchSampler(
+        train_set.lengths, cfg.batch_size, bucket_factor=cfg.bucket_factor, seed=cfg.seed
+    )
     eval_sampler = BucketBatchSampler(dev_set.lengths, cfg.eval_batch_size, shuffle=False)
     train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
     dev_loader = torch.utils.data.DataLoader(dev_set, batch_sampler=eval_sampler, collate_fn=collate)
 
     steps = total_steps(cfg, len(train_set))
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim < 2 else decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
+    if handle is not None:
+        groups = handle.param_groups(cfg.lr, score_lr, cfg.weight_decay)
+    else:
+        decay, no_decay = [], []
+        for p in model.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 else decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
     model, optimizer, dev_loader = accelerator.prepare(model, optimizer, dev_loader)
 
@@ -132,22 +146,34 @@ def fine_tune(
             sampler.set_epoch(epoch)
             for batch in train_loader:
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                loss = model(**batch).loss
+                task_loss = model(**batch).loss
+                penalty = handle.penalty() if handle is not None else None
+                loss = task_loss if penalty is None else task_loss + penalty
                 accelerator.backward(loss)
                 if cfg.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                if handle is not None:
+                    handle.step()
                 step += 1
                 bar.update(1)
                 if step % 10 == 0 or step == steps:
-                    loss_value = float(loss.detach())
+                    loss_value = float(task_loss.detach())
                     bar.set_postfix(loss=f"{loss_value:.3f}")
-                    log({"step": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0]})
+                    record = {"step": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0]}
+                    if handle is not None:
+                        record[handle.pruner.schedule_key] = handle.value
+                        record["penalty"] = float(penalty.detach())
+                    log(record)
                 if (cfg.eval_every and step % cfg.eval_every == 0) or step == steps:
+                    if handle is not None and step == steps:
+                        handle.update_masks()  # the final masks are the ones evaluated, hardened and reported
                     metrics = evaluate(model, dev_loader, task, accelerator)
                     record = {"step": step, "eval": metrics}
+                    if handle is not None:
+                        record["remaining"] = handle.sparsity()["remaining"]
                     mix = mix_weights(accelerator.unwrap_model(model))
                     if mix is not None:
                         record["mix"] = mix
@@ -163,7 +189,10 @@ def fine_tune(
         if log_file is not None:
             log_file.close()
     final = history[-1]
+    sparsity = handle.sparsity() if handle is not None else None
     return {
+        "method": getattr(handle.pruner, "name", None) if handle is not None else None,
+        "sparsity": sparsity,
         "task": task.name,
         "main_metric": task.main_metric,
         "steps": step,

@@ -101,8 +101,13 @@ def test_gradients_reach_the_mix(tiny_bermo, batch):
     assert tiny_bermo.bert.scalar_mix.gamma.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("num_labels,labels,problem", [(1, torch.tensor([0.5, 1.0, 2.0]), "regression"),
-                                                         (3, torch.tensor([0, 2, 1]), "single_label_classification")])
+@pytest.mark.parametrize(
+    "num_labels,labels,problem",
+    [
+        (1, torch.tensor([0.5, 1.0, 2.0]), "regression"),
+        (3, torch.tensor([0, 2, 1]), "single_label_classification"),
+    ],
+)
 def test_losses_match_bert_head(tiny_bert, batch, num_labels, labels, problem):
     torch.manual_seed(0)
     bert = BertForSequenceClassification(tiny_config(num_labels=num_labels)).eval()

@@ -1,15 +1,13 @@
-import json
-
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
 from bermo_prune.data import (
+    TASKS,
     BucketBatchSampler,
     Collator,
     EncodedSplit,
-    TASKS,
     compute_metrics,
     get_task,
     load_task_data,
@@ -57,7 +55,10 @@ def test_csv_and_jsonl_with_column_mapping(tmp_path):
 
 
 def test_glue_original_column_names_and_string_labels(tmp_path):
-    write(tmp_path / "train.tsv", "index\tsentence1\tsentence2\tgold_label\n0\ta\tb\tneutral\n1\tc\td\tentailment\n")
+    write(
+        tmp_path / "train.tsv",
+        "index\tsentence1\tsentence2\tgold_label\n0\ta\tb\tneutral\n1\tc\td\tentailment\n",
+    )
     write(tmp_path / "dev_matched.tsv", "index\tsentence1\tsentence2\tgold_label\n0\te\tf\tcontradiction\n")
     data = load_task_data("mnli", "local", path=tmp_path)
     assert data.train.texts == [("a", "b"), ("c", "d")] and data.train.labels == [1, 0]
@@ -65,7 +66,10 @@ def test_glue_original_column_names_and_string_labels(tmp_path):
 
 
 def test_cola_tsv_has_no_header(tmp_path):
-    f = write(tmp_path / "dev.tsv", "gj04\t1\t\tOur friends won't buy this analysis.\nclc95\t0\t*\tThey drank the pub.\n")
+    f = write(
+        tmp_path / "dev.tsv",
+        "gj04\t1\t\tOur friends won't buy this analysis.\nclc95\t0\t*\tThey drank the pub.\n",
+    )
     split = read_split(get_task("cola"), f)
     assert split.labels == [1, 0] and split.texts[1] == ("They drank the pub.",)
 
@@ -80,11 +84,31 @@ def test_stsb_labels_are_floats(tmp_path):
     [
         ("train.tsv", "", r"train.tsv: empty file"),
         ("train.tsv", "sentence\tlabel\n", r"train.tsv: no data rows after the header"),
-        ("train.tsv", "text\tlabel\nfine\t1\n", r"train.tsv: line 1: missing column 'sentence' \(found: text, label\); map it with data.columns.sentence=NAME"),
-        ("train.tsv", "sentence\tlabel\nfine\t1\nbad\t3\n", r"train.tsv: line 3: label '3' is not one of the task's labels \(0, 1, negative, positive\)"),
-        ("train.tsv", "sentence\tlabel\nfine\t1\nbad\t0\textra\n", r"train.tsv: line 3: expected 2 tab-separated fields, found 3"),
-        ("train.csv", "sentence,label\nfine,1\n\"a,b\",0,9\n", r"train.csv: line 3: expected 2 comma-separated fields, found 3"),
-        ("train.jsonl", '{"sentence": "a", "label": 1}\n{"sentence": "b", "label": \n', r"train.jsonl: line 2: invalid JSON"),
+        (
+            "train.tsv",
+            "text\tlabel\nfine\t1\n",
+            r"train.tsv: line 1: missing column 'sentence' \(found: text, label\); map it with data.columns.sentence=NAME",
+        ),
+        (
+            "train.tsv",
+            "sentence\tlabel\nfine\t1\nbad\t3\n",
+            r"train.tsv: line 3: label '3' is not one of the task's labels \(0, 1, negative, positive\)",
+        ),
+        (
+            "train.tsv",
+            "sentence\tlabel\nfine\t1\nbad\t0\textra\n",
+            r"train.tsv: line 3: expected 2 tab-separated fields, found 3",
+        ),
+        (
+            "train.csv",
+            'sentence,label\nfine,1\n"a,b",0,9\n',
+            r"train.csv: line 3: expected 2 comma-separated fields, found 3",
+        ),
+        (
+            "train.jsonl",
+            '{"sentence": "a", "label": 1}\n{"sentence": "b", "label": \n',
+            r"train.jsonl: line 2: invalid JSON",
+        ),
         ("train.txt", "x", r"train.txt: unsupported file type '.txt'"),
     ],
 )
@@ -103,7 +127,10 @@ def test_missing_local_files(tmp_path):
 
 
 def test_hub_fails_at_once_offline_and_says_how_to_go_local():
-    with pytest.raises(DataError, match=r"could not load GLUE 'sst2' from the Hugging Face hub .* set data.source=local and data.path=DIR"):
+    with pytest.raises(
+        DataError,
+        match=r"could not load GLUE 'sst2' from the Hugging Face hub .* set data.source=local and data.path=DIR",
+    ):
         load_task_data("sst2", "hub")
 
 
@@ -149,7 +176,9 @@ def test_metrics_against_direct_computations():
     pred = np.where(rng.random(200) < 0.8, gold, 1 - gold)
     m = compute_metrics(get_task("mrpc"), pred, gold)
     tp = ((pred == 1) & (gold == 1)).sum()
-    assert m["f1"] == pytest.approx(2 * tp / (2 * tp + ((pred == 1) & (gold == 0)).sum() + ((pred == 0) & (gold == 1)).sum()))
+    assert m["f1"] == pytest.approx(
+        2 * tp / (2 * tp + ((pred == 1) & (gold == 0)).sum() + ((pred == 0) & (gold == 1)).sum())
+    )
     assert m["accuracy"] == pytest.approx((pred == gold).mean())
     mcc = compute_metrics(get_task("cola"), pred, gold)["matthews"]
     assert mcc == pytest.approx(np.corrcoef(pred, gold)[0, 1])  # MCC is Pearson's r on binary labels

@@ -75,7 +75,9 @@ def test_default_targets_are_the_encoder_linears(tiny_bermo):
     assert len(names) == 12  # 2 layers x (Q, K, V, attention out, FFN in, FFN out)
     assert all(n.startswith("bert.encoder.layer.") for n in names)
     assert handle.layout.total_weights == 2 * (4 * 32 * 32 + 2 * 32 * 64)
-    assert isinstance(tiny_bermo.bert.pooler.dense, nn.Linear) and not isinstance(tiny_bermo.classifier, MaskedLinear)
+    assert isinstance(tiny_bermo.bert.pooler.dense, nn.Linear) and not isinstance(
+        tiny_bermo.classifier, MaskedLinear
+    )
     assert not isinstance(tiny_bermo.bert.pooler.dense, MaskedLinear)
 
 
@@ -130,7 +132,9 @@ def test_state_round_trip_resumes_identically(method, granularity):
     with torch.no_grad():
         want = model(input_ids=x).logits
 
-    model2, handle2 = make(method, granularity, seed=77)  # different init: everything must come from the state
+    model2, handle2 = make(
+        method, granularity, seed=77
+    )  # different init: everything must come from the state
     model2.load_state_dict(saved[0])
     handle2.load_state_dict(saved[1])
     opt2 = torch.optim.AdamW(handle2.param_groups(lr=1e-3, score_lr=0.05))
@@ -144,7 +148,9 @@ def test_state_round_trip_resumes_identically(method, granularity):
 
 
 @pytest.mark.parametrize("granularity", GRANULARITIES)
-@pytest.mark.parametrize("method", [m for m in available_pruners() if get_pruner(m).schedule_key == "remaining"])
+@pytest.mark.parametrize(
+    "method", [m for m in available_pruners() if get_pruner(m).schedule_key == "remaining"]
+)
 @pytest.mark.parametrize("scope", ["local", "global"])
 def test_topk_methods_keep_exact_counts(method, granularity, scope):
     model, handle = make(method, granularity, scope=scope)
@@ -159,9 +165,14 @@ def test_topk_methods_keep_exact_counts(method, granularity, scope):
             assert int(mask[t.offset : t.offset + t.units].sum()) == round(0.3 * t.units)
     s = handle.sparsity()
     if granularity == "weight":
-        expected = round(0.3 * 1024) * 8 + round(0.3 * 2048) * 4 if scope == "local" else round(0.3 * s["total"])
+        expected = (
+            round(0.3 * 1024) * 8 + round(0.3 * 2048) * 4 if scope == "local" else round(0.3 * s["total"])
+        )
         assert s["kept"] == expected
-    assert s["kept"] == sum(int(m.numel() * r) for m, r in [(t.module.weight, s["per_matrix"][t.name]) for t in handle.layout.targets])
+    assert s["kept"] == sum(
+        int(m.numel() * r)
+        for m, r in [(t.module.weight, s["per_matrix"][t.name]) for t in handle.layout.targets]
+    )
     assert s["nonzero_parameters"] == s["total_parameters"] - (s["total"] - s["kept"])
     assert set(s["per_layer"]) == {"0", "1"}
 
@@ -192,7 +203,9 @@ def test_expected_l0_matches_closed_form():
         handle.state.scores.copy_(torch.linspace(-4, 4, handle.layout.total_units))
     pruner = handle.pruner
     beta, left, right = 2 / 3, -0.1, 1.1
-    expected = sum(1 / (1 + math.exp(-(a - beta * math.log(-left / right)))) for a in handle.state.scores.tolist())
+    expected = sum(
+        1 / (1 + math.exp(-(a - beta * math.log(-left / right)))) for a in handle.state.scores.tolist()
+    )
     assert float(pruner.expected_l0(handle.layout, handle.state)) == pytest.approx(expected, rel=1e-5)
     handle.scheduler.step = STEPS  # lambda at its final value, 2.0
     assert float(handle.penalty()) == pytest.approx(2.0 * expected / handle.layout.total_weights, rel=1e-5)
@@ -239,7 +252,9 @@ def test_hardened_model_reloads_with_plain_transformers(tmp_path, arch):
     handle.harden().save_pretrained(tmp_path)
     loader = BertForSequenceClassification if arch == "bert" else AutoModelForSequenceClassification
     again = loader.from_pretrained(tmp_path).eval()
-    assert type(again) is (BertForSequenceClassification if arch == "bert" else BermoForSequenceClassification)
+    assert type(again) is (
+        BertForSequenceClassification if arch == "bert" else BermoForSequenceClassification
+    )
     with torch.no_grad():
         torch.testing.assert_close(again(input_ids=x).logits, masked, rtol=0, atol=1e-6)
     q = again.bert.encoder.layer[0].attention.self.query.weight
@@ -256,9 +271,16 @@ def test_attaching_twice_is_refused_and_custom_targets_work(tiny_bert):
     h = prune(other, Scheduler(get_pruner("magnitude"), Constant(0.5)), targets=[r"intermediate\.dense$"])
     assert [t.role for t in h.layout.targets] == ["ffn_in", "ffn_in"]
     with pytest.raises(ValueError, match="no nn.Linear matches"):
-        prune(BertForSequenceClassification(tiny_config()), Scheduler(get_pruner("magnitude")), targets=["nothing"])
+        prune(
+            BertForSequenceClassification(tiny_config()),
+            Scheduler(get_pruner("magnitude")),
+            targets=["nothing"],
+        )
     with pytest.raises(ValueError, match="not divisible into 5x5 blocks"):
-        prune(BertForSequenceClassification(tiny_config()), Scheduler(get_pruner("magnitude", granularity="block", block_rows=5, block_cols=5)))
+        prune(
+            BertForSequenceClassification(tiny_config()),
+            Scheduler(get_pruner("magnitude", granularity="block", block_rows=5, block_cols=5)),
+        )
 
 
 def test_a_new_method_is_one_registered_class():

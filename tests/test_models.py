@@ -6,7 +6,12 @@ from bermo_prune.bermo import BermoForSequenceClassification
 from bermo_prune.errors import InputError
 from bermo_prune.models import ModelSpec, build_model, load_classifier, train_wordpiece
 
-TEXTS = ["the film was good", "the plot was not good", "a truly dull film", "good acting but a dull plot"] * 10
+TEXTS = [
+    "the film was good",
+    "the plot was not good",
+    "a truly dull film",
+    "good acting but a dull plot",
+] * 10
 
 
 def test_trained_tokenizer_splits_known_words_and_reloads(tmp_path):
@@ -23,9 +28,13 @@ def test_trained_tokenizer_splits_known_words_and_reloads(tmp_path):
     assert again.pad_token_id == tok.pad_token_id == 0
 
 
-@pytest.mark.parametrize("arch,cls", [("bert", BertForSequenceClassification), ("bermo", BermoForSequenceClassification)])
+@pytest.mark.parametrize(
+    "arch,cls", [("bert", BertForSequenceClassification), ("bermo", BermoForSequenceClassification)]
+)
 def test_build_from_scratch(arch, cls):
-    spec = ModelSpec(arch=arch, num_layers=3, hidden_size=48, num_heads=4, intermediate_size=96, vocab_size=90)
+    spec = ModelSpec(
+        arch=arch, num_layers=3, hidden_size=48, num_heads=4, intermediate_size=96, vocab_size=90
+    )
     model, tok = build_model(spec, 2, TEXTS, label_names=("negative", "positive"))
     assert isinstance(model, cls)
     assert model.config.num_hidden_layers == 3 and model.config.hidden_size == 48
@@ -51,7 +60,10 @@ def test_build_from_a_local_checkpoint_both_ways(tmp_path, tiny_bermo):
 
 
 def test_unreachable_hub_model_says_how_to_go_local():
-    with pytest.raises(InputError, match=r"model.name: 'no-such-org/no-such-model' is not a local directory .* point it at a local checkpoint directory"):
+    with pytest.raises(
+        InputError,
+        match=r"model.name: 'no-such-org/no-such-model' is not a local directory .* point it at a local checkpoint directory",
+    ):
         load_classifier("no-such-org/no-such-model", "bert", 2)
 
 

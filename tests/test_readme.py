@@ -34,6 +34,9 @@ def test_python_block_runs(code):
 def test_cli_block_runs(command, tmp_path):
     argv = shlex.split(command)
     proc = subprocess.run(
-        [sys.executable, "-m", "bermo_prune.cli", *argv[1:]], capture_output=True, text=True, cwd=README.parent
+        [sys.executable, "-m", "bermo_prune.cli", *argv[1:]],
+        capture_output=True,
+        text=True,
+        cwd=README.parent,
     )
     assert proc.returncode == 0, proc.stderr

@@ -22,13 +22,18 @@ def test_balanced_varied_and_uses_negation_and_contrast():
 
 
 def test_bag_of_words_stays_near_chance():
-    assert bag_of_words_baseline(generate_synthetic(2000, 0), generate_synthetic(500, 1), epochs=100, lr=1.0) < 0.62
+    assert (
+        bag_of_words_baseline(generate_synthetic(2000, 0), generate_synthetic(500, 1), epochs=100, lr=1.0)
+        < 0.62
+    )
 
 
 def test_a_tiny_transformer_learns_it_well_above_bag_of_words():
     torch.manual_seed(0)
     data = load_task_data("synthetic", "synthetic", synthetic_train_size=3000, synthetic_dev_size=500)
-    spec = ModelSpec(arch="bermo", num_layers=2, hidden_size=64, num_heads=2, intermediate_size=128, vocab_size=200)
+    spec = ModelSpec(
+        arch="bermo", num_layers=2, hidden_size=64, num_heads=2, intermediate_size=128, vocab_size=200
+    )
     model, tok = build_model(spec, 2, [t[0] for t in data.train.texts])
     summary = fine_tune(model, tok, data, TrainConfig(max_steps=500, lr=1e-3, progress=False))
     bow = bag_of_words_baseline(

@@ -14,7 +14,9 @@ from bermo_prune.train import TrainConfig, fine_tune
 def test_tiny_model_learns_real_sst2(sst2_dir, tmp_path, arch):
     torch.manual_seed(0)
     data = load_task_data("sst2", "local", path=sst2_dir, max_train_samples=4000, seed=0)
-    spec = ModelSpec(arch=arch, num_layers=2, hidden_size=64, num_heads=2, intermediate_size=128, vocab_size=3000)
+    spec = ModelSpec(
+        arch=arch, num_layers=2, hidden_size=64, num_heads=2, intermediate_size=128, vocab_size=3000
+    )
     model, tok = build_model(spec, 2, [t[0] for t in data.train.texts])
     cfg = TrainConfig(epochs=2, lr=1e-3, max_length=64, eval_every=100, progress=False)
     summary = fine_tune(model, tok, data, cfg, output_dir=tmp_path)

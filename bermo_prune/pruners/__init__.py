@@ -32,7 +32,9 @@ def pruner_class(name: str) -> type[Pruner]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown pruning method {name!r}; use one of {', '.join(available_pruners())}") from None
+        raise ValueError(
+            f"unknown pruning method {name!r}; use one of {', '.join(available_pruners())}"
+        ) from None
 
 
 def get_pruner(name: str, **kwargs) -> Pruner:
@@ -43,4 +45,12 @@ def get_pruner(name: str, **kwargs) -> Pruner:
 # Explicit imports register the built-in methods (after the registry exists).
 from . import l0, magnitude, movement, soft_movement  # noqa: E402,F401
 
-__all__ = ["GRANULARITIES", "SCOPES", "Pruner", "available_pruners", "get_pruner", "pruner_class", "register_pruner"]
+__all__ = [
+    "GRANULARITIES",
+    "SCOPES",
+    "Pruner",
+    "available_pruners",
+    "get_pruner",
+    "pruner_class",
+    "register_pruner",
+]

@@ -51,7 +51,9 @@ class Pruner:
 
     def __post_init__(self) -> None:
         if self.granularity not in GRANULARITIES:
-            raise ValueError(f"unknown granularity {self.granularity!r}; use one of {', '.join(GRANULARITIES)}")
+            raise ValueError(
+                f"unknown granularity {self.granularity!r}; use one of {', '.join(GRANULARITIES)}"
+            )
         if self.scope not in SCOPES:
             raise ValueError(f"unknown scope {self.scope!r}; use one of {', '.join(SCOPES)}")
         if self.block_rows < 1 or self.block_cols < 1:
