@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import AutoConfig, AutoTokenizer, BertConfig, BertForSequenceClassification, BertTokenizer
@@ -51,7 +51,6 @@ class ModelSpec:
     mix_layers: str = "all"
     mix_layer_norm: bool = False
     mix_trainable: bool = True
-    extra: dict = field(default_factory=dict)
 
     def mix_options(self) -> dict:
         return {
