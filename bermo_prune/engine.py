@@ -217,15 +217,7 @@ class Pruning:
     def param_groups(self, lr: float, score_lr: float | None = None, weight_decay: float = 0.0) -> list[dict]:
         """AdamW groups: model weights (decay on matrices only), then the pruning scores at ``score_lr``."""
         scores = self.state.scores
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            if p is scores or not p.requires_grad:
-                continue
-            (decay if p.ndim >= 2 else no_decay).append(p)
-        groups = [
-            {"params": decay, "lr": lr, "weight_decay": weight_decay},
-            {"params": no_decay, "lr": lr, "weight_decay": 0.0},
-        ]
+        groups = decay_groups((p for p in self.model.parameters() if p is not scores), lr, weight_decay)
         if scores is not None:
             slr = score_lr if score_lr is not None else self.pruner.default_score_lr
             groups.append({"params": [scores], "lr": slr, "weight_decay": 0.0, "name": "pruning_scores"})
@@ -329,6 +321,18 @@ class Pruning:
     def load_state_dict(self, state: dict) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
         self._refresh_full_masks()
+
+
+def decay_groups(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> list[dict]:
+    """AdamW groups with weight decay on matrices only (biases and LayerNorm excluded); frozen params skipped."""
+    decay, no_decay = [], []
+    for p in params:
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "lr": lr, "weight_decay": weight_decay},
+        {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+    ]
 
 
 def prune(

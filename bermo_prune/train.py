@@ -22,7 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .bermo import mix_weights
 from .data import BucketBatchSampler, Collator, EncodedSplit, TaskData, compute_metrics
-from .engine import Pruning
+from .engine import Pruning, decay_groups
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +113,7 @@ def fine_tune(
     if handle is not None:
         groups = handle.param_groups(cfg.lr, score_lr, cfg.weight_decay)
     else:
-        decay, no_decay = [], []
-        for p in model.parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim < 2 else decay).append(p)
-        groups = [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
+        groups = [g for g in decay_groups(model.parameters(), cfg.lr, cfg.weight_decay) if g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
     model, optimizer, dev_loader = accelerator.prepare(model, optimizer, dev_loader)
