@@ -2,7 +2,7 @@
 
 Measured side by side in one run: every variant is timed in interleaved rounds (dense, method A, method B, ...,
 dense, method A, ...) so machine drift hits all of them alike; the ratio is median(variant) / median(dense).
-A step is forward + backward + AdamW + ``handle.step()`` (+ the penalty for penalty methods).
+A step is forward + backward + fused AdamW (what ``fine_tune`` uses) + ``handle.step()`` (+ the penalty for penalty methods).
 
     .venv/bin/python benchmarks/overhead.py                 # 4-layer hidden 256 and 512, batch 32, length 64
     .venv/bin/python benchmarks/overhead.py --hidden 256 --steps 5 --rounds 2   # quicker
@@ -20,6 +20,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from bermo_prune.engine import prune
 from bermo_prune.pruners import GRANULARITIES, available_pruners, get_pruner
 from bermo_prune.schedule import Cubic, Scheduler
+from bermo_prune.train import make_optimizer
 
 
 def build(hidden: int, variant: tuple[str, str, int] | None, total: int):
@@ -34,7 +35,7 @@ def build(hidden: int, variant: tuple[str, str, int] | None, total: int):
     )
     model = BertForSequenceClassification(cfg).train()
     if variant is None:
-        return model, None, torch.optim.AdamW(model.parameters(), lr=1e-4)
+        return model, None, make_optimizer([{"params": list(model.parameters())}], 1e-4)
     method, granularity, every = variant
     pruner = get_pruner(method, granularity=granularity)
     schedule = {
@@ -43,7 +44,7 @@ def build(hidden: int, variant: tuple[str, str, int] | None, total: int):
         "lambda": Cubic(0.0, 1.0, total=total),
     }[pruner.schedule_key]
     handle = prune(model, Scheduler(pruner, schedule, update_every=every))
-    return model, handle, torch.optim.AdamW(handle.param_groups(lr=1e-4))
+    return model, handle, make_optimizer(handle.param_groups(lr=1e-4), 1e-4)
 
 
 def main() -> None:

@@ -66,6 +66,7 @@ class Target:
     block: tuple[int, int]  # (rows, cols) of one unit
     grid: tuple[int, int]  # units along (rows, cols)
     offset: int = 0
+    index: int = 0  # position in the layout's target list
 
     @property
     def units(self) -> int:
@@ -138,6 +139,24 @@ class PruningState(nn.Module):
         self.scores = nn.Parameter(scores) if scores is not None else None
         self.register_buffer("mask", torch.ones(total_units))  # binary, per unit
         self.gates: torch.Tensor | None = None  # per-forward gates of stochastic methods (not saved)
+        self.unit_counts: list[int] = []  # units per target, in layout order (set by the handle)
+        self._parts: dict[str, tuple[torch.Tensor, ...]] | None = None  # per-forward split cache
+
+    def part(self, kind: str, target: Target) -> torch.Tensor:
+        """``target``'s slice of the flat ``scores`` or ``gates``, shaped as its unit grid.
+
+        Inside a model forward the flat tensor is split once for all targets, so the backward pass
+        concatenates the unit gradients in one op; slicing it per target would make autograd zero-fill and add
+        a full-size gradient for every target, which cost more than the pruning itself. Outside a model
+        forward (a target module called on its own) it falls back to slicing.
+        """
+        flat = getattr(self, kind)
+        if self._parts is None:
+            return flat[target.offset : target.offset + target.units].view(target.grid)
+        parts = self._parts.get(kind)
+        if parts is None:
+            parts = self._parts[kind] = flat.split(self.unit_counts)
+        return parts[target.index].view(target.grid)
 
     def forward(self, *args, **kwargs):  # pragma: no cover - a container, never called
         raise RuntimeError("PruningState is a container")
@@ -190,14 +209,15 @@ class Pruning:
         if not found:
             raise ValueError(f"no nn.Linear matches the target patterns {list(targets)}")
         offset = 0
-        for t in found:
-            t.offset = offset
+        for i, t in enumerate(found):
+            t.offset, t.index = offset, i
             offset += t.units
         sizes = torch.cat([torch.full((t.units,), float(t.block[0] * t.block[1])) for t in found])
         device = found[0].module.weight.device
         self.layout = Layout(found, sizes.to(device))
         scores = self.pruner.create_scores(self.layout)
         self.state = PruningState(scores.to(device) if scores is not None else None, offset).to(device)
+        self.state.unit_counts = [t.units for t in found]
         model.add_module(STATE_NAME, self.state)
         for t in found:
             t.module.__class__ = MaskedLinear
@@ -205,14 +225,18 @@ class Pruning:
             t.module._bp_handle = self
             t.module.register_buffer("_bp_full_mask", torch.ones_like(t.module.weight), persistent=False)
         self._hooks = [self.state.register_load_state_dict_post_hook(lambda *_: self._refresh_full_masks())]
-        if type(self.pruner).before_forward is not Pruner.before_forward:
-            self._hooks.append(model.register_forward_pre_hook(self._before_forward))
+        self._hooks.append(model.register_forward_pre_hook(self._before_forward))
+        self._hooks.append(model.register_forward_hook(self._after_forward))
         self._hardened = False
         self.update_masks()
 
     # ---- training-loop API -------------------------------------------------------------------------------
     def _before_forward(self, module, args):
+        self.state._parts = {}
         self.pruner.before_forward(self.layout, self.state, module.training)
+
+    def _after_forward(self, module, args, output):
+        self.state._parts = None
 
     def param_groups(self, lr: float, score_lr: float | None = None, weight_decay: float = 0.0) -> list[dict]:
         """AdamW groups: model weights (decay on matrices only), then the pruning scores at ``score_lr``."""

@@ -12,6 +12,7 @@ from bermo_prune.bermo import BermoForSequenceClassification, bermo_config_from_
 from bermo_prune.engine import MaskedLinear, prune
 from bermo_prune.pruners import GRANULARITIES, available_pruners, get_pruner, register_pruner
 from bermo_prune.pruners.base import StraightThroughMask
+from bermo_prune.pruners.l0 import HardConcreteGate
 from bermo_prune.schedule import Constant, Cubic, Scheduler
 
 from .conftest import tiny_config
@@ -209,6 +210,23 @@ def test_expected_l0_matches_closed_form():
     assert float(pruner.expected_l0(handle.layout, handle.state)) == pytest.approx(expected, rel=1e-5)
     handle.scheduler.step = STEPS  # lambda at its final value, 2.0
     assert float(handle.penalty()) == pytest.approx(2.0 * expected / handle.layout.total_weights, rel=1e-5)
+
+
+def test_fused_hard_concrete_gate_equals_the_composed_formula():
+    torch.manual_seed(0)
+    log_alpha = torch.randn(1000, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(1)
+    z = HardConcreteGate.apply(log_alpha, 2 / 3, -0.1, 1.1)
+    g = torch.randn(1000, dtype=torch.float64)
+    (z * g).sum().backward()
+    torch.manual_seed(1)  # the same uniform draw, through plain autograd ops
+    u = torch.empty_like(log_alpha).uniform_(1e-6, 1 - 1e-6)
+    a = log_alpha.detach().clone().requires_grad_(True)
+    z_ref = (torch.sigmoid((torch.log(u) - torch.log1p(-u) + a) / (2 / 3)) * 1.2 - 0.1).clamp(0, 1)
+    (z_ref * g).sum().backward()
+    torch.testing.assert_close(z, z_ref)
+    torch.testing.assert_close(log_alpha.grad, a.grad)
+    assert 100 < int((z == 0).sum()) < 400 and 100 < int((z == 1).sum()) < 400  # both clamps exercised
 
 
 def test_l0_gates_are_stochastic_in_training_and_binary_at_eval():

@@ -16,7 +16,7 @@ STEPS = 700
 SCHEDULES = {
     "remaining": Cubic(1.0, 0.3, total=STEPS, warmup=300, cooldown=100),
     "threshold": Cubic(0.0, 0.5, total=STEPS, warmup=300, cooldown=100),
-    "lambda": Cubic(0.0, 0.04, total=STEPS, warmup=300, cooldown=100),
+    "lambda": Cubic(0.0, 0.3, total=STEPS, warmup=300, cooldown=100),
 }
 
 
@@ -25,16 +25,7 @@ def synthetic():
     return load_task_data("synthetic", "synthetic", synthetic_train_size=3000, synthetic_dev_size=500)
 
 
-L0_OPEN = pytest.mark.xfail(
-    strict=False,
-    reason="known open problem: L0 with Adam on this 600-step tiny run either barely prunes or collapses to the "
-    "majority class (sharp transition in lambda between 0.04 and 0.05); calibration is left for the runner issue",
-)
-
-
-@pytest.mark.parametrize(
-    "method", [pytest.param(m, marks=L0_OPEN) if m == "l0" else m for m in available_pruners()]
-)
+@pytest.mark.parametrize("method", available_pruners())
 def test_short_run_reaches_target_and_learns(method, synthetic, tmp_path):
     torch.manual_seed(0)
     spec = ModelSpec(
@@ -53,8 +44,8 @@ def test_short_run_reaches_target_and_learns(method, synthetic, tmp_path):
         assert remaining == pytest.approx(0.3, abs=1e-3)  # exact per matrix: round(0.3 * units)
         assert summary["final"]["accuracy"] > 0.75
     else:
-        assert remaining < 0.95  # penalty methods report what they reached
-        assert summary["final"]["accuracy"] > 0.58  # majority class is 0.516
+        assert remaining < 0.9  # penalty methods report what they reached (L0 at lambda 0.3: about 0.7)
+        assert summary["final"]["accuracy"] > 0.9  # majority class is 0.516
     losses = [
         json.loads(line)["loss"]
         for line in (tmp_path / "metrics.jsonl").read_text().splitlines()

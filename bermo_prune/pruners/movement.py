@@ -39,5 +39,5 @@ class MovementPruner(Pruner):
         return topk_mask(layout, state.scores.detach(), value, self.scope)
 
     def effective_weight(self, target, weight, state, training):
-        scores = state.scores[target.offset : target.offset + target.units].view(target.grid)
+        scores = state.part("scores", target)
         return StraightThroughMask.apply(weight, scores, target.module._bp_full_mask, target.block)

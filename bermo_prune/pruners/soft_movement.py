@@ -45,7 +45,7 @@ class SoftMovementPruner(Pruner):
         return (torch.sigmoid(state.scores.detach()) > value).to(state.mask.dtype)
 
     def effective_weight(self, target, weight, state, training):
-        scores = state.scores[target.offset : target.offset + target.units].view(target.grid)
+        scores = state.part("scores", target)
         return StraightThroughMask.apply(weight, scores, target.module._bp_full_mask, target.block)
 
     def penalty(self, layout, state, value):
