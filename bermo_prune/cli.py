@@ -1,6 +1,7 @@
 """``bermo-prune`` command line.
 
-Exit codes: 0 success, 2 bad input (recipe, data, model path), 1 anything unexpected.
+Exit codes: 0 success, 1 anything unexpected, 2 bad input (recipe, data, model path, run directory),
+3 a run stopped by divergence (policy ``stop``, or ``rollback`` out of retries).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import sys
 
 from .errors import InputError
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
 
-EPILOG = "exit codes: 0 success, 2 bad input (recipe, data, model path), 1 unexpected error"
+EPILOG = (
+    "exit codes: 0 success, 1 unexpected error, 2 bad input (recipe, data, model path, run directory), "
+    "3 run stopped by divergence"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,54 +25,89 @@ def _parser() -> argparse.ArgumentParser:
         prog="bermo-prune", description="Prune BERT and BERMo encoders during fine-tuning.", epilog=EPILOG
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser(
-        "demo",
-        help="fine-tune a tiny BERMo on the offline synthetic task and print its result",
+    run = sub.add_parser(
+        "run",
+        help="fine-tune and prune from a YAML recipe",
+        description="Fine-tune and prune BERT or BERMo as a recipe says. Overrides are dotted keys, e.g. "
+        "model.arch=bermo data.path=../glue/SST-2 train.max_steps=100.",
         epilog=EPILOG,
     )
-    demo.add_argument("--steps", type=int, default=600, help="optimizer steps (default 600)")
-    demo.add_argument("--seed", type=int, default=0)
-    sub.add_parser("list", help="list tasks and model architectures", epilog=EPILOG)
+    run.add_argument("recipe", help="recipe YAML file (see recipes/)")
+    run.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
+    run.add_argument(
+        "--output-dir", help="run directory (default: the recipe's output_dir, else runs/RECIPE)"
+    )
+    run.add_argument("--resume", action="store_true", help="continue the run in the output directory")
+    run.add_argument("--overwrite", action="store_true", help="replace a run already in the output directory")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    val = sub.add_parser(
+        "validate",
+        help="check recipes without running them",
+        description="Check recipes; report every problem.",
+        epilog=EPILOG,
+    )
+    val.add_argument("recipes", nargs="+", help="recipe YAML files")
+    val.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="an override to apply before validating (repeatable)",
+    )
+    sub.add_parser(
+        "list", help="list methods, granularities, schedules, tasks and architectures", epilog=EPILOG
+    )
     return parser
 
 
-def _demo(args: argparse.Namespace) -> int:
-    import torch
+def _run(args: argparse.Namespace) -> int:
+    from .recipe import load_recipe
+    from .runner import format_result, run_recipe
 
-    from .data import load_task_data
-    from .models import ModelSpec, build_model
-    from .train import TrainConfig, fine_tune
-
-    torch.manual_seed(args.seed)
-    data = load_task_data("synthetic", "synthetic", seed=args.seed)
-    spec = ModelSpec(
-        arch="bermo", num_layers=2, hidden_size=64, num_heads=2, intermediate_size=128, vocab_size=200
+    recipe = load_recipe(args.recipe, args.overrides)
+    result = run_recipe(
+        recipe, args.output_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
     )
-    model, tok = build_model(spec, 2, [t[0] for t in data.train.texts], label_names=data.task.label_names)
-    summary = fine_tune(
-        model, tok, data, TrainConfig(max_steps=args.steps, lr=1e-3, eval_every=200, seed=args.seed)
-    )
-    majority = max(data.dev.labels.count(0), data.dev.labels.count(1)) / len(data.dev)
-    print(f"task: synthetic sentiment ({len(data.train)} train / {len(data.dev)} dev), model: tiny BERMo")
-    print(f"dev accuracy: {summary['final']['accuracy']:.3f}  (majority class {majority:.3f})")
-    names = ["embeddings"] + [f"layer {i + 1}" for i in range(spec.num_layers)]
-    weights = ", ".join(f"{n}={w:.3f}" for n, w in zip(names, summary["mix"]["layer_weights"], strict=True))
-    print(f"learned layer weights: {weights}; gamma={summary['mix']['gamma']:.3f}")
-    print(f"steps: {summary['steps']}, wall time: {summary['wall_time_s']:.1f}s")
+    print(format_result(result))
+    if result.diverged_and_stopped:
+        return EXIT_DIVERGED
     return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .errors import RecipeError
+    from .recipe import load_recipe
+
+    failed = 0
+    for path in args.recipes:
+        try:
+            load_recipe(path, args.overrides)
+            print(f"{path}: ok")
+        except RecipeError as exc:
+            failed += 1
+            print(f"bermo-prune: error: {exc}", file=sys.stderr)
+    return EXIT_BAD_INPUT if failed else EXIT_OK
 
 
 def _list(_: argparse.Namespace) -> int:
     from .data import SOURCES, TASKS
     from .models import ARCHS
+    from .pruners import GRANULARITIES, SCOPES, available_pruners, pruner_class
+    from .schedule import SCHEDULES
 
-    print("tasks:        " + ", ".join(TASKS))
-    print("data sources: " + ", ".join(SOURCES))
-    print("models:       " + ", ".join(ARCHS))
+    methods = ", ".join(f"{m} ({pruner_class(m).schedule_key})" for m in available_pruners())
+    print("methods:       none, " + methods)
+    print("granularities: " + ", ".join(GRANULARITIES))
+    print("scopes:        " + ", ".join(SCOPES))
+    print("schedules:     " + ", ".join(SCHEDULES))
+    print("tasks:         " + ", ".join(TASKS))
+    print("data sources:  auto, " + ", ".join(SOURCES))
+    print("models:        " + ", ".join(ARCHS))
     return EXIT_OK
 
 
-COMMANDS = {"demo": _demo, "list": _list}
+COMMANDS = {"run": _run, "validate": _validate, "list": _list}
 
 
 def main(argv: list[str] | None = None) -> int:

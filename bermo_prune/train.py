@@ -1,8 +1,10 @@
-"""The training loop: fine-tune a classifier on a task, evaluating as it goes.
+"""The training loop: fine-tune (and prune) a classifier on a task, evaluating as it goes.
 
-Built on Accelerate (device placement, mixed precision where available, DDP under ``accelerate launch``). AdamW
-with linear warmup and decay; length-bucketed, dynamically padded batches; evaluation every ``eval_every`` steps
-and at the end. Metrics go to a JSONL log when an output directory is given.
+Built on Accelerate (device placement, mixed precision where available, DDP under ``accelerate launch``). Fused
+AdamW with a separate learning rate for pruning scores, linear warmup and decay; length-bucketed, dynamically
+padded batches; evaluation every ``eval_every`` steps and at the end; divergence tracking
+(:mod:`bermo_prune.tracking`); atomic checkpoints every N steps with exact resume: model, optimizer, lr
+schedule, pruning state (scores, gates, masks, scheduler step), RNG states, data position, metrics-log offset.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +27,8 @@ from transformers import get_linear_schedule_with_warmup
 from .bermo import mix_weights
 from .data import BucketBatchSampler, Collator, EncodedSplit, TaskData, compute_metrics
 from .engine import Pruning, decay_groups
+from .errors import InputError
+from .tracking import DivergenceConfig, DivergenceTracker
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +47,11 @@ class TrainConfig:
     max_length: int = 128
     bucket_factor: int = 50
     eval_every: int = 0
+    log_every: int = 10
     seed: int = 42
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"
+    threads: int | None = None
     progress: bool = True
 
 
@@ -89,6 +97,347 @@ def make_optimizer(groups: list[dict], lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
 
 
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_FILE = "state.pt"
+#: fractions of the best dev metric whose first reaching step the summary reports (convergence speed).
+FRACTIONS = (0.9, 0.95, 0.99)
+
+
+class _Rollback(Exception):
+    """Raised inside the step loop to restart it from the restored checkpoint position."""
+
+
+class Trainer:
+    """One fine-tune (and prune) run: ``Trainer(...).run()`` returns the summary dict.
+
+    Args:
+        model, tokenizer, data, cfg: what to train, on what, how.
+        output_dir: where ``metrics.jsonl`` and ``checkpoint/state.pt`` go (None: nothing is written).
+        handle: a :func:`~bermo_prune.engine.prune` handle; its penalty joins the loss, its scores train at
+            ``score_lr`` and its masks follow the schedule.
+        divergence: detection thresholds and policy (default: record).
+        checkpoint_every: write a checkpoint every N optimizer steps (0: never).
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        data: TaskData,
+        cfg: TrainConfig,
+        output_dir: str | Path | None = None,
+        handle: Pruning | None = None,
+        score_lr: float | None = None,
+        divergence: DivergenceConfig | None = None,
+        checkpoint_every: int = 0,
+    ) -> None:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.cfg = cfg
+        self.handle = handle
+        self.task = data.task
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
+        self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+        train_set = EncodedSplit(data.train, tokenizer, cfg.max_length)
+        dev_set = EncodedSplit(data.dev, tokenizer, cfg.max_length)
+        collate = Collator(tokenizer.pad_token_id, regression=self.task.is_regression)
+        self.sampler = BucketBatchSampler(
+            train_set.lengths, cfg.batch_size, bucket_factor=cfg.bucket_factor, seed=cfg.seed
+        )
+        eval_sampler = BucketBatchSampler(dev_set.lengths, cfg.eval_batch_size, shuffle=False)
+        # Own generators: a DataLoader iterator otherwise draws its base seed from the global torch RNG at every
+        # epoch, and a resumed run (which starts a fresh iterator mid-epoch) would drift from the original.
+        self.train_loader = torch.utils.data.DataLoader(
+            train_set, batch_sampler=self.sampler, collate_fn=collate, generator=torch.Generator()
+        )
+        dev_loader = torch.utils.data.DataLoader(
+            dev_set, batch_sampler=eval_sampler, collate_fn=collate, generator=torch.Generator()
+        )
+        self.steps = total_steps(cfg, len(train_set))
+        if handle is not None:
+            groups = handle.param_groups(cfg.lr, score_lr, cfg.weight_decay)
+        else:
+            groups = [g for g in decay_groups(model.parameters(), cfg.lr, cfg.weight_decay) if g["params"]]
+        optimizer = make_optimizer(groups, cfg.lr)
+        self.lr_schedule = get_linear_schedule_with_warmup(
+            optimizer, int(cfg.warmup_ratio * self.steps), self.steps
+        )
+        self.model, self.optimizer, self.dev_loader = self.accelerator.prepare(model, optimizer, dev_loader)
+        majority = None
+        if not self.task.is_regression and len(data.dev):
+            counts = np.bincount(np.asarray(data.dev.labels, dtype=int))
+            majority = float(counts.max() / counts.sum())
+        self.tracker = DivergenceTracker(divergence or DivergenceConfig(), majority_rate=majority)
+        # progress
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.lr_scale = 1.0
+        self.elapsed_before = 0.0
+        self.stopped = False
+        self._log = None
+
+    # ---- logging ---------------------------------------------------------------------------------------------
+    def _write(self, record: dict) -> None:
+        if self._log is not None:
+            self._log.write(json.dumps(record) + "\n")
+            self._log.flush()
+
+    # ---- checkpoints -----------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.output_dir / CHECKPOINT_DIR / CHECKPOINT_FILE if self.output_dir is not None else None
+
+    def save_checkpoint(self) -> None:
+        """Write everything a resume needs to ``checkpoint/state.pt``, atomically (temporary file, rename)."""
+        path = self.checkpoint_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self.accelerator.unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": self.lr_schedule.state_dict(),
+            "pruning": self.handle.state_dict() if self.handle is not None else None,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "python": random.getstate(),
+            },
+            "position": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch},
+            "tracker": self.tracker.state_dict(),
+            "history": self.history,
+            "best": self.best,
+            "lr_scale": self.lr_scale,
+            "metrics_offset": self._log.tell() if self._log is not None else 0,
+            "elapsed_s": self.elapsed_before + (time.perf_counter() - self._start),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def _load_checkpoint(self) -> dict:
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            raise InputError(
+                f"{self.output_dir}: no checkpoint to resume from ({CHECKPOINT_DIR}/{CHECKPOINT_FILE})"
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_schedule.load_state_dict(state["lr_schedule"])
+        if self.handle is not None:
+            self.handle.load_state_dict(state["pruning"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        random.setstate(_as_tuple(state["rng"]["python"]))
+        pos = state["position"]
+        self.step, self.epoch, self.batch_in_epoch = pos["step"], pos["epoch"], pos["batch_in_epoch"]
+        self.history = state["history"]
+        self.best = state["best"]
+        return state
+
+    def _resume(self) -> None:
+        state = self._load_checkpoint()
+        self.tracker.load_state_dict(state["tracker"])
+        self.lr_scale = state["lr_scale"]
+        self.elapsed_before = state["elapsed_s"]
+        if self._log is not None:  # drop what the killed run logged after its checkpoint
+            self._log.seek(state["metrics_offset"])
+            self._log.truncate()
+        logger.info("resumed at step %d", self.step)
+
+    def _rollback(self) -> None:
+        """Restore the last checkpoint, keep the event record, lower every learning rate."""
+        failed_at = self.step
+        state = self._load_checkpoint()
+        factor = self.tracker.config.lr_factor
+        self.lr_scale *= factor
+        rescale = self.lr_scale / state["lr_scale"]
+        self.lr_schedule.base_lrs = [b * rescale for b in self.lr_schedule.base_lrs]
+        for group in self.optimizer.param_groups:
+            group["lr"] *= rescale
+        self.tracker.after_rollback()
+        self._write({"step": failed_at, "rollback_to": self.step, "lr_scale": self.lr_scale})
+        logger.warning(
+            "divergence at step %d: rolled back to step %d, lr x%g", failed_at, self.step, self.lr_scale
+        )
+
+    # ---- events ------------------------------------------------------------------------------------------------
+    def _handle_event(self, event) -> None:
+        """Apply the policy to an event; raises _Rollback to restart the step loop from a checkpoint."""
+        action = self.tracker.action()
+        self._write({"step": event.step, "event": {**event.to_dict(), "action": action}})
+        logger.warning("divergence (%s) at step %d: %s -> %s", event.kind, event.step, event.detail, action)
+        if action == "stop":
+            self.stopped = True
+        elif action == "rollback":
+            self._rollback()
+            raise _Rollback
+
+    # ---- the loop -------------------------------------------------------------------------------------------------
+    def _evaluate(self) -> None:
+        handle = self.handle
+        if handle is not None and self.step == self.steps:
+            handle.update_masks()  # the final masks are the ones evaluated, hardened and reported
+        metrics = evaluate(self.model, self.dev_loader, self.task, self.accelerator)
+        record = {"step": self.step, "eval": metrics}
+        if handle is not None:
+            record["remaining"] = handle.sparsity()["remaining"]
+        mix = mix_weights(self.accelerator.unwrap_model(self.model))
+        if mix is not None:
+            record["mix"] = mix
+        self._write(record)
+        self.history.append(record)
+        main = self.task.main_metric
+        if self.best is None or metrics[main] > self.best["eval"][main]:
+            self.best = record
+        self._last_eval = f"{main}={metrics[main]:.3f}"
+        event = self.tracker.observe_eval(self.step, metrics)
+        if event is not None:
+            self._handle_event(event)
+
+    def _train_step(self, batch) -> None:
+        cfg, handle, model = self.cfg, self.handle, self.model
+        batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
+        task_loss = model(**batch).loss
+        penalty = handle.penalty() if handle is not None else None
+        loss = task_loss if penalty is None else task_loss + penalty
+        loss_value = float(task_loss.detach())
+        event = self.tracker.observe_loss(self.step + 1, loss_value)
+        if event is not None:
+            self._handle_event(event)
+            if self.stopped:
+                return
+        self.accelerator.backward(loss)
+        if cfg.max_grad_norm:
+            self.accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        self.lr_schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if handle is not None:
+            handle.step()
+        self.step += 1
+        self.batch_in_epoch += 1
+        self._bar.update(1)
+        if self.step % cfg.log_every == 0 or self.step == self.steps:
+            record = {"step": self.step, "loss": loss_value, "lr": self.lr_schedule.get_last_lr()[0]}
+            post = {"loss": f"{loss_value:.3f}"}
+            if handle is not None:
+                record[handle.pruner.schedule_key] = handle.value
+                record["penalty"] = float(penalty.detach())
+                remaining = float(handle.state.mask @ handle.layout.unit_sizes) / handle.layout.total_weights
+                record["remaining"] = remaining
+                post["remaining"] = f"{remaining:.3f}"
+            if self._last_eval:
+                post["eval"] = self._last_eval
+            self._bar.set_postfix(post, refresh=False)
+            self._write(record)
+
+    def run(self, resume: bool = False) -> dict:
+        """Train to the end (or until divergence stops it) and return the summary."""
+        cfg = self.cfg
+        self._start = time.perf_counter()
+        self._last_eval = ""
+        if self.output_dir is not None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            log_path = self.output_dir / "metrics.jsonl"
+            self._log = open(log_path, "r+" if resume and log_path.exists() else "w", encoding="utf-8")
+        if resume:
+            self._resume()
+        elif self.checkpoint_every and self.tracker.config.policy == "rollback":
+            self.save_checkpoint()  # step 0: a rollback before the first periodic checkpoint restarts here
+        self.model.train()
+        self._bar = tqdm(
+            total=self.steps,
+            initial=self.step,
+            disable=not cfg.progress,
+            desc="fine-tune",
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
+        try:
+            while self.step < self.steps and not self.stopped:
+                try:
+                    self._epoch_loop()
+                except _Rollback:
+                    self._bar.n = self.step
+                    continue
+        finally:
+            self._bar.close()
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+        return self._summary()
+
+    def _epoch_loop(self) -> None:
+        cfg = self.cfg
+        self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
+        for batch in self.train_loader:
+            self._train_step(batch)
+            if self.stopped:
+                return
+            if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == self.steps:
+                self._evaluate()
+                if self.stopped:
+                    return
+            if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < self.steps:
+                self.save_checkpoint()
+            if self.step >= self.steps:
+                return
+        self.epoch += 1
+        self.batch_in_epoch = 0
+
+    def _summary(self) -> dict:
+        handle, task = self.handle, self.task
+        if not self.history or self.history[-1]["step"] != self.step:
+            self._evaluate_quietly()
+        final = self.history[-1]
+        main = task.main_metric
+        best_value = self.best["eval"][main]
+        reach = {}
+        for f in FRACTIONS:
+            hit = next((r["step"] for r in self.history if r["eval"][main] >= f * best_value), None)
+            reach[str(f)] = hit
+        return {
+            "task": task.name,
+            "main_metric": main,
+            "method": getattr(handle.pruner, "name", None) if handle is not None else None,
+            "sparsity": handle.sparsity() if handle is not None else None,
+            "steps": self.step,
+            "planned_steps": self.steps,
+            "epochs": self.epoch,
+            "final": final["eval"],
+            "best": {"step": self.best["step"], **self.best["eval"]},
+            "steps_to_fraction_of_best": reach,
+            "divergence": {**self.tracker.summary(), "stopped": self.stopped},
+            "mix": mix_weights(self.accelerator.unwrap_model(self.model)),
+            "wall_time_s": self.elapsed_before + (time.perf_counter() - self._start),
+            "config": asdict(self.cfg),
+            "history": self.history,
+        }
+
+    def _evaluate_quietly(self) -> None:
+        """A final evaluation for a run stopped early (no divergence check: the run is over)."""
+        metrics = evaluate(self.model, self.dev_loader, self.task, self.accelerator)
+        record = {"step": self.step, "eval": metrics}
+        if self.handle is not None:
+            record["remaining"] = self.handle.sparsity()["remaining"]
+        self.history.append(record)
+        if self.best is None:
+            self.best = record
+
+
+def _as_tuple(value):
+    """Python's RNG state comes back from the checkpoint with lists where ``random.setstate`` wants tuples."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, list | tuple) else value
+
+
 def fine_tune(
     model,
     tokenizer,
@@ -97,110 +446,15 @@ def fine_tune(
     output_dir: str | Path | None = None,
     handle: Pruning | None = None,
     score_lr: float | None = None,
+    divergence: DivergenceConfig | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
 ) -> dict:
     """Fine-tune ``model`` on ``data``, pruning it through ``handle`` (from :func:`~bermo_prune.engine.prune`).
 
     With a handle, the method's penalty joins the loss, scores train at ``score_lr``, masks follow the schedule,
     and the summary reports the remaining weights. The masks stay attached: ``handle.harden()`` bakes them in.
+    See :class:`Trainer` for checkpoints, resume and divergence handling.
     """
-    torch.manual_seed(cfg.seed)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
-    task = data.task
-    train_set = EncodedSplit(data.train, tokenizer, cfg.max_length)
-    dev_set = EncodedSplit(data.dev, tokenizer, cfg.max_length)
-    collate = Collator(tokenizer.pad_token_id, regression=task.is_regression)
-    sampler = BucketBatchSampler(
-        train_set.lengths, cfg.batch_size, bucket_factor=cfg.bucket_factor, seed=cfg.seed
-    )
-    eval_sampler = BucketBatchSampler(dev_set.lengths, cfg.eval_batch_size, shuffle=False)
-    train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
-    dev_loader = torch.utils.data.DataLoader(dev_set, batch_sampler=eval_sampler, collate_fn=collate)
-
-    steps = total_steps(cfg, len(train_set))
-    if handle is not None:
-        groups = handle.param_groups(cfg.lr, score_lr, cfg.weight_decay)
-    else:
-        groups = [g for g in decay_groups(model.parameters(), cfg.lr, cfg.weight_decay) if g["params"]]
-    optimizer = make_optimizer(groups, cfg.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
-    model, optimizer, dev_loader = accelerator.prepare(model, optimizer, dev_loader)
-
-    log_file = None
-    if output_dir is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        log_file = open(Path(output_dir) / "metrics.jsonl", "w", encoding="utf-8")
-
-    def log(record: dict) -> None:
-        if log_file is not None:
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
-
-    start = time.perf_counter()
-    history: list[dict] = []
-    best: dict | None = None
-    step, epoch = 0, 0
-    model.train()
-    bar = tqdm(total=steps, disable=not cfg.progress, desc="fine-tune", dynamic_ncols=True, mininterval=1.0)
-    try:
-        while step < steps:
-            sampler.set_epoch(epoch)
-            for batch in train_loader:
-                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                task_loss = model(**batch).loss
-                penalty = handle.penalty() if handle is not None else None
-                loss = task_loss if penalty is None else task_loss + penalty
-                accelerator.backward(loss)
-                if cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                if handle is not None:
-                    handle.step()
-                step += 1
-                bar.update(1)
-                if step % 10 == 0 or step == steps:
-                    loss_value = float(task_loss.detach())
-                    bar.set_postfix(loss=f"{loss_value:.3f}")
-                    record = {"step": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0]}
-                    if handle is not None:
-                        record[handle.pruner.schedule_key] = handle.value
-                        record["penalty"] = float(penalty.detach())
-                    log(record)
-                if (cfg.eval_every and step % cfg.eval_every == 0) or step == steps:
-                    if handle is not None and step == steps:
-                        handle.update_masks()  # the final masks are the ones evaluated, hardened and reported
-                    metrics = evaluate(model, dev_loader, task, accelerator)
-                    record = {"step": step, "eval": metrics}
-                    if handle is not None:
-                        record["remaining"] = handle.sparsity()["remaining"]
-                    mix = mix_weights(accelerator.unwrap_model(model))
-                    if mix is not None:
-                        record["mix"] = mix
-                    log(record)
-                    history.append(record)
-                    if best is None or metrics[task.main_metric] > best["eval"][task.main_metric]:
-                        best = record
-                if step >= steps:
-                    break
-            epoch += 1
-    finally:
-        bar.close()
-        if log_file is not None:
-            log_file.close()
-    final = history[-1]
-    sparsity = handle.sparsity() if handle is not None else None
-    return {
-        "method": getattr(handle.pruner, "name", None) if handle is not None else None,
-        "sparsity": sparsity,
-        "task": task.name,
-        "main_metric": task.main_metric,
-        "steps": step,
-        "epochs": epoch,
-        "final": final["eval"],
-        "best": {"step": best["step"], **best["eval"]},
-        "mix": mix_weights(accelerator.unwrap_model(model)),
-        "wall_time_s": time.perf_counter() - start,
-        "config": asdict(cfg),
-        "history": history,
-    }
+    trainer = Trainer(model, tokenizer, data, cfg, output_dir, handle, score_lr, divergence, checkpoint_every)
+    return trainer.run(resume=resume)

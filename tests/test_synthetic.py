@@ -35,7 +35,7 @@ def test_a_tiny_transformer_learns_it_well_above_bag_of_words():
         arch="bermo", num_layers=2, hidden_size=64, num_heads=2, intermediate_size=128, vocab_size=200
     )
     model, tok = build_model(spec, 2, [t[0] for t in data.train.texts])
-    summary = fine_tune(model, tok, data, TrainConfig(max_steps=500, lr=1e-3, progress=False))
+    summary = fine_tune(model, tok, data, TrainConfig(max_steps=800, lr=1e-3, progress=False))
     bow = bag_of_words_baseline(
         list(zip([t[0] for t in data.train.texts], data.train.labels, strict=True)),
         list(zip([t[0] for t in data.dev.texts], data.dev.labels, strict=True)),

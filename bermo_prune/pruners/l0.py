@@ -79,7 +79,9 @@ class L0Pruner(Pruner):
             state.gates = None
             return
         # One draw for every unit of every target: a single fused op per forward, not a loop over matrices.
-        state.gates = HardConcreteGate.apply(state.scores, self.temperature, self.stretch_left, self.stretch_right)
+        state.gates = HardConcreteGate.apply(
+            state.scores, self.temperature, self.stretch_left, self.stretch_right
+        )
 
     def effective_weight(self, target, weight, state, training):
         if not training or state.gates is None:

@@ -1,0 +1,530 @@
+"""Recipes: one YAML file describes a run; this module is the one place that validates it.
+
+A recipe has the sections ``task``, ``seed``, ``output_dir``, ``data``, ``model``, ``pruning``, ``train``,
+``divergence`` and ``checkpoint`` (see ``recipes/*.yaml``; every key has a default except ``task``).
+:func:`load_recipe` reads a file, applies ``key=value`` overrides and returns a :class:`Recipe`, or raises one
+:class:`~bermo_prune.errors.RecipeError` listing *every* problem: YAML syntax (with line and column), unknown
+keys (with a "did you mean"), wrong types, values out of range, and cross-field rules (for example a pruning
+schedule that would end after training does). Nothing is read or written beyond the recipe itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .data import SOURCES, TASKS
+from .errors import RecipeError
+from .models import ARCHS
+from .pruners import GRANULARITIES, SCOPES, available_pruners, pruner_class
+from .schedule import SCHEDULES
+
+#: ``pruning.method`` value for dense fine-tuning (the baseline every sweep needs).
+NO_PRUNING = "none"
+POLICIES = ("record", "stop", "rollback")
+PRECISIONS = ("no", "fp16", "bf16")
+
+
+# ---- field specifications ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class F:
+    """One recipe key: its type, default, bounds and allowed values."""
+
+    kind: str  # int, float, str, bool, list_str, dict_str, steps (int steps or a fraction in [0, 1))
+    default: Any = None
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False  # min is exclusive
+    choices: tuple[str, ...] | None = None
+    required: bool = False
+
+
+SECTIONS: dict[str, dict[str, F]] = {
+    "": {
+        "task": F("str", required=True, choices=tuple(TASKS)),
+        "seed": F("int", 42, min=0),
+        "output_dir": F("str", None, nullable=True),
+    },
+    "data": {
+        "source": F("str", "auto", choices=("auto", *SOURCES)),
+        "path": F("str", None, nullable=True),
+        "train_file": F("str", None, nullable=True),
+        "dev_file": F("str", None, nullable=True),
+        "columns": F("dict_str", None, nullable=True),
+        "max_train_samples": F("int", None, nullable=True, min=1),
+        "max_dev_samples": F("int", None, nullable=True, min=1),
+        "synthetic_train_size": F("int", 4000, min=10),
+        "synthetic_dev_size": F("int", 1000, min=10),
+    },
+    "model": {
+        "arch": F("str", "bert", choices=ARCHS),
+        "name": F("str", None, nullable=True),
+        "tokenizer": F("str", None, nullable=True),
+        "num_layers": F("int", 2, min=1),
+        "hidden_size": F("int", 64, min=1),
+        "num_heads": F("int", 2, min=1),
+        "intermediate_size": F("int", 256, min=1),
+        "max_position_embeddings": F("int", 512, min=8),
+        "vocab_size": F("int", 2000, min=50),
+        "dropout": F("float", 0.1, min=0.0, max=1.0),
+        "mix_layers": F("str", "all", choices=("all", "encoder")),
+        "mix_layer_norm": F("bool", False),
+        "mix_trainable": F("bool", True),
+    },
+    "pruning": {
+        "method": F("str", NO_PRUNING, choices=(NO_PRUNING, *available_pruners())),
+        "granularity": F("str", "weight", choices=GRANULARITIES),
+        "scope": F("str", "local", choices=SCOPES),
+        "block_rows": F("int", 32, min=1),
+        "block_cols": F("int", 32, min=1),
+        "update_every": F("int", 10, min=1),
+        "score_lr": F("float", None, nullable=True, min=0.0, min_open=True),
+        "targets": F("list_str", None, nullable=True),
+        "options": F("dict", None, nullable=True),
+        "schedule": F("section"),
+    },
+    "pruning.schedule": {
+        "kind": F("str", "cubic", choices=tuple(SCHEDULES)),
+        "initial": F("float", None, nullable=True),
+        "final": F("float", None, nullable=True),
+        "value": F("float", None, nullable=True),
+        "warmup": F("steps", 0),
+        "cooldown": F("steps", 0),
+        "total": F("int", None, nullable=True, min=1),
+        "at": F("steps", 0),
+    },
+    "train": {
+        "epochs": F("float", 1.0, min=0.0, min_open=True),
+        "max_steps": F("int", None, nullable=True, min=1),
+        "batch_size": F("int", 32, min=1),
+        "eval_batch_size": F("int", 128, min=1),
+        "lr": F("float", 3e-5, min=0.0, min_open=True),
+        "weight_decay": F("float", 0.0, min=0.0),
+        "warmup_ratio": F("float", 0.1, min=0.0, max=1.0),
+        "max_length": F("int", 128, min=8),
+        "bucket_factor": F("int", 50, min=1),
+        "eval_every": F("int", 0, min=0),
+        "log_every": F("int", 10, min=1),
+        "max_grad_norm": F("float", 1.0, min=0.0),
+        "mixed_precision": F("str", "no", choices=PRECISIONS),
+        "threads": F("int", None, nullable=True, min=1),
+    },
+    "divergence": {
+        "policy": F("str", "record", choices=POLICIES),
+        "spike_factor": F("float", 5.0, min=1.0, min_open=True),
+        "spike_min_increase": F("float", 0.5, min=0.0),
+        "spike_warmup_steps": F("int", 50, min=0),
+        "learned_margin": F("float", 0.1, min=0.0, max=1.0),
+        "collapse_margin": F("float", 0.02, min=0.0, max=1.0),
+        "constant_share": F("float", 0.98, min=0.5, max=1.0),
+        "lr_factor": F("float", 0.5, min=0.0, max=1.0, min_open=True),
+        "max_retries": F("int", 3, min=0),
+    },
+    "checkpoint": {
+        "every": F("int", 0, min=0),
+    },
+}
+TOP_SECTIONS = ("data", "model", "pruning", "train", "divergence", "checkpoint")
+#: Pruner fields set from other recipe keys, never through ``pruning.options``.
+_SHARED_PRUNER_FIELDS = ("granularity", "scope", "block_rows", "block_cols")
+
+
+@dataclass
+class Recipe:
+    """A validated recipe: plain dicts per section, every key present (defaults filled in)."""
+
+    source: str
+    task: str
+    seed: int
+    output_dir: str | None
+    data: dict
+    model: dict
+    pruning: dict
+    train: dict
+    divergence: dict
+    checkpoint: dict
+    raw: dict = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        """The resolved recipe (what ``recipe.yaml`` in a run directory holds)."""
+        return {
+            "task": self.task,
+            "seed": self.seed,
+            "output_dir": self.output_dir,
+            **{name: copy.deepcopy(getattr(self, name)) for name in TOP_SECTIONS},
+        }
+
+    @property
+    def pruned(self) -> bool:
+        return self.pruning["method"] != NO_PRUNING
+
+    @property
+    def data_source(self) -> str:
+        """``data.source`` with ``auto`` resolved: synthetic task, else local when a path is given, else hub."""
+        src = self.data["source"]
+        if src != "auto":
+            return src
+        if self.task == "synthetic":
+            return "synthetic"
+        return "local" if (self.data["path"] or self.data["train_file"]) else "hub"
+
+
+# ---- parsing -------------------------------------------------------------------------------------------------
+def _did_you_mean(key: str, options) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _number(value: Any) -> float | None:
+    """Accept ints, floats and numeric strings (YAML 1.1 reads ``3e-5`` as a string)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _check(path: str, spec: F, value: Any, problems: list[str]) -> Any:
+    """The value converted to its kind, or the default after recording a problem."""
+    if value is None:
+        if not spec.nullable:
+            problems.append(f"{path}: must not be empty")
+        return spec.default
+    kind = spec.kind
+    out: Any = value
+    if kind == "int":
+        num = _number(value)
+        if num is None or not math.isfinite(num) or num != int(num):
+            problems.append(f"{path}: expected an integer, got {value!r}")
+            return spec.default
+        out = int(num)
+    elif kind == "float":
+        num = _number(value)
+        if num is None or not math.isfinite(num):
+            problems.append(f"{path}: expected a number, got {value!r}")
+            return spec.default
+        out = num
+    elif kind == "steps":
+        num = _number(value)
+        if num is None or not math.isfinite(num) or num < 0 or (num >= 1 and num != int(num)):
+            problems.append(
+                f"{path}: expected a step count (integer >= 0) or a fraction of the run in [0, 1), got {value!r}"
+            )
+            return spec.default
+        out = int(num) if (isinstance(value, int) or num >= 1) else num
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            problems.append(f"{path}: expected true or false, got {value!r}")
+            return spec.default
+    elif kind == "str":
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            problems.append(f"{path}: expected a string, got {value!r}")
+            return spec.default
+        out = str(value)
+    elif kind == "list_str":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{path}: expected a list of strings, got {value!r}")
+            return spec.default
+    elif kind in ("dict", "dict_str"):
+        if not isinstance(value, dict) or (
+            kind == "dict_str" and not all(isinstance(v, str) for v in value.values())
+        ):
+            problems.append(f"{path}: expected a mapping, got {value!r}")
+            return spec.default
+        out = dict(value)
+    if spec.choices is not None and out not in spec.choices:
+        problems.append(
+            f"{path}: unknown value {out!r}{_did_you_mean(str(out), spec.choices)}; "
+            f"use one of {', '.join(spec.choices)}"
+        )
+        return spec.default
+    if kind in ("int", "float") and out is not None:
+        if spec.min is not None and (out <= spec.min if spec.min_open else out < spec.min):
+            problems.append(f"{path}: must be {'>' if spec.min_open else '>='} {spec.min:g}, got {out:g}")
+            return spec.default
+        if spec.max is not None and out > spec.max:
+            problems.append(f"{path}: must be <= {spec.max:g}, got {out:g}")
+            return spec.default
+    return out
+
+
+def _section(name: str, raw: Any, problems: list[str]) -> dict:
+    specs = SECTIONS[name]
+    label = name or "recipe"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problems.append(f"{label}: expected a mapping of keys, got {raw!r}")
+        raw = {}
+    out: dict[str, Any] = {}
+    known = set(specs) | ({*TOP_SECTIONS} if name == "" else set())
+    for key in raw:
+        if not isinstance(key, str) or key not in known:
+            where = f"{name}.{key}" if name else str(key)
+            problems.append(f"{where}: unknown key{_did_you_mean(str(key), known)}")
+    for key, spec in specs.items():
+        path = f"{name}.{key}" if name else key
+        if spec.kind == "section":
+            out[key] = _section(path, raw.get(key), problems)
+            continue
+        if key not in raw:
+            if spec.required:
+                problems.append(f"{path}: missing (required)")
+            out[key] = spec.default
+            continue
+        out[key] = _check(path, spec, raw[key], problems)
+    return out
+
+
+def _pruner_options(method: str, options: dict | None, problems: list[str]) -> dict:
+    if method == NO_PRUNING or not options:
+        if options and method == NO_PRUNING:
+            problems.append("pruning.options: set, but pruning.method is 'none'")
+        return {}
+    cls = pruner_class(method)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _SHARED_PRUNER_FIELDS}
+    if method == "soft_movement":
+        fields.pop("final_threshold", None)  # it is pruning.schedule.final
+    out = {}
+    for key, value in options.items():
+        if key not in fields:
+            hint = _did_you_mean(str(key), fields)
+            valid = ", ".join(fields) or "none"
+            problems.append(
+                f"pruning.options.{key}: unknown option of method {method!r}{hint}; valid: {valid}"
+            )
+            continue
+        default = fields[key].default
+        kind = "bool" if isinstance(default, bool) else "float" if isinstance(default, int | float) else "str"
+        out[key] = _check(f"pruning.options.{key}", F(kind, default), value, problems)
+    return out
+
+
+def _steps(value: int | float, total: int) -> int:
+    return int(round(value * total)) if isinstance(value, float) else int(value)
+
+
+def _cross_checks(r: dict, problems: list[str]) -> None:
+    data, pruning, train, div, ckpt = r["data"], r["pruning"], r["train"], r["divergence"], r["checkpoint"]
+    src = data["source"]
+    if r["task"] == "synthetic" and src not in ("auto", "synthetic"):
+        problems.append(f"data.source: the synthetic task is generated, not read ({src!r} given)")
+    if src == "synthetic" and r["task"] not in (None, "synthetic"):
+        problems.append(f"data.source: 'synthetic' only serves task 'synthetic', not {r['task']!r}")
+    if src == "local" and not (data["path"] or data["train_file"]):
+        problems.append(
+            "data.path: required when data.source is 'local' (a directory with train and dev files)"
+        )
+    if bool(data["train_file"]) != bool(data["dev_file"]) and not data["path"]:
+        problems.append("data.train_file, data.dev_file: give both, or data.path")
+    if div["policy"] == "rollback" and not ckpt["every"]:
+        problems.append(
+            "divergence.policy: 'rollback' needs checkpoints to roll back to; set checkpoint.every"
+        )
+    if r["model"]["hidden_size"] % r["model"]["num_heads"]:
+        problems.append(
+            f"model.hidden_size ({r['model']['hidden_size']}) must be divisible by model.num_heads "
+            f"({r['model']['num_heads']})"
+        )
+    method = pruning["method"]
+    sched = pruning["schedule"]
+    if method == NO_PRUNING:
+        return
+    key = pruner_class(method).schedule_key
+    kind = sched["kind"]
+    fields = {
+        "cubic": ("initial", "final"),
+        "linear": ("initial", "final"),
+        "constant": ("value",),
+        "one_shot": ("initial", "final"),
+    }[kind]
+    for name in ("initial", "final", "value"):
+        if sched[name] is not None and name not in fields:
+            problems.append(
+                f"pruning.schedule.{name}: not used by a {kind!r} schedule (it takes {', '.join(fields)})"
+            )
+    defaults = {"remaining": (1.0, None), "threshold": (0.0, None), "lambda": (0.0, None)}[key]
+    if kind != "constant":
+        if sched["initial"] is None:
+            sched["initial"] = defaults[0]
+        if sched["final"] is None:
+            problems.append(f"pruning.schedule.final: required: the final {key} of method {method!r}")
+    elif sched["value"] is None:
+        problems.append(f"pruning.schedule.value: required: the constant {key} of method {method!r}")
+    for name in fields:
+        v = sched[name]
+        if v is None:
+            continue
+        if key == "remaining" and not 0.0 < v <= 1.0:
+            problems.append(f"pruning.schedule.{name}: a remaining fraction must be in (0, 1], got {v:g}")
+        elif key == "threshold" and not 0.0 <= v < 1.0:
+            problems.append(f"pruning.schedule.{name}: a sigmoid threshold must be in [0, 1), got {v:g}")
+        elif key == "lambda" and v < 0:
+            problems.append(f"pruning.schedule.{name}: lambda must be >= 0, got {v:g}")
+    if method == "soft_movement" and kind != "constant" and not sched["final"]:
+        problems.append("pruning.schedule.final: soft movement needs a final threshold > 0")
+    steps = train["max_steps"]
+    if steps is not None:
+        schedule_problems(pruning, steps, problems)
+
+
+def schedule_problems(pruning: dict, run_steps: int, problems: list[str]) -> None:
+    """Rules that need the run's length: the schedule must fit in, and end before, training."""
+    sched = pruning["schedule"]
+    total = sched["total"] if sched["total"] is not None else run_steps
+    if sched["total"] is not None and sched["total"] > run_steps:
+        problems.append(
+            f"pruning.schedule.total: {sched['total']} steps, but training runs {run_steps}: the schedule "
+            "would not reach its final value before training ends"
+        )
+    if sched["kind"] in ("cubic", "linear"):
+        warm, cool = _steps(sched["warmup"], total), _steps(sched["cooldown"], total)
+        if warm + cool >= total:
+            problems.append(
+                f"pruning.schedule.warmup + cooldown: {warm} + {cool} steps leave no room to prune in a "
+                f"{total}-step schedule"
+            )
+    if sched["kind"] == "one_shot" and _steps(sched["at"], total) >= run_steps:
+        problems.append(
+            f"pruning.schedule.at: step {_steps(sched['at'], total)} is not before the run ends "
+            f"({run_steps} steps)"
+        )
+
+
+def build_schedule(pruning: dict, run_steps: int):
+    """The :class:`~bermo_prune.schedule.Schedule` a validated ``pruning`` section describes for a run."""
+    from .schedule import make_schedule
+
+    sched = pruning["schedule"]
+    total = sched["total"] if sched["total"] is not None else run_steps
+    kind = sched["kind"]
+    if kind == "constant":
+        return make_schedule(kind, value=sched["value"])
+    if kind == "one_shot":
+        return make_schedule(
+            kind, initial=sched["initial"], final=sched["final"], at=_steps(sched["at"], total)
+        )
+    return make_schedule(
+        kind,
+        initial=sched["initial"],
+        final=sched["final"],
+        total=total,
+        warmup=_steps(sched["warmup"], total),
+        cooldown=_steps(sched["cooldown"], total),
+    )
+
+
+def build_pruner(pruning: dict):
+    """The pruner instance a validated ``pruning`` section describes."""
+    from .pruners import get_pruner
+
+    kwargs = dict(pruning["options"] or {})
+    if pruning["method"] == "soft_movement":
+        sched = pruning["schedule"]
+        kwargs["final_threshold"] = sched["value"] if sched["kind"] == "constant" else sched["final"]
+    return get_pruner(
+        pruning["method"],
+        granularity=pruning["granularity"],
+        scope=pruning["scope"],
+        block_rows=pruning["block_rows"],
+        block_cols=pruning["block_cols"],
+        **kwargs,
+    )
+
+
+# ---- overrides -------------------------------------------------------------------------------------------------
+def apply_overrides(raw: dict, overrides: list[str], problems: list[str]) -> None:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to the raw recipe mapping in place."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(f"override {item!r}: expected key=value, e.g. train.lr=3e-5")
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        parts = key.split(".")
+        section = ".".join(parts[:-1])
+        known_sections = {s for s in SECTIONS if s} | {"pruning.options"}
+        if section and section not in known_sections and not section.startswith("data.columns"):
+            problems.append(
+                f"override {key}: unknown section {section!r}{_did_you_mean(section, known_sections)}"
+            )
+            continue
+        node = raw
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+
+
+def _yaml_error(source: str, exc: yaml.YAMLError) -> RecipeError:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return RecipeError(
+            source, [f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"]
+        )
+    return RecipeError(source, [f"YAML syntax error: {problem}"])
+
+
+def parse_recipe(raw: Any, source: str = "<recipe>", overrides: list[str] | None = None) -> Recipe:
+    """Validate a raw mapping (already loaded YAML) plus overrides; raise RecipeError with every problem."""
+    problems: list[str] = []
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(
+            source, [f"expected a mapping of sections at the top level, got {type(raw).__name__}"]
+        )
+    raw = copy.deepcopy(raw)
+    if overrides:
+        apply_overrides(raw, overrides, problems)
+    r = _section("", raw, problems)
+    for name in TOP_SECTIONS:
+        r[name] = _section(name, raw.get(name), problems)
+    r["pruning"]["options"] = _pruner_options(r["pruning"]["method"], r["pruning"]["options"], problems)
+    if not problems:
+        _cross_checks(r, problems)
+    if problems:
+        raise RecipeError(source, problems)
+    return Recipe(source=source, raw=raw, **r)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe file."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(source, ["no such file"]) from None
+    except IsADirectoryError:
+        raise RecipeError(source, ["is a directory, not a recipe file"]) from None
+    except UnicodeDecodeError:
+        raise RecipeError(source, ["not UTF-8 text"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(source, exc) from None
+    return parse_recipe(raw, source, overrides)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)

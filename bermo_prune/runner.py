@@ -1,0 +1,271 @@
+"""``bermo-prune run``: a validated recipe in, a run directory out.
+
+    RUN_DIR/recipe.yaml       the resolved recipe (defaults filled in, overrides applied)
+    RUN_DIR/tokenizer/        the tokenizer the run used
+    RUN_DIR/metrics.jsonl     step, loss, lr, remaining weights, threshold/lambda, evaluations, BERMo mix, events
+    RUN_DIR/checkpoint/       the latest checkpoint while the run is unfinished (removed when it ends)
+    RUN_DIR/model/            the hardened final model (safetensors) and its tokenizer
+    RUN_DIR/summary.json      final and best metrics, remaining weights, wall time, steps to fractions of the
+                              best metric, divergence events
+
+Everything that can be wrong with the input (recipe, data, model path) is checked before the directory is made,
+so a bad run writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from .data import load_task_data
+from .engine import prune
+from .errors import InputError, RecipeError
+from .models import ModelSpec, build_model
+from .recipe import Recipe, build_pruner, build_schedule, dump_recipe, parse_recipe, schedule_problems
+from .schedule import Scheduler
+from .tracking import DivergenceConfig
+from .train import CHECKPOINT_DIR, CHECKPOINT_FILE, TrainConfig, Trainer, total_steps
+
+logger = logging.getLogger(__name__)
+
+SUMMARY = "summary.json"
+RECIPE = "recipe.yaml"
+
+
+@dataclass
+class RunResult:
+    summary: dict
+    output_dir: Path
+    skipped: bool = False  # the directory already held a finished run (resume of a finished run)
+
+    @property
+    def diverged_and_stopped(self) -> bool:
+        return bool(self.summary["divergence"]["stopped"])
+
+
+def default_output_dir(recipe: Recipe) -> Path:
+    if recipe.output_dir:
+        return Path(recipe.output_dir)
+    stem = Path(recipe.source).stem if recipe.source and not recipe.source.startswith("<") else "run"
+    return Path("runs") / stem
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        path = f"{prefix}{key}"
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, path + ".")
+        elif va != vb:
+            out.append(path)
+    return out
+
+
+def _check_output_dir(recipe: Recipe, out: Path, resume: bool, overwrite: bool) -> str:
+    """``fresh``, ``resume`` or ``finished``; raises InputError on a conflict (nothing is touched)."""
+    if not out.exists():
+        if resume:
+            raise InputError(f"{out}: --resume given, but there is no run to resume there")
+        return "fresh"
+    if not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory")
+    if overwrite:
+        return "fresh"
+    if not any(out.iterdir()):
+        if resume:
+            raise InputError(f"{out}: --resume given, but the directory is empty")
+        return "fresh"
+    if not resume:
+        raise InputError(
+            f"{out}: already holds a run; pass --resume to continue it, --overwrite to replace it, "
+            "or choose another --output-dir"
+        )
+    saved = out / RECIPE
+    if not saved.is_file():
+        raise InputError(f"{out}: not a bermo-prune run directory (no {RECIPE}); cannot resume")
+    previous = parse_recipe(yaml.safe_load(saved.read_text(encoding="utf-8")), str(saved))
+    ours, theirs = recipe.to_dict(), previous.to_dict()
+    ours.pop("output_dir"), theirs.pop("output_dir")
+    diff = _differences(ours, theirs)
+    if diff:
+        raise InputError(
+            f"{out}: --resume with a recipe that differs from the run's {RECIPE} in {', '.join(diff)}; "
+            "resume with the same recipe and overrides"
+        )
+    if (out / SUMMARY).is_file():
+        return "finished"
+    if not (out / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
+        raise InputError(
+            f"{out}: the run has no checkpoint yet (set checkpoint.every); start it again instead"
+        )
+    return "resume"
+
+
+def train_config(recipe: Recipe, progress: bool) -> TrainConfig:
+    t = recipe.train
+    return TrainConfig(
+        epochs=t["epochs"],
+        max_steps=t["max_steps"],
+        batch_size=t["batch_size"],
+        eval_batch_size=t["eval_batch_size"],
+        lr=t["lr"],
+        weight_decay=t["weight_decay"],
+        warmup_ratio=t["warmup_ratio"],
+        max_length=t["max_length"],
+        bucket_factor=t["bucket_factor"],
+        eval_every=t["eval_every"],
+        log_every=t["log_every"],
+        seed=recipe.seed,
+        max_grad_norm=t["max_grad_norm"],
+        mixed_precision=t["mixed_precision"],
+        threads=t["threads"],
+        progress=progress,
+    )
+
+
+def run_recipe(
+    recipe: Recipe,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Run a validated recipe to the end; see the module docstring for what the run directory holds."""
+    out = Path(output_dir) if output_dir is not None else default_output_dir(recipe)
+    state = _check_output_dir(recipe, out, resume, overwrite)
+    if state == "finished":
+        summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
+        return RunResult(summary, out, skipped=True)
+
+    # Everything that reads user input happens before the directory is touched.
+    d = recipe.data
+    data = load_task_data(
+        recipe.task,
+        recipe.data_source,
+        path=d["path"],
+        train_file=d["train_file"],
+        dev_file=d["dev_file"],
+        columns=d["columns"],
+        max_train_samples=d["max_train_samples"],
+        max_dev_samples=d["max_dev_samples"],
+        seed=recipe.seed,
+        synthetic_train_size=d["synthetic_train_size"],
+        synthetic_dev_size=d["synthetic_dev_size"],
+    )
+    cfg = train_config(recipe, progress)
+    steps = total_steps(cfg, len(data.train))
+    if recipe.pruned:
+        problems: list[str] = []
+        schedule_problems(recipe.pruning, steps, problems)
+        if problems:
+            raise RecipeError(recipe.source, problems)
+    m = recipe.model
+    spec = ModelSpec(**m)
+    if state == "resume":
+        spec.tokenizer = str(out / "tokenizer")
+    task = data.task
+    torch.manual_seed(recipe.seed)
+    model, tokenizer = build_model(
+        spec,
+        task.num_labels,
+        [t for pair in data.train.texts for t in pair if t],
+        problem_type="regression" if task.is_regression else "single_label_classification",
+        label_names=task.label_names,
+    )
+    handle = None
+    if recipe.pruned:
+        try:
+            pruner = build_pruner(recipe.pruning)
+            scheduler = Scheduler(
+                pruner, build_schedule(recipe.pruning, steps), update_every=recipe.pruning["update_every"]
+            )
+            targets = recipe.pruning["targets"]
+            handle = prune(model, scheduler, **({"targets": targets} if targets else {}))
+        except ValueError as exc:
+            raise InputError(f"{recipe.source}: pruning: {exc}") from None
+
+    # From here on the run directory is written.
+    if state == "fresh":
+        if out.exists() and overwrite:
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_write(out / RECIPE, f"# resolved from {recipe.source}\n" + dump_recipe(recipe))
+        tokenizer.save_pretrained(out / "tokenizer")
+    div = DivergenceConfig(**recipe.divergence)
+    trainer = Trainer(
+        model,
+        tokenizer,
+        data,
+        cfg,
+        output_dir=out,
+        handle=handle,
+        score_lr=recipe.pruning["score_lr"],
+        divergence=div,
+        checkpoint_every=recipe.checkpoint["every"],
+    )
+    summary = trainer.run(resume=state == "resume")
+
+    final_model = trainer.accelerator.unwrap_model(trainer.model)
+    if handle is not None:
+        handle.harden()
+    final_model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    summary = {
+        "run_dir": str(out),
+        "recipe": recipe.source,
+        "model": {"arch": m["arch"], "name": m["name"]},
+        "seed": recipe.seed,
+        "remaining": summary["sparsity"]["remaining"] if summary["sparsity"] else 1.0,
+        **summary,
+    }
+    _atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    return RunResult(summary, out)
+
+
+def format_result(result: RunResult) -> str:
+    """The short table ``bermo-prune run`` prints at the end."""
+    s = result.summary
+    main = s["main_metric"]
+    div = s["divergence"]
+    if div["diverged"]:
+        first = div["events"][0]
+        diverged = f"yes: {first['kind']} at step {first['step']} ({len(div['events'])} event(s), policy {div['policy']}"
+        diverged += ", run stopped)" if div["stopped"] else ")"
+    else:
+        diverged = "no"
+    sp = s["sparsity"]
+    if sp:
+        remaining = (
+            f"{sp['remaining']:.3f} of encoder linear weights ({sp['kept']:,} of {sp['total']:,} kept)"
+        )
+    else:
+        remaining = "1.000 (no pruning)"
+    method = s["method"] or "none"
+    rows = [
+        ("run", f"{s['run_dir']}{'  (already finished; not run again)' if result.skipped else ''}"),
+        ("model / method", f"{s['model']['arch']} / {method}"),
+        (f"dev {main}", f"{s['final'][main]:.4f} (best {s['best'][main]:.4f} at step {s['best']['step']})"),
+        ("remaining weights", remaining),
+        ("diverged", diverged),
+        ("steps / wall time", f"{s['steps']} / {s['wall_time_s']:.0f} s"),
+    ]
+    if s.get("mix"):
+        w = ", ".join(f"{x:.2f}" for x in s["mix"]["layer_weights"])
+        rows.append(("BERMo layer weights", f"[{w}] gamma {s['mix']['gamma']:.2f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

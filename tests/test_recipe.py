@@ -1,0 +1,173 @@
+"""Recipe validation: every shipped recipe validates; bad recipes give pinned, complete, one-line errors."""
+
+from pathlib import Path
+
+import pytest
+
+from bermo_prune.cli import EXIT_BAD_INPUT, main
+from bermo_prune.errors import RecipeError
+from bermo_prune.recipe import build_pruner, build_schedule, load_recipe, parse_recipe
+
+from .conftest import ROOT
+
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+
+def test_the_shipped_recipes_exist():
+    names = {p.name for p in RECIPES}
+    assert {
+        "quickstart.yaml",
+        "sst2_magnitude.yaml",
+        "sst2_movement.yaml",
+        "sst2_soft_movement.yaml",
+        "sst2_l0.yaml",
+    } <= names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_every_recipe_validates_and_opens_with_its_command(path):
+    recipe = load_recipe(path)
+    assert path.read_text().splitlines()[0] == f"# bermo-prune run recipes/{path.name}"
+    if recipe.pruned:
+        build_pruner(recipe.pruning)
+        build_schedule(recipe.pruning, 1000)
+    for arch in ("bert", "bermo"):
+        assert load_recipe(path, [f"model.arch={arch}"]).model["arch"] == arch
+
+
+def test_sst2_recipes_follow_movement_pruning_hyperparameters():
+    r = load_recipe(ROOT / "recipes" / "sst2_movement.yaml")
+    assert (r.task, r.model["name"], r.train["lr"], r.train["batch_size"]) == (
+        "sst2",
+        "bert-base-uncased",
+        3e-5,
+        32,
+    )
+    assert r.pruning["score_lr"] == 1e-2 and r.pruning["schedule"]["final"] == 0.10
+    assert r.data_source == "hub"
+    assert (
+        load_recipe(ROOT / "recipes" / "sst2_movement.yaml", ["data.path=/data/sst2"]).data_source == "local"
+    )
+    schedule = build_schedule(r.pruning, 12000)
+    assert schedule(0) == 1.0 and schedule(12000 - 4000) == pytest.approx(0.10)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path, text, overrides=None) -> list[str]:
+    with pytest.raises(RecipeError) as info:
+        load_recipe(write(tmp_path, text), overrides)
+    return info.value.problems
+
+
+def test_unknown_keys_get_did_you_mean(tmp_path):
+    assert problems(tmp_path, "task: sst2\ntrain:\n  lr: 1.0e-3\n  bach_size: 8\n") == [
+        "train.bach_size: unknown key (did you mean 'batch_size'?)"
+    ]
+    assert problems(tmp_path, "task: sst2\ntrian:\n  lr: 1\n") == [
+        "trian: unknown key (did you mean 'train'?)"
+    ]
+    assert problems(tmp_path, "task: sst22\n") == [
+        "task: unknown value 'sst22' (did you mean 'sst2'?); use one of cola, sst2, mrpc, qqp, stsb, mnli, qnli, "
+        "rte, wnli, synthetic"
+    ]
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    text = (
+        "task: sst2\ntrain:\n  lr: fast\n  batch_size: 0\n  max_length: 12.5\n"
+        "pruning:\n  method: movment\n  granularity: rows\n"
+    )
+    assert problems(tmp_path, text) == [
+        "pruning.method: unknown value 'movment' (did you mean 'movement'?); use one of none, l0, magnitude, "
+        "movement, soft_movement",
+        "pruning.granularity: unknown value 'rows' (did you mean 'row'?); use one of weight, block, row, head",
+        "train.batch_size: must be >= 1, got 0",
+        "train.lr: expected a number, got 'fast'",
+        "train.max_length: expected an integer, got 12.5",
+    ]
+
+
+def test_types_ranges_and_yaml_scientific_notation(tmp_path):
+    # YAML 1.1 reads 3e-5 as a string: it is still a number here.
+    r = load_recipe(write(tmp_path, "task: sst2\ntrain:\n  lr: 3e-5\n"))
+    assert r.train["lr"] == 3e-5
+    assert problems(tmp_path, "task: sst2\ntrain:\n  warmup_ratio: 1.5\n  mixed_precision: fp8\n") == [
+        "train.warmup_ratio: must be <= 1, got 1.5",
+        "train.mixed_precision: unknown value 'fp8'; use one of no, fp16, bf16",
+    ]
+    assert problems(tmp_path, "task: sst2\nmodel:\n  mix_trainable: yes please\n") == [
+        "model.mix_trainable: expected true or false, got 'yes please'"
+    ]
+
+
+def test_cross_field_rules(tmp_path):
+    base = "task: sst2\npruning:\n  method: movement\n  schedule:\n    final: 0.1\n"
+    # The schedule must end before training does.
+    assert problems(tmp_path, base + "    total: 500\ntrain:\n  max_steps: 100\n") == [
+        "pruning.schedule.total: 500 steps, but training runs 100: the schedule would not reach its final value "
+        "before training ends"
+    ]
+    assert problems(tmp_path, base + "    warmup: 60\n    cooldown: 40\ntrain:\n  max_steps: 100\n") == [
+        "pruning.schedule.warmup + cooldown: 60 + 40 steps leave no room to prune in a 100-step schedule"
+    ]
+    assert problems(tmp_path, "task: sst2\npruning:\n  method: movement\n") == [
+        "pruning.schedule.final: required: the final remaining of method 'movement'"
+    ]
+    assert problems(tmp_path, "task: sst2\npruning:\n  method: movement\n  schedule:\n    final: 1.5\n") == [
+        "pruning.schedule.final: a remaining fraction must be in (0, 1], got 1.5"
+    ]
+    assert problems(tmp_path, "task: sst2\ndivergence:\n  policy: rollback\n") == [
+        "divergence.policy: 'rollback' needs checkpoints to roll back to; set checkpoint.every"
+    ]
+    assert problems(tmp_path, "task: sst2\nmodel:\n  hidden_size: 100\n  num_heads: 3\n") == [
+        "model.hidden_size (100) must be divisible by model.num_heads (3)"
+    ]
+    assert problems(
+        tmp_path,
+        "task: sst2\npruning:\n  method: l0\n  options:\n    temprature: 0.5\n  schedule:\n    final: 1\n",
+    ) == [
+        "pruning.options.temprature: unknown option of method 'l0' (did you mean 'temperature'?); valid: "
+        "stretch_left, stretch_right, temperature, init_log_alpha"
+    ]
+
+
+def test_overrides(tmp_path):
+    path = write(tmp_path, "task: sst2\npruning:\n  method: movement\n  schedule:\n    final: 0.1\n")
+    r = load_recipe(path, ["train.lr=1e-4", "pruning.schedule.final=0.05", "model.arch=bermo"])
+    assert (r.train["lr"], r.pruning["schedule"]["final"], r.model["arch"]) == (1e-4, 0.05, "bermo")
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, ["train.lrr=1", "trainn.lr=1", "nonsense"])
+    assert info.value.problems == [
+        "override trainn.lr: unknown section 'trainn' (did you mean 'train'?)",
+        "override 'nonsense': expected key=value, e.g. train.lr=3e-5",
+        "train.lrr: unknown key (did you mean 'lr'?)",
+    ]
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    assert problems(tmp_path, "task: sst2\ntrain:\n  lr: [1\n") == [
+        "line 4, column 1: YAML syntax error: expected ',' or ']', but got '<stream end>'"
+    ]
+    assert problems(tmp_path, "- a\n- b\n") == ["expected a mapping of sections at the top level, got list"]
+
+
+def test_validate_cli_exit_codes_and_one_line_errors(tmp_path, capsys):
+    good = ROOT / "recipes" / "quickstart.yaml"
+    bad = write(tmp_path, "task: sst2\ntrain:\n  epochs: -1\n")
+    assert main(["validate", str(good)]) == 0
+    assert main(["validate", str(good), str(bad)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bermo-prune: error: {bad}: train.epochs: must be > 0, got -1"]
+    assert main(["validate", str(tmp_path / "missing.yaml")]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.strip() == f"bermo-prune: error: {tmp_path / 'missing.yaml'}: no such file"
+
+
+def test_parse_recipe_fills_defaults():
+    r = parse_recipe({"task": "synthetic"})
+    assert r.data_source == "synthetic" and not r.pruned
+    assert r.divergence["policy"] == "record" and r.checkpoint["every"] == 0
