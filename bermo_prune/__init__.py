@@ -1,14 +1,19 @@
 """bermo-prune: prune BERT-family encoders during fine-tuning, with BERMo as a first-class model."""
 
 from .bermo import BermoConfig, BermoForSequenceClassification, BermoModel, ScalarMix, mix_weights
+from .compact import compact, load_compact
 from .data import TASKS, TaskSpec, get_task, load_task_data
 from .engine import Pruning, prune
 from .errors import DataError, InputError, RecipeError
 from .models import ModelSpec, build_model, load_classifier, train_wordpiece
+from .pretrain import load_pretrain_recipe, run_pretrain
 from .pruners import available_pruners, get_pruner, register_pruner
+from .recipe import Recipe, load_recipe
+from .runner import run_recipe
 from .schedule import Constant, Cubic, Linear, OneShot, Scheduler
 from .synthetic import generate_synthetic
-from .train import TrainConfig, fine_tune
+from .tracking import DivergenceConfig, DivergenceTracker
+from .train import Trainer, TrainConfig, fine_tune
 
 __version__ = "0.1.0"
 
@@ -18,6 +23,16 @@ __all__ = [
     "Linear",
     "OneShot",
     "Pruning",
+    "Recipe",
+    "DivergenceConfig",
+    "DivergenceTracker",
+    "Trainer",
+    "compact",
+    "load_compact",
+    "load_recipe",
+    "load_pretrain_recipe",
+    "run_pretrain",
+    "run_recipe",
     "Scheduler",
     "available_pruners",
     "get_pruner",

@@ -132,6 +132,11 @@ class BermoModel(BertModel):
             init=config.mix_init,
             gamma_init=config.mix_gamma_init,
         )
+        # A compacted BERMo records per-layer head counts and FFN sizes: build those shapes, so from_pretrained
+        # loads it natively.
+        from .compact import apply_layer_shapes
+
+        apply_layer_shapes(self, config)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:

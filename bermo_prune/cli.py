@@ -40,6 +40,33 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue the run in the output directory")
     run.add_argument("--overwrite", action="store_true", help="replace a run already in the output directory")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    pre = sub.add_parser(
+        "pretrain",
+        help="masked-language-model pretraining of a small BERT from local text",
+        description="Pretrain a small BERT encoder (MLM) on local text files; its model/ directory is a standard "
+        "checkpoint that run recipes load with model.name=RUN_DIR/model.",
+        epilog=EPILOG,
+    )
+    pre.add_argument("recipe", help="pretraining recipe YAML (see recipes/pretrain_tiny.yaml)")
+    pre.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
+    pre.add_argument(
+        "--output-dir", help="run directory (default: the recipe's output_dir, else runs/RECIPE)"
+    )
+    pre.add_argument("--resume", action="store_true", help="continue the run in the output directory")
+    pre.add_argument("--overwrite", action="store_true", help="replace a run already in the output directory")
+    pre.add_argument("--quiet", action="store_true", help="no progress bar")
+    com = sub.add_parser(
+        "compact",
+        help="remove pruned heads and FFN neurons: a smaller dense model, with measured latency",
+        description="Compact RUN_DIR/model (head, row or block pruning that emptied whole heads or neurons) into a "
+        "smaller dense model; prints parameters, MACs and latency before and after.",
+        epilog=EPILOG,
+    )
+    com.add_argument("run_dir", help="a run directory (its model/) or a model directory")
+    com.add_argument("--output", help="where to write the compacted model (default RUN_DIR/compact)")
+    com.add_argument("--batch", type=int, default=1, help="latency batch size (default 1)")
+    com.add_argument("--length", type=int, default=128, help="latency sequence length (default 128)")
+    com.add_argument("--repeats", type=int, default=5, help="timed forward passes (median; default 5)")
     val = sub.add_parser(
         "validate",
         help="check recipes without running them",
@@ -75,14 +102,36 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    from .pretrain import format_pretrain, load_pretrain_recipe, run_pretrain
+
+    recipe = load_pretrain_recipe(args.recipe, args.overrides)
+    summary = run_pretrain(
+        recipe, args.output_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
+    )
+    print(format_pretrain(summary))
+    return EXIT_OK
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from .compact import compact_run, format_compact
+
+    report = compact_run(args.run_dir, args.output, args.batch, args.length, args.repeats)
+    print(format_compact(report))
+    return EXIT_OK
+
+
 def _validate(args: argparse.Namespace) -> int:
     from .errors import RecipeError
-    from .recipe import load_recipe
+    from .pretrain import is_pretrain_recipe, parse_pretrain_recipe
+    from .recipe import parse_recipe, read_yaml
 
     failed = 0
     for path in args.recipes:
         try:
-            load_recipe(path, args.overrides)
+            raw = read_yaml(path)
+            parse = parse_pretrain_recipe if is_pretrain_recipe(raw) else parse_recipe
+            parse(raw, path, args.overrides)
             print(f"{path}: ok")
         except RecipeError as exc:
             failed += 1
@@ -107,12 +156,19 @@ def _list(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _run, "validate": _validate, "list": _list}
+COMMANDS = {"run": _run, "pretrain": _pretrain, "compact": _compact, "validate": _validate, "list": _list}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (``bermo-prune`` exits with it)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # Overrides may come before or after the options (argparse stops a positional list at the first option).
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command in ("run", "pretrain") and all("=" in a and not a.startswith("-") for a in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from transformers.utils import logging as hf_logging
 

@@ -67,6 +67,16 @@ class Target:
     grid: tuple[int, int]  # units along (rows, cols)
     offset: int = 0
     index: int = 0  # position in the layout's target list
+    #: flat positions of this target's units when units are tied across matrices (head granularity: one
+    #: position per head shared by Q, K, V and attention-out; one per FFN neuron shared by FFN-in and FFN-out);
+    #: None: the target owns the contiguous slice ``offset : offset + units``.
+    tie: torch.Tensor | None = None
+
+    def gather(self, flat: torch.Tensor) -> torch.Tensor:
+        """This target's values of a flat per-unit tensor, shaped as its unit grid."""
+        if self.tie is not None:
+            return flat[self.tie].view(self.grid)
+        return flat[self.offset : self.offset + self.units].view(self.grid)
 
     @property
     def units(self) -> int:
@@ -96,10 +106,16 @@ class Target:
 
 @dataclass
 class Layout:
-    """All targets and their flat unit layout."""
+    """All targets and their flat unit layout.
+
+    ``local_sets`` are the slices of the flat vector that ``scope="local"`` ranks separately: one per matrix, or
+    with tied units one per structure (a layer's heads, a layer's FFN neurons).
+    """
 
     targets: list[Target]
-    unit_sizes: torch.Tensor  # (total_units,) weights per unit
+    unit_sizes: torch.Tensor  # (total_units,) weights per unit (summed over the matrices a tied unit spans)
+    local_sets: list[slice]
+    tied: bool = False
 
     @property
     def total_units(self) -> int:
@@ -151,8 +167,8 @@ class PruningState(nn.Module):
         forward (a target module called on its own) it falls back to slicing.
         """
         flat = getattr(self, kind)
-        if self._parts is None:
-            return flat[target.offset : target.offset + target.units].view(target.grid)
+        if self._parts is None or target.tie is not None:  # tied units: a gather over a few hundred values
+            return target.gather(flat)
         parts = self._parts.get(kind)
         if parts is None:
             parts = self._parts[kind] = flat.split(self.unit_counts)
@@ -212,9 +228,17 @@ class Pruning:
         for i, t in enumerate(found):
             t.offset, t.index = offset, i
             offset += t.units
-        sizes = torch.cat([torch.full((t.units,), float(t.block[0] * t.block[1])) for t in found])
         device = found[0].module.weight.device
-        self.layout = Layout(found, sizes.to(device))
+        if self.pruner.granularity == "head":
+            self.layout, offset = _tied_layout(found)
+        else:
+            sizes = torch.cat([torch.full((t.units,), float(t.block[0] * t.block[1])) for t in found])
+            sets = [slice(t.offset, t.offset + t.units) for t in found]
+            self.layout = Layout(found, sizes, sets)
+        self.layout.unit_sizes = self.layout.unit_sizes.to(device)
+        for t in found:
+            if t.tie is not None:
+                t.tie = t.tie.to(device)
         scores = self.pruner.create_scores(self.layout)
         self.state = PruningState(scores.to(device) if scores is not None else None, offset).to(device)
         self.state.unit_counts = [t.units for t in found]
@@ -268,8 +292,7 @@ class Pruning:
     @torch.no_grad()
     def _refresh_full_masks(self) -> None:
         for t in self.layout.targets:
-            unit = self.state.mask[t.offset : t.offset + t.units]
-            t.module._bp_full_mask.copy_(t.expand(unit))
+            t.module._bp_full_mask.copy_(t.expand(t.gather(self.state.mask)))
 
     @property
     def value(self) -> float:
@@ -285,11 +308,10 @@ class Pruning:
         kept (``remaining``); ``kept`` and ``total`` are the counts. ``total_parameters`` counts the whole model
         (pruning scores excluded) and ``nonzero_parameters`` what is left after the masks.
         """
-        kept_units = self.state.mask * self.layout.unit_sizes
         per_matrix, per_layer_kept, per_layer_total = {}, {}, {}
         kept_total = 0
         for t in self.layout.targets:
-            kept = int(kept_units[t.offset : t.offset + t.units].sum().item())
+            kept = int(t.gather(self.state.mask).sum().item()) * t.block[0] * t.block[1]
             kept_total += kept
             per_matrix[t.name] = kept / t.weights
             key = str(t.layer)
@@ -345,6 +367,30 @@ class Pruning:
     def load_state_dict(self, state: dict) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
         self._refresh_full_masks()
+
+
+def _tied_layout(targets: list[Target]) -> tuple[Layout, int]:
+    """Head granularity: one unit per attention head (shared by Q, K, V, attention-out) and per FFN neuron
+    (shared by FFN-in and FFN-out) of each layer, so a pruned head or neuron is gone from every matrix it spans
+    and :func:`~bermo_prune.compact.compact` can remove it physically."""
+    structures: dict[tuple, list[Target]] = {}
+    for t in targets:
+        kind = "attention" if t.role in ("qkv", "attn_out") else "ffn"
+        structures.setdefault((t.layer, kind), []).append(t)
+    sizes, sets, offset = [], [], 0
+    for members in structures.values():
+        counts = {t.units for t in members}
+        if len(counts) != 1:
+            names = ", ".join(t.name for t in members)
+            raise ValueError(f"head granularity: {names} do not have the same number of heads/neurons")
+        n = counts.pop()
+        tie = torch.arange(offset, offset + n)
+        for t in members:
+            t.tie = tie
+        sizes.append(torch.full((n,), float(sum(t.block[0] * t.block[1] for t in members))))
+        sets.append(slice(offset, offset + n))
+        offset += n
+    return Layout(targets, torch.cat(sizes), sets, tied=True), offset
 
 
 def decay_groups(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> list[dict]:

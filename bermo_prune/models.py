@@ -255,7 +255,30 @@ def load_classifier(
         cls = BertForSequenceClassification
     for k, v in overrides.items():
         setattr(config, k, v)
+    if cls is BertForSequenceClassification and getattr(config, "layer_heads", None) is not None:
+        return _load_compacted_bert(name, config)
     try:
         return cls.from_pretrained(name, config=config, ignore_mismatched_sizes=True)
     except Exception as exc:
         raise InputError(_unreachable(name, "model weights", exc)) from None
+
+
+def _load_compacted_bert(name: str, config: BertConfig) -> BertForSequenceClassification:
+    """A compacted BERT (per-layer head counts and FFN sizes in its config): plain transformers would build
+    full-size layers, so build the recorded shapes and load the weights; a head of another size starts fresh."""
+    from safetensors.torch import load_file
+
+    from .compact import apply_layer_shapes
+
+    model = BertForSequenceClassification(config)
+    apply_layer_shapes(model, config)
+    path = Path(name) / "model.safetensors"
+    if not path.is_file():
+        raise InputError(f"{name}: a compacted model needs its model.safetensors")
+    own = model.state_dict()
+    weights = {k: v for k, v in load_file(path).items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in weights and not k.startswith(("classifier.", "bert.pooler."))]
+    if missing:
+        raise InputError(f"{name}: weights missing or of the wrong shape: {', '.join(missing[:3])}")
+    model.load_state_dict(weights, strict=False)
+    return model

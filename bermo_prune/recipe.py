@@ -261,8 +261,9 @@ def _check(path: str, spec: F, value: Any, problems: list[str]) -> Any:
     return out
 
 
-def _section(name: str, raw: Any, problems: list[str]) -> dict:
-    specs = SECTIONS[name]
+def _section(name: str, raw: Any, problems: list[str], schema: dict | None = None) -> dict:
+    schema = SECTIONS if schema is None else schema
+    specs = schema[name]
     label = name or "recipe"
     if raw is None:
         raw = {}
@@ -270,7 +271,7 @@ def _section(name: str, raw: Any, problems: list[str]) -> dict:
         problems.append(f"{label}: expected a mapping of keys, got {raw!r}")
         raw = {}
     out: dict[str, Any] = {}
-    known = set(specs) | ({*TOP_SECTIONS} if name == "" else set())
+    known = set(specs) | ({n for n in schema if n and "." not in n} if name == "" else set())
     for key in raw:
         if not isinstance(key, str) or key not in known:
             where = f"{name}.{key}" if name else str(key)
@@ -278,7 +279,7 @@ def _section(name: str, raw: Any, problems: list[str]) -> dict:
     for key, spec in specs.items():
         path = f"{name}.{key}" if name else key
         if spec.kind == "section":
-            out[key] = _section(path, raw.get(key), problems)
+            out[key] = _section(path, raw.get(key), problems, schema)
             continue
         if key not in raw:
             if spec.required:
@@ -446,8 +447,9 @@ def build_pruner(pruning: dict):
 
 
 # ---- overrides -------------------------------------------------------------------------------------------------
-def apply_overrides(raw: dict, overrides: list[str], problems: list[str]) -> None:
+def apply_overrides(raw: dict, overrides: list[str], problems: list[str], schema: dict | None = None) -> None:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML) to the raw recipe mapping in place."""
+    schema = SECTIONS if schema is None else schema
     for item in overrides:
         key, sep, text = item.partition("=")
         key = key.strip()
@@ -460,7 +462,7 @@ def apply_overrides(raw: dict, overrides: list[str], problems: list[str]) -> Non
             value = text
         parts = key.split(".")
         section = ".".join(parts[:-1])
-        known_sections = {s for s in SECTIONS if s} | {"pruning.options"}
+        known_sections = {s for s in schema if s} | ({"pruning.options"} if "pruning" in schema else set())
         if section and section not in known_sections and not section.startswith("data.columns"):
             problems.append(
                 f"override {key}: unknown section {section!r}{_did_you_mean(section, known_sections)}"
@@ -487,18 +489,7 @@ def _yaml_error(source: str, exc: yaml.YAMLError) -> RecipeError:
 def parse_recipe(raw: Any, source: str = "<recipe>", overrides: list[str] | None = None) -> Recipe:
     """Validate a raw mapping (already loaded YAML) plus overrides; raise RecipeError with every problem."""
     problems: list[str] = []
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise RecipeError(
-            source, [f"expected a mapping of sections at the top level, got {type(raw).__name__}"]
-        )
-    raw = copy.deepcopy(raw)
-    if overrides:
-        apply_overrides(raw, overrides, problems)
-    r = _section("", raw, problems)
-    for name in TOP_SECTIONS:
-        r[name] = _section(name, raw.get(name), problems)
+    r, raw = parse_sections(raw, source, overrides, SECTIONS, problems)
     r["pruning"]["options"] = _pruner_options(r["pruning"]["method"], r["pruning"]["options"], problems)
     if not problems:
         _cross_checks(r, problems)
@@ -507,8 +498,28 @@ def parse_recipe(raw: Any, source: str = "<recipe>", overrides: list[str] | None
     return Recipe(source=source, raw=raw, **r)
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read, override and validate a recipe file."""
+def parse_sections(
+    raw: Any, source: str, overrides: list[str] | None, schema: dict, problems: list[str]
+) -> tuple[dict, dict]:
+    """Overrides applied, then every section of ``schema`` checked: ``(values, raw)``; problems collected."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(
+            source, [f"expected a mapping of sections at the top level, got {type(raw).__name__}"]
+        )
+    raw = copy.deepcopy(raw)
+    if overrides:
+        apply_overrides(raw, overrides, problems, schema)
+    values = _section("", raw, problems, schema)
+    for name in schema:
+        if name and "." not in name:
+            values[name] = _section(name, raw.get(name), problems, schema)
+    return values, raw
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A recipe file's YAML, or a RecipeError naming the file (and the line of a syntax error)."""
     path = Path(path)
     source = str(path)
     try:
@@ -523,7 +534,12 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise _yaml_error(source, exc) from None
-    return parse_recipe(raw, source, overrides)
+    return raw
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a ``run`` recipe file."""
+    return parse_recipe(read_yaml(path), str(path), overrides)
 
 
 def dump_recipe(recipe: Recipe) -> str:

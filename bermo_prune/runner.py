@@ -31,7 +31,7 @@ from .models import ModelSpec, build_model
 from .recipe import Recipe, build_pruner, build_schedule, dump_recipe, parse_recipe, schedule_problems
 from .schedule import Scheduler
 from .tracking import DivergenceConfig
-from .train import CHECKPOINT_DIR, CHECKPOINT_FILE, TrainConfig, Trainer, total_steps
+from .train import CHECKPOINT_DIR, CHECKPOINT_FILE, TrainConfig, Trainer, classification_job, total_steps
 
 logger = logging.getLogger(__name__)
 
@@ -208,8 +208,7 @@ def run_recipe(
     div = DivergenceConfig(**recipe.divergence)
     trainer = Trainer(
         model,
-        tokenizer,
-        data,
+        classification_job(tokenizer, data, cfg),
         cfg,
         output_dir=out,
         handle=handle,

@@ -47,6 +47,7 @@ class TrainConfig:
     max_length: int = 128
     bucket_factor: int = 50
     eval_every: int = 0
+    eval_at_start: bool = False
     log_every: int = 10
     seed: int = 42
     max_grad_norm: float = 1.0
@@ -103,15 +104,68 @@ CHECKPOINT_FILE = "state.pt"
 FRACTIONS = (0.9, 0.95, 0.99)
 
 
+@dataclass
+class Job:
+    """What a :class:`Trainer` trains on and how it scores: the part that differs between fine-tuning and MLM.
+
+    Attributes:
+        name: the task name reported in the summary.
+        train_set: a map-style dataset of encoded examples; ``train_lengths`` their token counts (for bucketing).
+        collate: builds a batch (a dict of tensors including ``labels``) from a list of examples.
+        dev_set, dev_collate: the evaluation split and its collate function.
+        evaluate: ``(model, loader, accelerator) -> metrics`` on the evaluation split.
+        main_metric: the metric that picks the best evaluation (higher is better).
+        majority_rate: share of the most frequent evaluation label, for collapse detection (None: not a
+            classification task).
+    """
+
+    name: str
+    train_set: torch.utils.data.Dataset
+    train_lengths: list[int]
+    collate: object
+    dev_set: torch.utils.data.Dataset
+    dev_lengths: list[int]
+    dev_collate: object
+    evaluate: object
+    main_metric: str
+    majority_rate: float | None = None
+
+
+def classification_job(tokenizer, data: TaskData, cfg: TrainConfig) -> Job:
+    """The fine-tuning job of a GLUE-style task: encoded splits, dynamic padding, the task's metrics."""
+    task = data.task
+    train_set = EncodedSplit(data.train, tokenizer, cfg.max_length)
+    dev_set = EncodedSplit(data.dev, tokenizer, cfg.max_length)
+    collate = Collator(tokenizer.pad_token_id, regression=task.is_regression)
+    majority = None
+    if not task.is_regression and len(data.dev):
+        counts = np.bincount(np.asarray(data.dev.labels, dtype=int))
+        majority = float(counts.max() / counts.sum())
+    return Job(
+        name=task.name,
+        train_set=train_set,
+        train_lengths=train_set.lengths,
+        collate=collate,
+        dev_set=dev_set,
+        dev_lengths=dev_set.lengths,
+        dev_collate=collate,
+        evaluate=lambda model, loader, accelerator: evaluate(model, loader, task, accelerator),
+        main_metric=task.main_metric,
+        majority_rate=majority,
+    )
+
+
 class _Rollback(Exception):
     """Raised inside the step loop to restart it from the restored checkpoint position."""
 
 
 class Trainer:
-    """One fine-tune (and prune) run: ``Trainer(...).run()`` returns the summary dict.
+    """One training run: ``Trainer(...).run()`` returns the summary dict.
 
     Args:
-        model, tokenizer, data, cfg: what to train, on what, how.
+        model: what to train (its forward returns ``.loss`` given a batch with ``labels``).
+        job: the data and the evaluation (:func:`classification_job`, or the MLM job of :mod:`.pretrain`).
+        cfg: the hyperparameters.
         output_dir: where ``metrics.jsonl`` and ``checkpoint/state.pt`` go (None: nothing is written).
         handle: a :func:`~bermo_prune.engine.prune` handle; its penalty joins the loss, its scores train at
             ``score_lr`` and its masks follow the schedule.
@@ -122,8 +176,7 @@ class Trainer:
     def __init__(
         self,
         model,
-        tokenizer,
-        data: TaskData,
+        job: Job,
         cfg: TrainConfig,
         output_dir: str | Path | None = None,
         handle: Pruning | None = None,
@@ -136,25 +189,23 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.cfg = cfg
         self.handle = handle
-        self.task = data.task
+        self.job = job
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
-        train_set = EncodedSplit(data.train, tokenizer, cfg.max_length)
-        dev_set = EncodedSplit(data.dev, tokenizer, cfg.max_length)
-        collate = Collator(tokenizer.pad_token_id, regression=self.task.is_regression)
         self.sampler = BucketBatchSampler(
-            train_set.lengths, cfg.batch_size, bucket_factor=cfg.bucket_factor, seed=cfg.seed
+            job.train_lengths, cfg.batch_size, bucket_factor=cfg.bucket_factor, seed=cfg.seed
         )
-        eval_sampler = BucketBatchSampler(dev_set.lengths, cfg.eval_batch_size, shuffle=False)
+        eval_sampler = BucketBatchSampler(job.dev_lengths, cfg.eval_batch_size, shuffle=False)
         # Own generators: a DataLoader iterator otherwise draws its base seed from the global torch RNG at every
         # epoch, and a resumed run (which starts a fresh iterator mid-epoch) would drift from the original.
         self.train_loader = torch.utils.data.DataLoader(
-            train_set, batch_sampler=self.sampler, collate_fn=collate, generator=torch.Generator()
+            job.train_set, batch_sampler=self.sampler, collate_fn=job.collate, generator=torch.Generator()
         )
         dev_loader = torch.utils.data.DataLoader(
-            dev_set, batch_sampler=eval_sampler, collate_fn=collate, generator=torch.Generator()
+            job.dev_set, batch_sampler=eval_sampler, collate_fn=job.dev_collate, generator=torch.Generator()
         )
+        train_set = job.train_set
         self.steps = total_steps(cfg, len(train_set))
         if handle is not None:
             groups = handle.param_groups(cfg.lr, score_lr, cfg.weight_decay)
@@ -165,11 +216,7 @@ class Trainer:
             optimizer, int(cfg.warmup_ratio * self.steps), self.steps
         )
         self.model, self.optimizer, self.dev_loader = self.accelerator.prepare(model, optimizer, dev_loader)
-        majority = None
-        if not self.task.is_regression and len(data.dev):
-            counts = np.bincount(np.asarray(data.dev.labels, dtype=int))
-            majority = float(counts.max() / counts.sum())
-        self.tracker = DivergenceTracker(divergence or DivergenceConfig(), majority_rate=majority)
+        self.tracker = DivergenceTracker(divergence or DivergenceConfig(), majority_rate=job.majority_rate)
         # progress
         self.step = 0
         self.epoch = 0
@@ -285,7 +332,7 @@ class Trainer:
         handle = self.handle
         if handle is not None and self.step == self.steps:
             handle.update_masks()  # the final masks are the ones evaluated, hardened and reported
-        metrics = evaluate(self.model, self.dev_loader, self.task, self.accelerator)
+        metrics = self.job.evaluate(self.model, self.dev_loader, self.accelerator)
         record = {"step": self.step, "eval": metrics}
         if handle is not None:
             record["remaining"] = handle.sparsity()["remaining"]
@@ -294,7 +341,7 @@ class Trainer:
             record["mix"] = mix
         self._write(record)
         self.history.append(record)
-        main = self.task.main_metric
+        main = self.job.main_metric
         if self.best is None or metrics[main] > self.best["eval"][main]:
             self.best = record
         self._last_eval = f"{main}={metrics[main]:.3f}"
@@ -352,12 +399,14 @@ class Trainer:
             self._resume()
         elif self.checkpoint_every and self.tracker.config.policy == "rollback":
             self.save_checkpoint()  # step 0: a rollback before the first periodic checkpoint restarts here
+        if self.cfg.eval_at_start and self.step == 0 and not self.history:
+            self._evaluate()  # the untrained starting point (pretraining: about ln(vocab))
         self.model.train()
         self._bar = tqdm(
             total=self.steps,
             initial=self.step,
             disable=not cfg.progress,
-            desc="fine-tune",
+            desc="pretrain" if self.job.name == "mlm" else "fine-tune",
             dynamic_ncols=True,
             mininterval=1.0,
         )
@@ -394,18 +443,18 @@ class Trainer:
         self.batch_in_epoch = 0
 
     def _summary(self) -> dict:
-        handle, task = self.handle, self.task
+        handle = self.handle
         if not self.history or self.history[-1]["step"] != self.step:
             self._evaluate_quietly()
         final = self.history[-1]
-        main = task.main_metric
+        main = self.job.main_metric
         best_value = self.best["eval"][main]
         reach = {}
         for f in FRACTIONS:
             hit = next((r["step"] for r in self.history if r["eval"][main] >= f * best_value), None)
             reach[str(f)] = hit
         return {
-            "task": task.name,
+            "task": self.job.name,
             "main_metric": main,
             "method": getattr(handle.pruner, "name", None) if handle is not None else None,
             "sparsity": handle.sparsity() if handle is not None else None,
@@ -424,7 +473,7 @@ class Trainer:
 
     def _evaluate_quietly(self) -> None:
         """A final evaluation for a run stopped early (no divergence check: the run is over)."""
-        metrics = evaluate(self.model, self.dev_loader, self.task, self.accelerator)
+        metrics = self.job.evaluate(self.model, self.dev_loader, self.accelerator)
         record = {"step": self.step, "eval": metrics}
         if self.handle is not None:
             record["remaining"] = self.handle.sparsity()["remaining"]
@@ -456,5 +505,6 @@ def fine_tune(
     and the summary reports the remaining weights. The masks stay attached: ``handle.harden()`` bakes them in.
     See :class:`Trainer` for checkpoints, resume and divergence handling.
     """
-    trainer = Trainer(model, tokenizer, data, cfg, output_dir, handle, score_lr, divergence, checkpoint_every)
+    job = classification_job(tokenizer, data, cfg)
+    trainer = Trainer(model, job, cfg, output_dir, handle, score_lr, divergence, checkpoint_every)
     return trainer.run(resume=resume)

@@ -104,6 +104,14 @@ def test_masks_binary_zero_after_steps_and_structured(method, granularity):
             assert t.block == (32, 1)  # whole FFN neurons (columns)
         if granularity == "block":
             assert t.block == (8, 8)
+    if granularity == "head":  # one unit per head / FFN neuron, shared by every matrix it spans
+        structures: dict = {}
+        for t in handle.layout.targets:
+            key = (t.layer, t.role.startswith("ffn"))
+            structures.setdefault(key, []).append(t.gather(mask).flatten())
+        assert len(structures) == 4
+        for units in structures.values():
+            assert len(units) in (2, 4) and all(torch.equal(u, units[0]) for u in units)
 
 
 @pytest.mark.parametrize("method,granularity", MATRIX)
@@ -163,7 +171,7 @@ def test_topk_methods_keep_exact_counts(method, granularity, scope):
         assert int(mask.sum()) == round(0.3 * handle.layout.total_units)
     else:
         for t in handle.layout.targets:
-            assert int(mask[t.offset : t.offset + t.units].sum()) == round(0.3 * t.units)
+            assert int(t.gather(mask).sum()) == round(0.3 * t.units)
     s = handle.sparsity()
     if granularity == "weight":
         expected = (

@@ -32,7 +32,8 @@ def test_python_block_runs(code):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_cli_block_runs(command, tmp_path):
-    argv = shlex.split(command)
+    # Run directories go to a temporary directory, not into the checkout.
+    argv = [str(tmp_path / a) if a.startswith("runs/") else a for a in shlex.split(command)]
     proc = subprocess.run(
         [sys.executable, "-m", "bermo_prune.cli", *argv[1:]],
         capture_output=True,

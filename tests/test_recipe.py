@@ -6,6 +6,7 @@ import pytest
 
 from bermo_prune.cli import EXIT_BAD_INPUT, main
 from bermo_prune.errors import RecipeError
+from bermo_prune.pretrain import load_pretrain_recipe
 from bermo_prune.recipe import build_pruner, build_schedule, load_recipe, parse_recipe
 
 from .conftest import ROOT
@@ -21,11 +22,17 @@ def test_the_shipped_recipes_exist():
         "sst2_movement.yaml",
         "sst2_soft_movement.yaml",
         "sst2_l0.yaml",
+        "pretrain_tiny.yaml",
     } <= names
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_every_recipe_validates_and_opens_with_its_command(path):
+    if path.name.startswith("pretrain"):
+        assert path.read_text().splitlines()[0] == f"# bermo-prune pretrain recipes/{path.name}"
+        assert load_pretrain_recipe(path)["model"]["num_layers"] == 4
+        assert main(["validate", str(path)]) == 0
+        return
     recipe = load_recipe(path)
     assert path.read_text().splitlines()[0] == f"# bermo-prune run recipes/{path.name}"
     if recipe.pruned:

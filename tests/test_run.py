@@ -19,7 +19,7 @@ from bermo_prune.cli import EXIT_BAD_INPUT, EXIT_DIVERGED, main
 from bermo_prune.data import load_task_data
 from bermo_prune.models import ModelSpec, build_model
 from bermo_prune.tracking import DivergenceConfig, DivergenceTracker
-from bermo_prune.train import TrainConfig, Trainer
+from bermo_prune.train import TrainConfig, Trainer, classification_job
 
 from .conftest import ROOT
 
@@ -193,8 +193,7 @@ def _trainer(small_task, tmp_path, policy, **kw):
     cfg = TrainConfig(max_steps=300, lr=1e-3, eval_every=50, progress=False, **kw)
     return model, Trainer(
         model,
-        tok,
-        small_task,
+        classification_job(tok, small_task, cfg),
         cfg,
         output_dir=tmp_path,
         divergence=DivergenceConfig(policy=policy),

@@ -33,8 +33,9 @@ class Pruner:
 
     Attributes:
         granularity: ``weight``, ``block`` (``block_rows`` x ``block_cols`` tiles), ``row`` (output rows of
-            Q/K/V and FFN-in, input columns of attention-out and FFN-out: whole neurons), or ``head`` (whole
-            attention heads in Q/K/V/attention-out, whole neurons in the FFN).
+            Q/K/V and FFN-in, input columns of attention-out and FFN-out, each matrix on its own), or ``head``
+            (structured: one unit per attention head spanning Q, K, V and attention-out, one per FFN neuron
+            spanning FFN-in's row and FFN-out's column; what :func:`~bermo_prune.compact.compact` removes).
         block_rows, block_cols: the tile shape for ``block``.
         scope: ``local`` keeps the same share in every matrix; ``global`` ranks all units together.
     """
@@ -91,9 +92,8 @@ def topk_mask(layout: Layout, importance: torch.Tensor, remaining: float, scope:
         k = int(round(remaining * importance.numel()))
         _keep_top(mask, importance, k)
         return mask
-    for t in layout.targets:
-        sl = slice(t.offset, t.offset + t.units)
-        _keep_top(mask[sl], importance[sl], int(round(remaining * t.units)))
+    for sl in layout.local_sets:
+        _keep_top(mask[sl], importance[sl], int(round(remaining * (sl.stop - sl.start))))
     return mask
 
 
@@ -112,11 +112,12 @@ def _keep_top(mask: torch.Tensor, importance: torch.Tensor, k: int) -> None:
 
 def unit_mean_abs(layout: Layout) -> torch.Tensor:
     """Mean |W| of every unit, in the flat unit layout (magnitude importance at any granularity)."""
-    parts = []
-    for t in layout.targets:
-        w = t.module.weight.detach().abs()
-        parts.append(t.to_units(w, reduce="mean"))
-    return torch.cat(parts)
+    if not layout.tied:
+        return torch.cat([t.to_units(t.module.weight.detach().abs(), reduce="mean") for t in layout.targets])
+    sums = torch.zeros_like(layout.unit_sizes)
+    for t in layout.targets:  # a tied unit's mean runs over every matrix it spans
+        sums.index_add_(0, t.tie, t.to_units(t.module.weight.detach().abs(), reduce="sum"))
+    return sums / layout.unit_sizes
 
 
 class StraightThroughMask(torch.autograd.Function):

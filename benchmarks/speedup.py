@@ -1,0 +1,91 @@
+"""CPU inference latency of a compacted encoder versus the dense one, as ratios measured side by side in one run.
+
+For each structured sparsity (share of attention heads and FFN neurons removed in every layer) a BERT is
+head-pruned with tied units (``granularity="head"``: a head spans Q, K, V and attention-out, a neuron FFN-in and
+FFN-out), hardened and compacted. Every setting (batch, length) times the dense model and the compacted ones in
+interleaved rounds, so machine drift hits them alike; ratio = median(dense) / median(compacted).
+
+    .venv/bin/python benchmarks/speedup.py                       # bert-base shape (12 x 768), 2 threads
+    .venv/bin/python benchmarks/speedup.py --layers 4 --hidden 256 --rounds 3   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from bermo_prune.compact import compact, count_parameters, encoder_macs
+from bermo_prune.engine import prune
+from bermo_prune.pruners import get_pruner
+from bermo_prune.schedule import Constant, Scheduler
+
+
+def build(cfg: BertConfig, removed: float):
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(cfg).eval()
+    if removed:
+        handle = prune(model, Scheduler(get_pruner("magnitude", granularity="head"), Constant(1.0 - removed)))
+        handle.harden()
+        compact(model)
+    return model
+
+
+@torch.inference_mode()
+def once(model, ids, mask) -> float:
+    t0 = time.perf_counter()
+    model(input_ids=ids, attention_mask=mask)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--hidden", type=int, default=768)
+    ap.add_argument("--sparsities", type=float, nargs="+", default=[0.25, 0.5, 0.75])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    ap.add_argument("--lengths", type=int, nargs="+", default=[64, 128])
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds per setting (median)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.hidden // 64,
+        intermediate_size=4 * args.hidden,
+        num_labels=2,
+    )
+    variants = [0.0, *args.sparsities]
+    models = [build(cfg, s) for s in variants]
+    print(f"torch {torch.__version__}, {args.threads} threads; {args.layers}-layer hidden-{args.hidden} BERT")
+    print(f"{'removed':>8} {'heads/layer':>11} {'params':>12} {'MACs@128':>10}")
+    for s, m in zip(variants, models, strict=True):
+        heads = m.bert.encoder.layer[0].attention.self.num_attention_heads
+        print(f"{s:>8.0%} {heads:>11} {count_parameters(m):>12,} {encoder_macs(m, 128) / 1e9:>9.2f}G")
+    print(
+        f"\n{'batch':>5} {'length':>6} {'dense ms':>9} "
+        + " ".join(f"{f'{s:.0%} removed':>18}" for s in args.sparsities)
+    )
+    for batch in args.batches:
+        for length in args.lengths:
+            g = torch.Generator().manual_seed(0)
+            ids = torch.randint(5, cfg.vocab_size, (batch, length), generator=g)
+            mask = torch.ones_like(ids)
+            times: list[list[float]] = [[] for _ in models]
+            for m in models:  # warm-up
+                once(m, ids, mask)
+            for _ in range(args.rounds):
+                for i, m in enumerate(models):
+                    times[i].append(once(m, ids, mask))
+            med = [statistics.median(t) for t in times]
+            cells = " ".join(f"{med[i] * 1000:>9.1f} ({med[0] / med[i]:.2f}x)" for i in range(1, len(models)))
+            print(f"{batch:>5} {length:>6} {med[0] * 1000:>9.1f} {cells}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""Turn structured sparsity into a smaller dense model: remove pruned attention heads and FFN neurons physically.
+
+Unstructured zeros shrink nothing at inference. After head, row or block pruning has emptied whole heads or FFN
+neurons, :func:`compact` slices them out of the weight matrices, giving a smaller dense BERT or BERMo whose outputs
+equal the masked (hardened) model's:
+
+* a head goes when its attention-output columns are all zero (it contributes nothing), or when its value rows are
+  all zero (its output is then the constant ``W_o[:, head] @ b_v[head]``, since attention rows sum to one; that
+  constant is folded into the attention-output bias);
+* an FFN neuron goes when its FFN-out column is zero, or when its FFN-in row is zero (its contribution is then the
+  constant ``W_2[:, j] * act(b_1[j])``, folded into the FFN-out bias).
+
+A layer keeps at least one head and one neuron (zeroed when everything was pruned), because transformers' attention
+cannot reshape zero heads. Per-layer head counts and FFN sizes are written to the config (``layer_heads``,
+``layer_intermediate_sizes``): a compacted BERMo reloads with ``from_pretrained`` natively, a compacted BERT with
+:func:`load_compact` (plain transformers would build full-size layers). transformers 5 has no ``prune_heads``; this is
+direct slicing, which gives the same result as torch-pruning's dependency graph for these two structures with no
+tracing.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+LAYER_HEADS = "layer_heads"
+LAYER_FFN = "layer_intermediate_sizes"
+
+
+def _encoder_layers(model: nn.Module):
+    base = getattr(model, "bert", model)
+    return base.encoder.layer
+
+
+def _linear(inp: int, out: int, like: nn.Linear) -> nn.Linear:
+    return nn.Linear(inp, out, bias=like.bias is not None, device=like.weight.device, dtype=like.weight.dtype)
+
+
+def _resize_attention(layer, heads: int) -> None:
+    sa, out = layer.attention.self, layer.attention.output.dense
+    size = heads * sa.attention_head_size
+    for name in ("query", "key", "value"):
+        old = getattr(sa, name)
+        setattr(sa, name, _linear(old.in_features, size, old))
+    layer.attention.output.dense = _linear(size, out.out_features, out)
+    sa.num_attention_heads = heads
+    sa.all_head_size = size
+
+
+def _resize_ffn(layer, size: int) -> None:
+    w1, w2 = layer.intermediate.dense, layer.output.dense
+    layer.intermediate.dense = _linear(w1.in_features, size, w1)
+    layer.output.dense = _linear(size, w2.out_features, w2)
+
+
+def apply_layer_shapes(model: nn.Module, config) -> None:
+    """Give each encoder layer the head count and FFN size its config records (fresh weights, to be loaded)."""
+    heads = getattr(config, LAYER_HEADS, None)
+    ffn = getattr(config, LAYER_FFN, None)
+    if heads is None and ffn is None:
+        return
+    for i, layer in enumerate(_encoder_layers(model)):
+        if heads is not None and heads[i] != layer.attention.self.num_attention_heads:
+            _resize_attention(layer, heads[i])
+        if ffn is not None and ffn[i] != layer.intermediate.dense.out_features:
+            _resize_ffn(layer, ffn[i])
+
+
+@torch.no_grad()
+def _take(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> nn.Linear:
+    w = linear.weight
+    w = w[rows] if rows is not None else w
+    w = w[:, cols] if cols is not None else w
+    new = _linear(w.shape[1], w.shape[0], linear)
+    new.weight.copy_(w)
+    if linear.bias is not None:
+        new.bias.copy_(linear.bias[rows] if rows is not None else linear.bias)
+    return new
+
+
+@torch.no_grad()
+def compact(model: nn.Module) -> dict:
+    """Remove empty heads and FFN neurons in place; returns what was kept per layer.
+
+    The model must carry no masks (``handle.harden()`` first). Outputs are unchanged up to float rounding of the
+    folded biases.
+    """
+    from .engine import MaskedLinear
+
+    if any(isinstance(m, MaskedLinear) for m in model.modules()):
+        raise ValueError("the model still has pruning masks attached; call handle.harden() before compact()")
+    heads_kept, ffn_kept = [], []
+    for layer in _encoder_layers(model):
+        sa, att_out = layer.attention.self, layer.attention.output.dense
+        d, n_heads = sa.attention_head_size, sa.num_attention_heads
+        wo = att_out.weight.view(att_out.out_features, n_heads, d)
+        wv = sa.value.weight.view(n_heads, d, -1)
+        out_zero = (wo == 0).all(dim=2).all(dim=0)  # (heads,)
+        v_zero = (wv == 0).all(dim=2).all(dim=1) & ~out_zero
+        if bool(v_zero.any()) and sa.value.bias is not None:
+            bv = sa.value.bias.view(n_heads, d)
+            for h in torch.nonzero(v_zero).flatten().tolist():
+                att_out.bias += wo[:, h, :] @ bv[h]
+        keep = torch.nonzero(~(out_zero | v_zero)).flatten()
+        silent = keep.numel() == 0
+        if silent:
+            keep = torch.tensor([0])
+        idx = (keep[:, None] * d + torch.arange(d)[None, :]).flatten().to(att_out.weight.device)
+        sa.query, sa.key, sa.value = (_take(getattr(sa, n), rows=idx) for n in ("query", "key", "value"))
+        layer.attention.output.dense = _take(att_out, cols=idx)
+        if silent:
+            layer.attention.output.dense.weight.zero_()
+        sa.num_attention_heads = int(keep.numel())
+        sa.all_head_size = int(idx.numel())
+        heads_kept.append(0 if silent else int(keep.numel()))
+
+        w1, w2 = layer.intermediate.dense, layer.output.dense
+        col_zero = (w2.weight == 0).all(dim=0)
+        row_zero = (w1.weight == 0).all(dim=1) & ~col_zero
+        if bool(row_zero.any()):
+            act = layer.intermediate.intermediate_act_fn
+            b1 = w1.bias if w1.bias is not None else torch.zeros(w1.out_features, device=w1.weight.device)
+            w2.bias += w2.weight[:, row_zero] @ act(b1[row_zero])
+        keep = torch.nonzero(~(col_zero | row_zero)).flatten()
+        silent = keep.numel() == 0
+        if silent:
+            keep = torch.tensor([0], device=w1.weight.device)
+        layer.intermediate.dense = _take(w1, rows=keep)
+        layer.output.dense = _take(w2, cols=keep)
+        if silent:
+            layer.output.dense.weight.zero_()
+        ffn_kept.append(0 if silent else int(keep.numel()))
+
+    config = getattr(model, "config", None)
+    if config is not None:
+        setattr(
+            config,
+            LAYER_HEADS,
+            [layer.attention.self.num_attention_heads for layer in _encoder_layers(model)],
+        )
+        setattr(
+            config, LAYER_FFN, [layer.intermediate.dense.out_features for layer in _encoder_layers(model)]
+        )
+    return {"heads": heads_kept, "intermediate": ffn_kept}
+
+
+def load_compact(path: str | Path, cls=None):
+    """Load a (possibly compacted) BERT or BERMo classifier saved with ``save_pretrained``."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    path = Path(path)
+    config = AutoConfig.from_pretrained(path)
+    if getattr(config, LAYER_HEADS, None) is None and getattr(config, LAYER_FFN, None) is None:
+        return (cls or AutoModelForSequenceClassification).from_pretrained(path)
+    if cls is None:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+        cls = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
+    model = cls(config)
+    apply_layer_shapes(model, config)  # a no-op for BERMo, which builds these shapes itself
+    model.load_state_dict(load_file(path / "model.safetensors"), strict=True)
+    return model.eval()
+
+
+# ---- counting and timing -------------------------------------------------------------------------------------------
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def encoder_macs(model: nn.Module, seq_len: int) -> int:
+    """Multiply-accumulates of the encoder for one sequence: its linears plus attention scores and mixing.
+
+    Per layer: ``L * (in * out)`` for Q, K, V, attention-out, FFN-in, FFN-out, plus ``2 * L^2 * heads * d`` for
+    ``Q K^T`` and ``A V``. Embedding lookups, layer norms and softmax are not multiply-accumulates of note.
+    """
+    total = 0
+    for layer in _encoder_layers(model):
+        sa = layer.attention.self
+        linears = (
+            sa.query,
+            sa.key,
+            sa.value,
+            layer.attention.output.dense,
+            layer.intermediate.dense,
+            layer.output.dense,
+        )
+        total += seq_len * sum(m.in_features * m.out_features for m in linears)
+        total += 2 * seq_len * seq_len * sa.num_attention_heads * sa.attention_head_size
+    return total
+
+
+@torch.inference_mode()
+def latency(
+    model: nn.Module, batch: int, seq_len: int, repeats: int = 5, warmup: int = 2, vocab: int = 1000
+) -> float:
+    """Median seconds of one forward pass on random token ids (eval mode, no grad)."""
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, vocab, (batch, seq_len), generator=g)
+    mask = torch.ones_like(ids)
+    for _ in range(warmup):
+        model(input_ids=ids, attention_mask=mask)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model(input_ids=ids, attention_mask=mask)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ---- the command -------------------------------------------------------------------------------------------------
+def compact_run(
+    run_dir: str | Path, output: str | Path | None = None, batch: int = 1, length: int = 128, repeats: int = 5
+) -> dict:
+    """``bermo-prune compact``: compact RUN_DIR/model (or a model directory), save it, measure before and after."""
+    import copy
+    import json
+
+    from transformers import AutoTokenizer
+
+    from .errors import InputError
+
+    run_dir = Path(run_dir)
+    model_dir = run_dir / "model" if (run_dir / "model" / "config.json").is_file() else run_dir
+    if not (model_dir / "config.json").is_file():
+        raise InputError(
+            f"{run_dir}: no model here (expected RUN_DIR/model/config.json or a model directory)"
+        )
+    out = Path(output) if output is not None else run_dir / "compact"
+    model = load_compact(model_dir).eval()
+    vocab = model.config.vocab_size
+    g = torch.Generator().manual_seed(0)
+    probe = torch.randint(5, vocab, (4, min(length, 64)), generator=g)
+
+    def stats(m) -> dict:
+        return {
+            "parameters": count_parameters(m),
+            "encoder_macs": encoder_macs(m, length),
+            "latency_s": latency(m, batch, length, repeats=repeats, vocab=vocab),
+        }
+
+    before = stats(model)
+    small = copy.deepcopy(model)
+    kept = compact(small)
+    after = stats(small)
+    with torch.inference_mode():
+        diff = float((small(input_ids=probe).logits - model(input_ids=probe).logits).abs().max())
+    out.mkdir(parents=True, exist_ok=True)
+    small.save_pretrained(out)
+    if (model_dir / "tokenizer_config.json").is_file():
+        AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    report = {
+        "model": str(model_dir),
+        "output": str(out),
+        "kept": kept,
+        "before": before,
+        "after": after,
+        "speedup": before["latency_s"] / after["latency_s"],
+        "setting": {"batch": batch, "length": length, "threads": torch.get_num_threads()},
+        "max_abs_logit_difference": diff,
+    }
+    (out / "compact.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def format_compact(report: dict) -> str:
+    b, a, s = report["before"], report["after"], report["setting"]
+    rows = [
+        ("compacted model", report["output"]),
+        ("heads per layer", str(report["kept"]["heads"])),
+        ("FFN neurons per layer", str(report["kept"]["intermediate"])),
+        (
+            "parameters",
+            f"{b['parameters']:,} -> {a['parameters']:,} ({a['parameters'] / b['parameters']:.2f}x)",
+        ),
+        (
+            f"encoder MACs (length {s['length']})",
+            f"{b['encoder_macs']:,} -> {a['encoder_macs']:,} ({a['encoder_macs'] / b['encoder_macs']:.2f}x)",
+        ),
+        (
+            f"latency (batch {s['batch']}, {s['threads']} threads)",
+            f"{b['latency_s'] * 1000:.1f} ms -> {a['latency_s'] * 1000:.1f} ms ({report['speedup']:.2f}x faster)",
+        ),
+        ("max |logit difference|", f"{report['max_abs_logit_difference']:.2e}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

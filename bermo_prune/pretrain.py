@@ -1,0 +1,418 @@
+"""``bermo-prune pretrain``: masked-language-model pretraining of a small BERT encoder from local text.
+
+Pruning during fine-tuning is studied on *pretrained* encoders; with the hub out of reach this makes one offline.
+
+    corpus   text files: ``.txt`` (one document or paragraph per line; WikiText ``= Heading =`` lines dropped),
+             ``.tsv``/``.csv`` (the ``text_column``), ``.jsonl`` (the ``text_column`` field)
+    tokenizer  a WordPiece vocabulary trained on the same text (deterministic, :func:`~.models.train_wordpiece`)
+    packing  every document's tokens, each followed by [SEP], concatenated and cut into full sequences
+             ``[CLS] + (seq_length - 1) tokens``: no padding, every position trains
+    masking  BERT's: ``mlm.probability`` of the non-special tokens are predicted; of those, ``mask_ratio`` become
+             [MASK], ``random_ratio`` a random token, the rest stay (80/10/10 by default)
+    loop     the same :class:`~.train.Trainer` as ``run``: Accelerate, AdamW, warmup and decay, metrics.jsonl,
+             atomic checkpoints, exact ``--resume``, divergence records (NaN loss, loss spikes)
+
+The output directory's ``model/`` is a standard Hugging Face BERT checkpoint (config, safetensors weights,
+tokenizer); ``model.name=RUN/model`` in any ``run`` recipe fine-tunes a ``bert`` or ``bermo`` from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from transformers import BertConfig, BertForMaskedLM
+
+from .errors import DataError, InputError, RecipeError
+from .models import train_wordpiece
+from .recipe import PRECISIONS, F, parse_sections, read_yaml
+from .train import CHECKPOINT_DIR, CHECKPOINT_FILE, Job, TrainConfig, Trainer
+
+PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
+    "": {"seed": F("int", 0, min=0), "output_dir": F("str", None, nullable=True)},
+    "corpus": {
+        "files": F("list_str", None, required=True),
+        "text_column": F("str", "sentence"),
+        "max_documents": F("int", None, nullable=True, min=1),
+        "valid_fraction": F("float", 0.02, min=0.0, max=0.5, min_open=True),
+    },
+    "model": {
+        "num_layers": F("int", 4, min=1),
+        "hidden_size": F("int", 256, min=8),
+        "num_heads": F("int", 4, min=1),
+        "intermediate_size": F("int", 1024, min=8),
+        "vocab_size": F("int", 8000, min=50),
+        "dropout": F("float", 0.1, min=0.0, max=1.0),
+    },
+    "mlm": {
+        "probability": F("float", 0.15, min=0.0, max=1.0, min_open=True),
+        "mask_ratio": F("float", 0.8, min=0.0, max=1.0),
+        "random_ratio": F("float", 0.1, min=0.0, max=1.0),
+    },
+    "train": {
+        "epochs": F("float", 1.0, min=0.0, min_open=True),
+        "max_steps": F("int", None, nullable=True, min=1),
+        "batch_size": F("int", 64, min=1),
+        "eval_batch_size": F("int", 64, min=1),
+        "lr": F("float", 5e-4, min=0.0, min_open=True),
+        "weight_decay": F("float", 0.01, min=0.0),
+        "warmup_ratio": F("float", 0.05, min=0.0, max=1.0),
+        "seq_length": F("int", 128, min=8),
+        "eval_every": F("int", 0, min=0),
+        "log_every": F("int", 10, min=1),
+        "max_grad_norm": F("float", 1.0, min=0.0),
+        "mixed_precision": F("str", "no", choices=PRECISIONS),
+        "threads": F("int", None, nullable=True, min=1),
+    },
+    "checkpoint": {"every": F("int", 0, min=0)},
+}
+HEADING = re.compile(r"^\s*=( =)* .* =( =)*\s*$")  # WikiText section titles
+
+
+@dataclass
+class PretrainRecipe:
+    source: str
+    values: dict
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(self.values))
+
+
+def parse_pretrain_recipe(
+    raw, source: str = "<recipe>", overrides: list[str] | None = None
+) -> PretrainRecipe:
+    problems: list[str] = []
+    values, _ = parse_sections(raw, source, overrides, PRETRAIN_SECTIONS, problems)
+    if not problems:
+        m, mlm = values["model"], values["mlm"]
+        if m["hidden_size"] % m["num_heads"]:
+            problems.append(
+                f"model.hidden_size ({m['hidden_size']}) must be divisible by model.num_heads ({m['num_heads']})"
+            )
+        if mlm["mask_ratio"] + mlm["random_ratio"] > 1:
+            problems.append(
+                f"mlm.mask_ratio + mlm.random_ratio: {mlm['mask_ratio']:g} + {mlm['random_ratio']:g} exceeds 1"
+            )
+        if not values["corpus"]["files"]:
+            problems.append("corpus.files: give at least one text file")
+    if problems:
+        raise RecipeError(source, problems)
+    return PretrainRecipe(source, values)
+
+
+def load_pretrain_recipe(path: str | Path, overrides: list[str] | None = None) -> PretrainRecipe:
+    return parse_pretrain_recipe(read_yaml(path), str(path), overrides)
+
+
+def is_pretrain_recipe(raw) -> bool:
+    return isinstance(raw, dict) and "corpus" in raw
+
+
+# ---- corpus --------------------------------------------------------------------------------------------------------
+def read_corpus(files: list[str], text_column: str = "sentence", base: Path | None = None) -> list[str]:
+    """Documents (non-empty lines or rows) of every file, in order; errors name the file."""
+    docs: list[str] = []
+    for name in files:
+        path = Path(name)
+        if not path.is_absolute() and base is not None and not path.exists():
+            path = base / path
+        if not path.is_file():
+            raise DataError(f"corpus.files: {name}: no such file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{name}: not UTF-8 text") from None
+        if not text.strip():
+            raise DataError(f"{name}: empty file: no text to pretrain on")
+        suffix = path.suffix.lower()
+        before = len(docs)
+        if suffix in (".tsv", ".csv"):
+            reader = csv.DictReader(
+                text.splitlines(),
+                delimiter="\t" if suffix == ".tsv" else ",",
+                quoting=csv.QUOTE_NONE if suffix == ".tsv" else csv.QUOTE_MINIMAL,
+            )
+            if reader.fieldnames is None or text_column not in reader.fieldnames:
+                raise DataError(
+                    f"{name}: no column {text_column!r} (columns: {', '.join(reader.fieldnames or [])}); "
+                    "set corpus.text_column"
+                )
+            docs += [row[text_column].strip() for row in reader if (row.get(text_column) or "").strip()]
+        elif suffix == ".jsonl":
+            for i, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{name}: line {i}: invalid JSON ({exc.msg})") from None
+                value = row.get(text_column, row.get("text")) if isinstance(row, dict) else None
+                if not isinstance(value, str):
+                    raise DataError(f"{name}: line {i}: no text field {text_column!r}")
+                if value.strip():
+                    docs.append(value.strip())
+        else:
+            docs += [line.strip() for line in text.splitlines() if line.strip() and not HEADING.match(line)]
+        if len(docs) == before:
+            raise DataError(f"{name}: no text to pretrain on")
+    return docs
+
+
+def pack(tokenizer, docs: list[str], seq_length: int) -> torch.Tensor:
+    """(sequences, seq_length) token ids: [CLS] + a window of the [SEP]-separated document stream."""
+    limit = tokenizer.model_max_length
+    tokenizer.model_max_length = 1 << 60  # documents are cut into sequences below, not truncated (no warning)
+    try:
+        ids = tokenizer(docs, add_special_tokens=False)["input_ids"]
+    finally:
+        tokenizer.model_max_length = limit
+    sep = tokenizer.sep_token_id
+    stream = np.fromiter((t for doc in ids for t in (*doc, sep)), dtype=np.int64)
+    body = seq_length - 1
+    n = len(stream) // body
+    if n == 0:
+        raise DataError(f"corpus: {len(stream)} tokens, fewer than one sequence of {seq_length}")
+    seqs = stream[: n * body].reshape(n, body)
+    cls = np.full((n, 1), tokenizer.cls_token_id, dtype=np.int64)
+    return torch.from_numpy(np.concatenate([cls, seqs], axis=1))
+
+
+class MLMCollator:
+    """BERT masking of a batch of packed sequences (uses the global torch RNG, so a resume replays it)."""
+
+    def __init__(self, tokenizer, probability=0.15, mask_ratio=0.8, random_ratio=0.1, generator=None) -> None:
+        self.special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+        self.mask_id = tokenizer.mask_token_id
+        self.vocab = len(tokenizer)
+        self.p, self.mask_ratio, self.random_ratio = probability, mask_ratio, random_ratio
+        self.generator = generator
+
+    def __call__(self, rows: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        g = self.generator
+        ids = torch.stack(rows).clone()
+        labels = ids.clone()
+        candidates = ~torch.isin(ids, self.special)
+        chosen = (torch.rand(ids.shape, generator=g) < self.p) & candidates
+        labels[~chosen] = -100
+        draw = torch.rand(ids.shape, generator=g)
+        to_mask = chosen & (draw < self.mask_ratio)
+        to_random = chosen & (draw >= self.mask_ratio) & (draw < self.mask_ratio + self.random_ratio)
+        ids[to_mask] = self.mask_id
+        ids[to_random] = torch.randint(self.vocab, (int(to_random.sum()),), generator=g)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+
+
+class _Rows(torch.utils.data.Dataset):
+    def __init__(self, data: torch.Tensor) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i]
+
+
+@torch.no_grad()
+def evaluate_mlm(model, loader, accelerator=None) -> dict[str, float]:
+    """Masked-token loss, accuracy and perplexity on fixed (pre-masked) evaluation batches."""
+    was = model.training
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    for batch in loader:
+        batch = {k: v.to(accelerator.device if accelerator else "cpu") for k, v in batch.items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"]
+        sel = labels != -100
+        n = int(sel.sum())
+        if n:
+            total_loss += float(torch.nn.functional.cross_entropy(logits[sel], labels[sel], reduction="sum"))
+            correct += int((logits[sel].argmax(-1) == labels[sel]).sum())
+            count += n
+    model.train(was)
+    loss = total_loss / max(count, 1)
+    return {"loss": loss, "masked_accuracy": correct / max(count, 1), "perplexity": math.exp(min(loss, 50.0))}
+
+
+def mlm_job(tokenizer, sequences: torch.Tensor, recipe: PretrainRecipe, seed: int) -> Job:
+    """Split the packed sequences (seeded), mask the evaluation split once, and build the MLM job."""
+    n = len(sequences)
+    n_valid = max(1, int(round(recipe["corpus"]["valid_fraction"] * n)))
+    if n - n_valid < 1:
+        raise DataError(f"corpus: only {n} sequences; need more text for a training and a validation split")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    train, valid = sequences[order[n_valid:]], sequences[order[:n_valid]]
+    mlm = recipe["mlm"]
+    collate = MLMCollator(tokenizer, mlm["probability"], mlm["mask_ratio"], mlm["random_ratio"])
+    fixed = MLMCollator(
+        tokenizer,
+        mlm["probability"],
+        mlm["mask_ratio"],
+        mlm["random_ratio"],
+        generator=torch.Generator().manual_seed(seed + 1),
+    )
+    masked = fixed(list(valid))
+    dev_rows = [{k: v[i] for k, v in masked.items()} for i in range(n_valid)]
+    seq = sequences.shape[1]
+    return Job(
+        name="mlm",
+        train_set=_Rows(train),
+        train_lengths=[seq] * len(train),
+        collate=collate,
+        dev_set=dev_rows,
+        dev_lengths=[seq] * n_valid,
+        dev_collate=lambda rows: {k: torch.stack([r[k] for r in rows]) for k in rows[0]},
+        evaluate=evaluate_mlm,
+        main_metric="masked_accuracy",
+        majority_rate=None,
+    )
+
+
+# ---- the command -------------------------------------------------------------------------------------------------
+def run_pretrain(
+    recipe: PretrainRecipe,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Pretrain as the recipe says; returns the summary (also written to ``summary.json``)."""
+    from .runner import SUMMARY, _atomic_write
+
+    out = Path(output_dir or recipe["output_dir"] or Path("runs") / Path(recipe.source).stem)
+    saved = out / "recipe.yaml"
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        if not resume:
+            raise InputError(
+                f"{out}: already holds a run; pass --resume to continue it, --overwrite to replace it, "
+                "or choose another --output-dir"
+            )
+        if not saved.is_file():
+            raise InputError(f"{out}: not a bermo-prune run directory (no recipe.yaml); cannot resume")
+        previous = parse_pretrain_recipe(yaml.safe_load(saved.read_text(encoding="utf-8")), str(saved))
+        a, b = recipe.to_dict(), previous.to_dict()
+        a.pop("output_dir"), b.pop("output_dir")
+        if a != b:
+            raise InputError(f"{out}: --resume with a recipe that differs from the run's recipe.yaml")
+        if (out / SUMMARY).is_file():
+            return {**json.loads((out / SUMMARY).read_text(encoding="utf-8")), "skipped": True}
+        if not (out / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
+            raise InputError(
+                f"{out}: the run has no checkpoint yet (set checkpoint.every); start it again instead"
+            )
+        state = "resume"
+    elif resume:
+        raise InputError(f"{out}: --resume given, but there is no run to resume there")
+    else:
+        state = "fresh"
+
+    c, m, t = recipe["corpus"], recipe["model"], recipe["train"]
+    docs = read_corpus(c["files"], c["text_column"])
+    if c["max_documents"]:
+        docs = docs[: c["max_documents"]]
+    if state == "resume":
+        from .models import load_tokenizer
+
+        tokenizer = load_tokenizer(str(out / "tokenizer"))
+    else:
+        tokenizer = train_wordpiece(docs, vocab_size=m["vocab_size"])
+    sequences = pack(tokenizer, docs, t["seq_length"])
+    seed = recipe["seed"]
+    job = mlm_job(tokenizer, sequences, recipe, seed)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=m["hidden_size"],
+        num_hidden_layers=m["num_layers"],
+        num_attention_heads=m["num_heads"],
+        intermediate_size=m["intermediate_size"],
+        max_position_embeddings=max(512, t["seq_length"]),
+        hidden_dropout_prob=m["dropout"],
+        attention_probs_dropout_prob=m["dropout"],
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = BertForMaskedLM(config)
+    cfg = TrainConfig(
+        epochs=t["epochs"],
+        max_steps=t["max_steps"],
+        batch_size=t["batch_size"],
+        eval_batch_size=t["eval_batch_size"],
+        lr=t["lr"],
+        weight_decay=t["weight_decay"],
+        warmup_ratio=t["warmup_ratio"],
+        max_length=t["seq_length"],
+        bucket_factor=1,
+        eval_every=t["eval_every"],
+        eval_at_start=True,
+        log_every=t["log_every"],
+        seed=seed,
+        max_grad_norm=t["max_grad_norm"],
+        mixed_precision=t["mixed_precision"],
+        threads=t["threads"],
+        progress=progress,
+    )
+    if state == "fresh":
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        _atomic_write(
+            saved, f"# resolved from {recipe.source}\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+        )
+        tokenizer.save_pretrained(out / "tokenizer")
+    trainer = Trainer(model, job, cfg, output_dir=out, checkpoint_every=recipe["checkpoint"]["every"])
+    summary = trainer.run(resume=state == "resume")
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    tokens = summary["steps"] * cfg.batch_size * t["seq_length"]
+    summary = {
+        "run_dir": str(out),
+        "recipe": recipe.source,
+        "model_dir": str(out / "model"),
+        "corpus": {
+            "documents": len(docs),
+            "sequences": len(sequences),
+            "tokens": int(sequences.numel()),
+            "train_sequences": len(job.train_set),
+            "valid_sequences": len(job.dev_set),
+        },
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "tokens_per_second": tokens / summary["wall_time_s"] if summary["wall_time_s"] else None,
+        **summary,
+    }
+    _atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    return summary
+
+
+def format_pretrain(summary: dict) -> str:
+    f = summary["final"]
+    rows = [
+        (
+            "model",
+            summary["model_dir"] + ("  (already finished; not run again)" if summary.get("skipped") else ""),
+        ),
+        (
+            "corpus",
+            f"{summary['corpus']['documents']:,} documents, {summary['corpus']['tokens']:,} tokens "
+            f"in {summary['corpus']['sequences']:,} sequences",
+        ),
+        ("parameters", f"{summary['parameters']:,}"),
+        ("MLM loss (valid)", f"{f['loss']:.3f} (perplexity {f['perplexity']:.1f})"),
+        ("masked-token accuracy", f"{f['masked_accuracy']:.3f}"),
+        ("steps / wall time", f"{summary['steps']} / {summary['wall_time_s']:.0f} s"),
+        ("tokens per second", f"{summary['tokens_per_second']:,.0f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
