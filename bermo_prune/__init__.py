@@ -13,7 +13,7 @@ from .runner import run_recipe
 from .schedule import Constant, Cubic, Linear, OneShot, Scheduler
 from .synthetic import generate_synthetic
 from .tracking import DivergenceConfig, DivergenceTracker
-from .train import Trainer, TrainConfig, fine_tune
+from .train import TrainConfig, Trainer, fine_tune
 
 __version__ = "0.1.0"
 
