@@ -215,7 +215,9 @@ def test_expected_l0_matches_closed_form():
     expected = sum(
         1 / (1 + math.exp(-(a - beta * math.log(-left / right)))) for a in handle.state.scores.tolist()
     )
-    assert float(pruner.expected_l0(handle.layout, handle.state)) == pytest.approx(expected, rel=1e-5)
+    assert float(pruner.expected_l0(handle.layout, handle.state).detach()) == pytest.approx(
+        expected, rel=1e-5
+    )
     handle.scheduler.step = STEPS  # lambda at its final value, 2.0
     assert float(handle.penalty()) == pytest.approx(2.0 * expected / handle.layout.total_weights, rel=1e-5)
 
