@@ -171,3 +171,16 @@ def test_cli_compact_on_a_model_pruned_on_real_sst2(sst2_dir, tmp_path, capsys):
     assert report["max_abs_logit_difference"] < 1e-4
     again = load_compact(run / "compact")
     assert again.config.layer_heads == [2, 2]
+
+
+def test_block_pruning_that_empties_whole_heads_and_neurons_compacts_exactly(batch):
+    """Blocks of 32 rows x 8 columns: in attention-out a block is a whole head's columns, in FFN-out 8 whole neurons."""
+    torch.manual_seed(0)
+    model = ARCHS["bert"]().eval()
+    pruner = get_pruner("magnitude", granularity="block", block_rows=32, block_cols=8)
+    handle = prune(model, Scheduler(pruner, Constant(0.5)))
+    masked = logits(model, batch)
+    handle.harden()
+    kept = compact(model)
+    assert kept["heads"] == [2, 2] and kept["intermediate"] == [32, 32]  # 2 of 4 column blocks, 4 of 8
+    torch.testing.assert_close(logits(model, batch), masked, rtol=1e-5, atol=1e-6)
