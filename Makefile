@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# The offline quick start: a small BERMo, movement-pruned to 10% on the synthetic task (~2 min on 2 cores).
+# The offline quick start: a small BERMo, movement-pruned to 10% on the synthetic task (~1 min on 2 cores).
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/bermo-prune run recipes/quickstart.yaml --overwrite
 

@@ -120,7 +120,7 @@ SECTIONS: dict[str, dict[str, F]] = {
     "divergence": {
         "policy": F("str", "record", choices=POLICIES),
         "spike_factor": F("float", 5.0, min=1.0, min_open=True),
-        "spike_min_increase": F("float", 0.5, min=0.0),
+        "spike_min_increase": F("float", 1.0, min=0.0),
         "spike_warmup_steps": F("int", 50, min=0),
         "learned_margin": F("float", 0.1, min=0.0, max=1.0),
         "collapse_margin": F("float", 0.02, min=0.0, max=1.0),

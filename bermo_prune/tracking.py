@@ -34,7 +34,7 @@ class DivergenceConfig:
 
     policy: str = "record"
     spike_factor: float = 5.0
-    spike_min_increase: float = 0.5
+    spike_min_increase: float = 1.0
     spike_warmup_steps: int = 50
     learned_margin: float = 0.1
     collapse_margin: float = 0.02
