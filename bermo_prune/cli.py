@@ -20,6 +20,20 @@ EPILOG = (
 )
 
 
+def _run_arguments(parser: argparse.ArgumentParser, recipe_help: str) -> None:
+    """The arguments ``run`` and ``pretrain`` share: a recipe, overrides and the run-directory options."""
+    parser.add_argument("recipe", help=recipe_help)
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
+    parser.add_argument(
+        "--output-dir", help="run directory (default: the recipe's output_dir, else runs/RECIPE)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the run in the output directory")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in the output directory"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bermo-prune", description="Prune BERT and BERMo encoders during fine-tuning.", epilog=EPILOG
@@ -32,14 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         "model.arch=bermo data.path=../glue/SST-2 train.max_steps=100.",
         epilog=EPILOG,
     )
-    run.add_argument("recipe", help="recipe YAML file (see recipes/)")
-    run.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
-    run.add_argument(
-        "--output-dir", help="run directory (default: the recipe's output_dir, else runs/RECIPE)"
-    )
-    run.add_argument("--resume", action="store_true", help="continue the run in the output directory")
-    run.add_argument("--overwrite", action="store_true", help="replace a run already in the output directory")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_arguments(run, "recipe YAML file (see recipes/)")
     pre = sub.add_parser(
         "pretrain",
         help="masked-language-model pretraining of a small BERT from local text",
@@ -47,14 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoint that run recipes load with model.name=RUN_DIR/model.",
         epilog=EPILOG,
     )
-    pre.add_argument("recipe", help="pretraining recipe YAML (see recipes/pretrain_tiny.yaml)")
-    pre.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
-    pre.add_argument(
-        "--output-dir", help="run directory (default: the recipe's output_dir, else runs/RECIPE)"
-    )
-    pre.add_argument("--resume", action="store_true", help="continue the run in the output directory")
-    pre.add_argument("--overwrite", action="store_true", help="replace a run already in the output directory")
-    pre.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_arguments(pre, "pretraining recipe YAML (see recipes/pretrain_tiny.yaml)")
     com = sub.add_parser(
         "compact",
         help="remove pruned heads and FFN neurons: a smaller dense model, with measured latency",

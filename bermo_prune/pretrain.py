@@ -31,10 +31,10 @@ import torch
 import yaml
 from transformers import BertConfig, BertForMaskedLM
 
-from .errors import DataError, InputError, RecipeError
+from .errors import DataError, RecipeError
 from .models import train_wordpiece
 from .recipe import PRECISIONS, F, parse_sections, read_yaml
-from .train import CHECKPOINT_DIR, CHECKPOINT_FILE, Job, TrainConfig, Trainer
+from .train import CHECKPOINT_DIR, Job, TrainConfig, Trainer
 
 PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
     "": {"seed": F("int", 0, min=0), "output_dir": F("str", None, nullable=True)},
@@ -288,34 +288,14 @@ def run_pretrain(
     progress: bool = True,
 ) -> dict:
     """Pretrain as the recipe says; returns the summary (also written to ``summary.json``)."""
-    from .runner import SUMMARY, _atomic_write
+    from .runner import RECIPE, SUMMARY, _atomic_write, check_run_dir
 
     out = Path(output_dir or recipe["output_dir"] or Path("runs") / Path(recipe.source).stem)
-    saved = out / "recipe.yaml"
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        if not resume:
-            raise InputError(
-                f"{out}: already holds a run; pass --resume to continue it, --overwrite to replace it, "
-                "or choose another --output-dir"
-            )
-        if not saved.is_file():
-            raise InputError(f"{out}: not a bermo-prune run directory (no recipe.yaml); cannot resume")
-        previous = parse_pretrain_recipe(yaml.safe_load(saved.read_text(encoding="utf-8")), str(saved))
-        a, b = recipe.to_dict(), previous.to_dict()
-        a.pop("output_dir"), b.pop("output_dir")
-        if a != b:
-            raise InputError(f"{out}: --resume with a recipe that differs from the run's recipe.yaml")
-        if (out / SUMMARY).is_file():
-            return {**json.loads((out / SUMMARY).read_text(encoding="utf-8")), "skipped": True}
-        if not (out / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
-            raise InputError(
-                f"{out}: the run has no checkpoint yet (set checkpoint.every); start it again instead"
-            )
-        state = "resume"
-    elif resume:
-        raise InputError(f"{out}: --resume given, but there is no run to resume there")
-    else:
-        state = "fresh"
+    state = check_run_dir(
+        out, resume, overwrite, recipe.to_dict(), lambda raw, src: parse_pretrain_recipe(raw, src).to_dict()
+    )
+    if state == "finished":
+        return {**json.loads((out / SUMMARY).read_text(encoding="utf-8")), "skipped": True}
 
     c, m, t = recipe["corpus"], recipe["model"], recipe["train"]
     docs = read_corpus(c["files"], c["text_column"])
@@ -367,7 +347,8 @@ def run_pretrain(
             shutil.rmtree(out)
         out.mkdir(parents=True)
         _atomic_write(
-            saved, f"# resolved from {recipe.source}\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+            out / RECIPE,
+            f"# resolved from {recipe.source}\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False),
         )
         tokenizer.save_pretrained(out / "tokenizer")
     trainer = Trainer(model, job, cfg, output_dir=out, checkpoint_every=recipe["checkpoint"]["every"])

@@ -75,8 +75,12 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _check_output_dir(recipe: Recipe, out: Path, resume: bool, overwrite: bool) -> str:
-    """``fresh``, ``resume`` or ``finished``; raises InputError on a conflict (nothing is touched)."""
+def check_run_dir(out: Path, resume: bool, overwrite: bool, current: dict, parse_saved) -> str:
+    """``fresh``, ``resume`` or ``finished`` for a run directory; raises InputError on a conflict (nothing is touched).
+
+    ``current`` is the resolved recipe of this call and ``parse_saved(raw, source)`` resolves the directory's
+    ``recipe.yaml`` the same way, so a resume with other settings is refused.
+    """
     if not out.exists():
         if resume:
             raise InputError(f"{out}: --resume given, but there is no run to resume there")
@@ -97,9 +101,9 @@ def _check_output_dir(recipe: Recipe, out: Path, resume: bool, overwrite: bool) 
     saved = out / RECIPE
     if not saved.is_file():
         raise InputError(f"{out}: not a bermo-prune run directory (no {RECIPE}); cannot resume")
-    previous = parse_recipe(yaml.safe_load(saved.read_text(encoding="utf-8")), str(saved))
-    ours, theirs = recipe.to_dict(), previous.to_dict()
-    ours.pop("output_dir"), theirs.pop("output_dir")
+    ours = dict(current)
+    theirs = parse_saved(yaml.safe_load(saved.read_text(encoding="utf-8")), str(saved))
+    ours.pop("output_dir", None), theirs.pop("output_dir", None)
     diff = _differences(ours, theirs)
     if diff:
         raise InputError(
@@ -146,7 +150,9 @@ def run_recipe(
 ) -> RunResult:
     """Run a validated recipe to the end; see the module docstring for what the run directory holds."""
     out = Path(output_dir) if output_dir is not None else default_output_dir(recipe)
-    state = _check_output_dir(recipe, out, resume, overwrite)
+    state = check_run_dir(
+        out, resume, overwrite, recipe.to_dict(), lambda raw, src: parse_recipe(raw, src).to_dict()
+    )
     if state == "finished":
         summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
         return RunResult(summary, out, skipped=True)
