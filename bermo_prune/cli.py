@@ -67,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     com.add_argument("--batch", type=int, default=1, help="latency batch size (default 1)")
     com.add_argument("--length", type=int, default=128, help="latency sequence length (default 128)")
     com.add_argument("--repeats", type=int, default=5, help="timed forward passes (median; default 5)")
+    bench = sub.add_parser(
+        "bench",
+        help="run a sweep: models x methods x targets x seeds from one base recipe (resumable)",
+        description="Run every cell of a sweep spec in parallel workers; finished runs are skipped, half-finished "
+        "ones resume; results go to OUTPUT/results.jsonl.",
+        epilog=EPILOG,
+    )
+    bench.add_argument("spec", help="sweep spec YAML")
+    bench.add_argument("--workers", type=int, help="parallel runs (default: the spec's, else cores // 2)")
     val = sub.add_parser(
         "validate",
         help="check recipes without running them",
@@ -121,6 +130,21 @@ def _compact(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench.sweep import load_spec, run_sweep
+
+    spec = load_spec(args.spec)
+    if args.workers:
+        spec.workers = args.workers
+    print(f"{len(spec.cells)} runs, {spec.workers} workers -> {spec.output_dir}")
+    rows = run_sweep(spec)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print("results: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return EXIT_OK
+
+
 def _validate(args: argparse.Namespace) -> int:
     from .errors import RecipeError
     from .pretrain import is_pretrain_recipe, parse_pretrain_recipe
@@ -156,7 +180,14 @@ def _list(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _run, "pretrain": _pretrain, "compact": _compact, "validate": _validate, "list": _list}
+COMMANDS = {
+    "run": _run,
+    "pretrain": _pretrain,
+    "compact": _compact,
+    "bench": _bench,
+    "validate": _validate,
+    "list": _list,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

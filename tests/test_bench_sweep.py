@@ -1,0 +1,104 @@
+"""Sweeps: the grid, validation of every cell, parallel workers, results rows, resume without redoing runs."""
+
+import json
+
+import pytest
+
+from bermo_prune.bench.sweep import load_spec, run_sweep
+from bermo_prune.cli import main
+from bermo_prune.errors import RecipeError
+
+from .conftest import ROOT
+
+TINY = [
+    "model.num_layers=2",
+    "model.hidden_size=32",
+    "model.num_heads=2",
+    "model.intermediate_size=64",
+    "model.vocab_size=200",
+    "data.synthetic_train_size=1000",
+    "data.synthetic_dev_size=200",
+    "train.max_steps=120",
+    "train.eval_every=60",
+]
+
+
+def write_spec(tmp_path, **changes):
+    spec = {
+        "base": str(ROOT / "recipes" / "quickstart.yaml"),
+        "overrides": TINY,
+        "models": ["bert", "bermo"],
+        "methods": {"none": {}, "movement": {"targets": [0.5]}},
+        "seeds": [0],
+        "workers": 2,
+        "output_dir": str(tmp_path / "bench"),
+        **changes,
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(json.dumps(spec))  # JSON is YAML
+    return path
+
+
+def test_spec_grid_and_validation(tmp_path):
+    spec = load_spec(write_spec(tmp_path, seeds=[0, 1]))
+    assert [c.name for c in spec.cells] == [
+        "bert_none_dense_s0",
+        "bert_none_dense_s1",
+        "bermo_none_dense_s0",
+        "bermo_none_dense_s1",
+        "bert_movement_0.5_s0",
+        "bert_movement_0.5_s1",
+        "bermo_movement_0.5_s0",
+        "bermo_movement_0.5_s1",
+    ]
+    with pytest.raises(RecipeError) as info:
+        load_spec(write_spec(tmp_path, models=["gpt"], methods={"movment": {"targets": [0.5]}}, extra=1))
+    assert info.value.problems == [
+        "extra: unknown key; valid: base, overrides, models, methods, seeds, workers, output_dir",
+        "models: expected a list of bert and/or bermo, got ['gpt']",
+        "methods.movment: unknown method; use none, l0, magnitude, movement, soft_movement",
+    ]
+    with pytest.raises(RecipeError) as info:  # each cell's recipe is validated before anything runs
+        load_spec(write_spec(tmp_path, methods={"movement": {"targets": [1.5]}}, models=["bert"]))
+    assert info.value.problems == [
+        "bert_movement_1.5_s0: pruning.schedule.final: a remaining fraction must be in (0, 1], got 1.5"
+    ]
+
+
+def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_path, capsys):
+    path = write_spec(tmp_path)
+    assert main(["bench", str(path)]) == 0
+    assert "results: 4 ok" in capsys.readouterr().out
+    out = tmp_path / "bench"
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["model"], r["method"], r["target"]) for r in rows] == [
+        ("bert", "none", None),
+        ("bermo", "none", None),
+        ("bert", "movement", 0.5),
+        ("bermo", "movement", 0.5),
+    ]
+    assert [r["remaining"] for r in rows] == [
+        1.0,
+        1.0,
+        pytest.approx(0.5, abs=1e-3),
+        pytest.approx(0.5, abs=1e-3),
+    ]
+    assert all(r["status"] == "ok" and r["diverged"] is False and len(r["curve"]) == 2 for r in rows)
+    assert rows[1]["mix"] is not None and rows[0]["mix"] is None
+    # Interrupted sweep: one run lost its summary (as if killed); a rerun redoes only that one.
+    stamps = {r["run"]: (out / "runs" / r["run"] / "summary.json").stat().st_mtime_ns for r in rows}
+    (out / "runs" / "bermo_movement_0.5_s0" / "summary.json").unlink()
+    spec = load_spec(path)
+    messages = []
+    again = run_sweep(spec, log=messages.append)
+    assert sorted(messages) == sorted(
+        [
+            "bert_none_dense_s0: skipped (finished)",
+            "bermo_none_dense_s0: skipped (finished)",
+            "bert_movement_0.5_s0: skipped (finished)",
+            "bermo_movement_0.5_s0: ok",
+        ]
+    )
+    for r in again[:3]:
+        assert (out / "runs" / r["run"] / "summary.json").stat().st_mtime_ns == stamps[r["run"]]
+    assert again[3]["final"] == rows[3]["final"]  # same seed, same result
