@@ -468,8 +468,11 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         bucket_factor: int = 50,
         seed: int = 0,
         drop_last: bool = False,
+        num_shards: int = 1,
+        shard: int = 0,
     ) -> None:
         self.lengths = list(lengths)
+        self.num_shards, self.shard = num_shards, shard
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.bucket_factor = bucket_factor
@@ -506,13 +509,23 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
             rng.shuffle(batches)
         return batches
 
+    def shard_batches(self) -> list[list[int]]:
+        """This process's batches of the epoch: every ``num_shards``-th one (data-parallel training), the epoch cut
+        to a multiple of ``num_shards`` so that every process takes the same number of steps."""
+        batches = self.batches()
+        if self.num_shards > 1:
+            batches = batches[: len(batches) - len(batches) % self.num_shards][self.shard :: self.num_shards]
+        return batches
+
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self.batches()[self.skip :]
+        yield from self.shard_batches()[self.skip :]
 
     def __len__(self) -> int:
         n = len(self.lengths)
         full = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-        return max(full - self.skip, 0) if self.shuffle else -(-n // self.batch_size)
+        if not self.shuffle:
+            return -(-n // self.batch_size)
+        return max(full // self.num_shards - self.skip, 0)
 
 
 def padding_stats(sampler: BucketBatchSampler) -> dict[str, float]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from accelerate import PartialState
 
 from .data import load_task_data
 from .engine import prune
@@ -173,7 +174,7 @@ def run_recipe(
         synthetic_dev_size=d["synthetic_dev_size"],
     )
     cfg = train_config(recipe, progress)
-    steps = total_steps(cfg, len(data.train))
+    steps = total_steps(cfg, len(data.train), PartialState().num_processes)
     if recipe.pruned:
         problems: list[str] = []
         schedule_problems(recipe.pruning, steps, problems)
@@ -227,8 +228,9 @@ def run_recipe(
     final_model = trainer.accelerator.unwrap_model(trainer.model)
     if handle is not None:
         handle.harden()
-    final_model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
+    if trainer.accelerator.is_main_process:  # data-parallel runs: one writer
+        final_model.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
     summary = {
         "run_dir": str(out),
         "recipe": recipe.source,
@@ -237,8 +239,9 @@ def run_recipe(
         "remaining": summary["sparsity"]["remaining"] if summary["sparsity"] else 1.0,
         **summary,
     }
-    _atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    if trainer.accelerator.is_main_process:
+        _atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     return RunResult(summary, out)
 
 

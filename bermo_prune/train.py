@@ -56,11 +56,15 @@ class TrainConfig:
     progress: bool = True
 
 
-def total_steps(cfg: TrainConfig, num_train: int) -> int:
-    """Optimizer steps of a run: ``max_steps`` or ``epochs`` worth of batches."""
+def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:
+    """Optimizer steps of a run: ``max_steps`` or ``epochs`` worth of batches (each of ``processes`` data-parallel
+    processes takes every ``processes``-th batch, so an epoch is that many times fewer steps)."""
     if cfg.max_steps:
         return cfg.max_steps
-    return max(1, math.ceil(cfg.epochs * math.ceil(num_train / cfg.batch_size)))
+    batches = math.ceil(num_train / cfg.batch_size)
+    if processes > 1:
+        batches //= processes
+    return max(1, math.ceil(cfg.epochs * batches))
 
 
 @torch.no_grad()
@@ -193,8 +197,16 @@ class Trainer:
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
-        self.sampler = BucketBatchSampler(
-            job.train_lengths, cfg.batch_size, bucket_factor=cfg.bucket_factor, seed=cfg.seed
+        acc = self.accelerator
+        self.sampler = (
+            BucketBatchSampler(  # under `accelerate launch` each process takes its share of batches
+                job.train_lengths,
+                cfg.batch_size,
+                bucket_factor=cfg.bucket_factor,
+                seed=cfg.seed,
+                num_shards=acc.num_processes,
+                shard=acc.process_index,
+            )
         )
         eval_sampler = BucketBatchSampler(job.dev_lengths, cfg.eval_batch_size, shuffle=False)
         # Own generators: a DataLoader iterator otherwise draws its base seed from the global torch RNG at every
@@ -206,7 +218,7 @@ class Trainer:
             job.dev_set, batch_sampler=eval_sampler, collate_fn=job.dev_collate, generator=torch.Generator()
         )
         train_set = job.train_set
-        self.steps = total_steps(cfg, len(train_set))
+        self.steps = total_steps(cfg, len(train_set), acc.num_processes)
         if handle is not None:
             groups = handle.param_groups(cfg.lr, score_lr, cfg.weight_decay)
         else:
@@ -230,7 +242,7 @@ class Trainer:
 
     # ---- logging ---------------------------------------------------------------------------------------------
     def _write(self, record: dict) -> None:
-        if self._log is not None:
+        if self._log is not None and self.accelerator.is_main_process:
             self._log.write(json.dumps(record) + "\n")
             self._log.flush()
 
@@ -241,6 +253,8 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Write everything a resume needs to ``checkpoint/state.pt``, atomically (temporary file, rename)."""
+        if not self.accelerator.is_main_process:
+            return
         path = self.checkpoint_path
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {

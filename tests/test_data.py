@@ -187,3 +187,20 @@ def test_metrics_against_direct_computations():
     assert s["pearson"] == pytest.approx(stats.pearsonr(x, y)[0])
     assert s["spearman"] == pytest.approx(stats.spearmanr(x, y)[0])
     assert compute_metrics(get_task("stsb"), np.ones(5), y[:5])["pearson"] == 0.0
+
+
+def test_bucket_sampler_shards_batches_for_data_parallel_processes():
+    from bermo_prune.train import TrainConfig, total_steps
+
+    lengths = [5 + (i * 7) % 40 for i in range(1000)]
+    whole = BucketBatchSampler(lengths, 32, seed=3)
+    shards = [BucketBatchSampler(lengths, 32, seed=3, num_shards=3, shard=k) for k in range(3)]
+    for s in [whole, *shards]:
+        s.set_epoch(2)
+    per = [list(s) for s in shards]
+    assert [len(p) for p in per] == [len(s) for s in shards] == [10, 10, 10]  # 32 batches cut to 30, 10 each
+    assert [b for k in range(10) for b in (per[0][k], per[1][k], per[2][k])] == whole.batches()[:30]
+    shards[1].set_epoch(2, skip=4)  # resume mid-epoch in one process
+    assert list(shards[1]) == per[1][4:]
+    assert total_steps(TrainConfig(epochs=2, batch_size=32), 1000, processes=3) == 20
+    assert total_steps(TrainConfig(epochs=2, batch_size=32), 1000) == 64
