@@ -34,7 +34,7 @@ from transformers import BertConfig, BertForMaskedLM
 from .errors import DataError, RecipeError
 from .models import train_wordpiece
 from .recipe import PRECISIONS, F, parse_sections, read_yaml
-from .train import CHECKPOINT_DIR, Job, TrainConfig, Trainer
+from .train import Job, TrainConfig, Trainer
 
 PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
     "": {"seed": F("int", 0, min=0), "output_dir": F("str", None, nullable=True)},
@@ -288,7 +288,7 @@ def run_pretrain(
     progress: bool = True,
 ) -> dict:
     """Pretrain as the recipe says; returns the summary (also written to ``summary.json``)."""
-    from .runner import RECIPE, SUMMARY, _atomic_write, check_run_dir
+    from .runner import RECIPE, SUMMARY, _atomic_write, check_run_dir, finish_run_dir
 
     out = Path(output_dir or recipe["output_dir"] or Path("runs") / Path(recipe.source).stem)
     state = check_run_dir(
@@ -354,9 +354,7 @@ def run_pretrain(
     trainer = Trainer(model, job, cfg, output_dir=out, checkpoint_every=recipe["checkpoint"]["every"])
     summary = trainer.run(resume=state == "resume")
     model = trainer.accelerator.unwrap_model(trainer.model)
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
-    tokens = summary["steps"] * cfg.batch_size * t["seq_length"]
+    tokens = summary["steps"] * cfg.batch_size * t["seq_length"] * trainer.accelerator.num_processes
     summary = {
         "run_dir": str(out),
         "recipe": recipe.source,
@@ -372,8 +370,7 @@ def run_pretrain(
         "tokens_per_second": tokens / summary["wall_time_s"] if summary["wall_time_s"] else None,
         **summary,
     }
-    _atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    finish_run_dir(out, model, tokenizer, summary, trainer.accelerator.is_main_process)
     return summary
 
 

@@ -76,6 +76,19 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def finish_run_dir(out: Path, model, tokenizer, summary: dict, writer: bool = True) -> None:
+    """The end of a run: ``model/`` (weights and tokenizer), ``summary.json`` (atomically), checkpoint removed.
+
+    ``writer`` is False on all but the main process of a data-parallel run.
+    """
+    if not writer:
+        return
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    _atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+
+
 def check_run_dir(out: Path, resume: bool, overwrite: bool, current: dict, parse_saved) -> str:
     """``fresh``, ``resume`` or ``finished`` for a run directory; raises InputError on a conflict (nothing is touched).
 
@@ -228,9 +241,6 @@ def run_recipe(
     final_model = trainer.accelerator.unwrap_model(trainer.model)
     if handle is not None:
         handle.harden()
-    if trainer.accelerator.is_main_process:  # data-parallel runs: one writer
-        final_model.save_pretrained(out / "model")
-        tokenizer.save_pretrained(out / "model")
     summary = {
         "run_dir": str(out),
         "recipe": recipe.source,
@@ -239,9 +249,7 @@ def run_recipe(
         "remaining": summary["sparsity"]["remaining"] if summary["sparsity"] else 1.0,
         **summary,
     }
-    if trainer.accelerator.is_main_process:
-        _atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
-        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    finish_run_dir(out, final_model, tokenizer, summary, trainer.accelerator.is_main_process)
     return RunResult(summary, out)
 
 
