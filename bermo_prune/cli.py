@@ -76,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("spec", help="sweep spec YAML")
     bench.add_argument("--workers", type=int, help="parallel runs (default: the spec's, else cores // 2)")
+    rep = sub.add_parser(
+        "report",
+        help="write REPORT.md and PNG figures from a sweep's results",
+        description="Pareto plot with CIs, divergence rates, convergence speed, BERMo layer weights, paired tests.",
+        epilog=EPILOG,
+    )
+    rep.add_argument("results_dir", help="the sweep's output directory (holds results.jsonl)")
+    rep.add_argument(
+        "--fraction", type=float, default=0.95, help="convergence target: share of dense accuracy"
+    )
     val = sub.add_parser(
         "validate",
         help="check recipes without running them",
@@ -145,6 +155,13 @@ def _bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .bench.report import write_report
+
+    print(f"wrote {write_report(args.results_dir, args.fraction)}")
+    return EXIT_OK
+
+
 def _validate(args: argparse.Namespace) -> int:
     from .errors import RecipeError
     from .pretrain import is_pretrain_recipe, parse_pretrain_recipe
@@ -185,6 +202,7 @@ COMMANDS = {
     "pretrain": _pretrain,
     "compact": _compact,
     "bench": _bench,
+    "report": _report,
     "validate": _validate,
     "list": _list,
 }
