@@ -171,6 +171,11 @@ def _validate(args: argparse.Namespace) -> int:
     for path in args.recipes:
         try:
             raw = read_yaml(path)
+            if isinstance(raw, dict) and "base" in raw and "methods" in raw:  # a sweep spec
+                from .bench.sweep import load_spec
+
+                print(f"{path}: ok ({len(load_spec(path).cells)} runs)")
+                continue
             parse = parse_pretrain_recipe if is_pretrain_recipe(raw) else parse_recipe
             parse(raw, path, args.overrides)
             print(f"{path}: ok")

@@ -54,7 +54,7 @@ def test_spec_grid_and_validation(tmp_path):
     with pytest.raises(RecipeError) as info:
         load_spec(write_spec(tmp_path, models=["gpt"], methods={"movment": {"targets": [0.5]}}, extra=1))
     assert info.value.problems == [
-        "extra: unknown key; valid: base, overrides, models, methods, seeds, workers, output_dir",
+        "extra: unknown key; valid: base, overrides, tasks, models, methods, seeds, workers, output_dir",
         "models: expected a list of bert and/or bermo, got ['gpt']",
         "methods.movment: unknown method; use none, l0, magnitude, movement, soft_movement",
     ]
@@ -102,3 +102,26 @@ def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_pa
     for r in again[:3]:
         assert (out / "runs" / r["run"] / "summary.json").stat().st_mtime_ns == stamps[r["run"]]
     assert again[3]["final"] == rows[3]["final"]  # same seed, same result
+
+
+def test_paper_scale_spec_validates_without_running():
+    spec = load_spec(ROOT / "benchmarks" / "paper_scale.yaml")
+    assert len(spec.cells) == 3 * 2 * (1 + 2 + 2 + 2 + 2) * 3 == 162
+    names = {c.name for c in spec.cells}
+    assert {
+        "mnli_bermo_movement_0.03_s2",
+        "qqp_bert_none_dense_s0",
+        "sst2_bermo_soft_movement_100_s1",
+    } <= names
+    recipe_overrides = next(c for c in spec.cells if c.name == "qqp_bermo_l0_5_s1").overrides()
+    assert recipe_overrides == [
+        "model.arch=bermo",
+        "pruning.method=l0",
+        "seed=1",
+        "task=qqp",
+        "pruning.schedule.initial=0",
+        "pruning.score_lr=5e-2",
+        "pruning.schedule.final=5.0",
+    ]
+    assert spec.workers == 1 and spec.base.name == "sst2_movement.yaml"
+    assert main(["validate", str(ROOT / "benchmarks" / "paper_scale.yaml")]) == 0

@@ -2,11 +2,15 @@
 
     base: ../../recipes/sst2_movement.yaml     # relative to the spec file
     overrides: [data.path=../shared/data/sst2, train.max_steps=600]
+    tasks: [sst2]                              # optional: one grid per task (task=... override)
     models: [bert, bermo]
     methods:
       none: {}                                 # the dense baseline (one run per model and seed)
       movement: {targets: [0.5, 0.2, 0.1, 0.05]}            # remaining fractions (pruning.schedule.final)
-      soft_movement: {targets: [10, 50], key: pruning.options.final_lambda}
+      soft_movement:                           # a method's own overrides come before its target
+        targets: [10, 50]
+        key: pruning.options.final_lambda
+        overrides: [pruning.schedule.initial=0, pruning.schedule.final=0.1]
     seeds: [0, 1, 2]
     workers: auto                              # parallel runs; torch threads = cores // workers each
     output_dir: runs/bench                     # relative to the working directory
@@ -30,7 +34,7 @@ from ..errors import RecipeError
 from ..pruners import available_pruners
 from ..recipe import NO_PRUNING, load_recipe, read_yaml
 
-SPEC_KEYS = ("base", "overrides", "models", "methods", "seeds", "workers", "output_dir")
+SPEC_KEYS = ("base", "overrides", "tasks", "models", "methods", "seeds", "workers", "output_dir")
 RESULTS = "results.jsonl"
 
 
@@ -43,14 +47,20 @@ class Cell:
     target: float | None
     seed: int
     key: str | None  # the recipe key the target sets
+    task: str | None = None  # None: the base recipe's task
+    extra: tuple[str, ...] = ()  # the method's own overrides (e.g. a threshold schedule for soft movement)
 
     @property
     def name(self) -> str:
         target = "dense" if self.target is None else f"{self.target:g}"
-        return f"{self.model}_{self.method}_{target}_s{self.seed}"
+        prefix = f"{self.task}_" if self.task else ""
+        return f"{prefix}{self.model}_{self.method}_{target}_s{self.seed}"
 
     def overrides(self) -> list[str]:
         out = [f"model.arch={self.model}", f"pruning.method={self.method}", f"seed={self.seed}"]
+        if self.task:
+            out.append(f"task={self.task}")
+        out += self.extra
         if self.target is not None:
             out.append(f"{self.key}={self.target}")
         return out
@@ -88,6 +98,10 @@ def load_spec(path: str | Path) -> Spec:
     models = raw.get("models") or []
     methods = raw.get("methods") or {}
     seeds = raw.get("seeds") or []
+    tasks = raw.get("tasks") or [None]
+    if not isinstance(tasks, list) or not all(t is None or isinstance(t, str) for t in tasks):
+        problems.append(f"tasks: expected a list of task names, got {tasks!r}")
+        tasks = [None]
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         problems.append("overrides: expected a list of key=value strings")
         overrides = []
@@ -106,6 +120,10 @@ def load_spec(path: str | Path) -> Spec:
             continue
         targets = conf.get("targets") if isinstance(conf, dict) else None
         key = conf.get("key", "pruning.schedule.final") if isinstance(conf, dict) else None
+        extra = conf.get("overrides", []) if isinstance(conf, dict) else []
+        if not isinstance(extra, list) or not all(isinstance(o, str) for o in extra):
+            problems.append(f"methods.{method}.overrides: expected a list of key=value strings")
+            continue
         if method == NO_PRUNING:
             targets = [None]
         elif (
@@ -115,10 +133,12 @@ def load_spec(path: str | Path) -> Spec:
         ):
             problems.append(f"methods.{method}.targets: expected a list of numbers")
             continue
-        for model in models:
-            for target in targets:
-                for seed in seeds:
-                    cells.append(Cell(model, method, None if target is None else float(target), seed, key))
+        for task in tasks:
+            for model in models:
+                for target in targets:
+                    for seed in seeds:
+                        value = None if target is None else float(target)
+                        cells.append(Cell(model, method, value, seed, key, task, tuple(extra)))
     workers = raw.get("workers", "auto")
     cores = os.cpu_count() or 1
     if workers == "auto":
