@@ -125,3 +125,4 @@ def test_paper_scale_spec_validates_without_running():
     ]
     assert spec.workers == 1 and spec.base.name == "sst2_movement.yaml"
     assert main(["validate", str(ROOT / "benchmarks" / "paper_scale.yaml")]) == 0
+    assert len(load_spec(ROOT / "benchmarks" / "sst2_tiny" / "spec.yaml").cells) == 2 * (1 + 4 * 4) * 3
