@@ -14,7 +14,7 @@ import copy
 import dataclasses
 import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,6 @@ class Recipe:
     train: dict
     divergence: dict
     checkpoint: dict
-    raw: dict = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         """The resolved recipe (what ``recipe.yaml`` in a run directory holds)."""
@@ -489,13 +488,13 @@ def _yaml_error(source: str, exc: yaml.YAMLError) -> RecipeError:
 def parse_recipe(raw: Any, source: str = "<recipe>", overrides: list[str] | None = None) -> Recipe:
     """Validate a raw mapping (already loaded YAML) plus overrides; raise RecipeError with every problem."""
     problems: list[str] = []
-    r, raw = parse_sections(raw, source, overrides, SECTIONS, problems)
+    r, _ = parse_sections(raw, source, overrides, SECTIONS, problems)
     r["pruning"]["options"] = _pruner_options(r["pruning"]["method"], r["pruning"]["options"], problems)
     if not problems:
         _cross_checks(r, problems)
     if problems:
         raise RecipeError(source, problems)
-    return Recipe(source=source, raw=raw, **r)
+    return Recipe(source=source, **r)
 
 
 def parse_sections(

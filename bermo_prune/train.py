@@ -346,10 +346,8 @@ class Trainer:
         handle = self.handle
         if handle is not None and self.step == self.steps:
             handle.update_masks()  # the final masks are the ones evaluated, hardened and reported
-        metrics = self.job.evaluate(self.model, self.dev_loader, self.accelerator)
-        record = {"step": self.step, "eval": metrics}
-        if handle is not None:
-            record["remaining"] = handle.sparsity()["remaining"]
+        record = self._eval_record()
+        metrics = record["eval"]
         mix = mix_weights(self.accelerator.unwrap_model(self.model))
         if mix is not None:
             record["mix"] = mix
@@ -485,12 +483,15 @@ class Trainer:
             "history": self.history,
         }
 
-    def _evaluate_quietly(self) -> None:
-        """A final evaluation for a run stopped early (no divergence check: the run is over)."""
-        metrics = self.job.evaluate(self.model, self.dev_loader, self.accelerator)
-        record = {"step": self.step, "eval": metrics}
+    def _eval_record(self) -> dict:
+        record = {"step": self.step, "eval": self.job.evaluate(self.model, self.dev_loader, self.accelerator)}
         if self.handle is not None:
             record["remaining"] = self.handle.sparsity()["remaining"]
+        return record
+
+    def _evaluate_quietly(self) -> None:
+        """A final evaluation for a run stopped early (no divergence check: the run is over)."""
+        record = self._eval_record()
         self.history.append(record)
         if self.best is None:
             self.best = record
