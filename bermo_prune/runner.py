@@ -141,6 +141,7 @@ def train_config(recipe: Recipe, progress: bool) -> TrainConfig:
         batch_size=t["batch_size"],
         eval_batch_size=t["eval_batch_size"],
         lr=t["lr"],
+        mix_lr=t["mix_lr"],
         weight_decay=t["weight_decay"],
         warmup_ratio=t["warmup_ratio"],
         max_length=t["max_length"],

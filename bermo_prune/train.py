@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
+from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -42,6 +43,7 @@ class TrainConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     lr: float = 3e-5
+    mix_lr: float | None = None
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
     max_length: int = 128
@@ -93,6 +95,25 @@ def evaluate(model, loader, task, accelerator: Accelerator | None = None) -> dic
     if not task.is_regression:
         metrics["majority_prediction_share"] = float(np.bincount(p.astype(int)).max() / len(p))
     return metrics
+
+
+def split_mix_group(groups: list[dict], model: nn.Module, mix_lr: float) -> list[dict]:
+    """Move BERMo's layer-mix parameters (``scalar_mix.*``) into their own AdamW group at ``mix_lr``, no decay.
+
+    The mix has one logit per layer plus gamma. At a fine-tuning lr (1e-5 to 1e-4), Adam moves each by at most
+    about lr per step, so a few hundred steps leave the softmax close to its initial uniform value; a separate
+    rate lets the mix actually learn. A model without a mix is returned unchanged."""
+    mix = {id(p) for n, p in model.named_parameters() if "scalar_mix." in n and p.requires_grad}
+    if not mix:
+        return groups
+    out, taken = [], []
+    for g in groups:
+        taken += [p for p in g["params"] if id(p) in mix]
+        kept = [p for p in g["params"] if id(p) not in mix]
+        if kept:
+            out.append({**g, "params": kept})
+    out.append({"params": taken, "lr": mix_lr, "weight_decay": 0.0, "name": "scalar_mix"})
+    return out
 
 
 def make_optimizer(groups: list[dict], lr: float) -> torch.optim.Optimizer:
@@ -223,6 +244,8 @@ class Trainer:
             groups = handle.param_groups(cfg.lr, score_lr, cfg.weight_decay)
         else:
             groups = [g for g in decay_groups(model.parameters(), cfg.lr, cfg.weight_decay) if g["params"]]
+        if cfg.mix_lr is not None:
+            groups = split_mix_group(groups, model, cfg.mix_lr)
         optimizer = make_optimizer(groups, cfg.lr)
         self.lr_schedule = get_linear_schedule_with_warmup(
             optimizer, int(cfg.warmup_ratio * self.steps), self.steps

@@ -101,6 +101,30 @@ def test_gradients_reach_the_mix(tiny_bermo, batch):
     assert tiny_bermo.bert.scalar_mix.gamma.grad.abs().sum() > 0
 
 
+def test_mix_lr_puts_the_mix_in_its_own_group(tiny_bermo, tiny_bert, batch):
+    from bermo_prune.engine import decay_groups
+    from bermo_prune.train import make_optimizer, split_mix_group
+
+    groups = split_mix_group(decay_groups(tiny_bermo.parameters(), 1e-4, 0.01), tiny_bermo, 1e-2)
+    mix = groups[-1]
+    assert mix["name"] == "scalar_mix" and mix["lr"] == 1e-2 and mix["weight_decay"] == 0.0
+    assert {id(p) for p in mix["params"]} == {id(p) for p in tiny_bermo.bert.scalar_mix.parameters()}
+    others = [id(p) for g in groups[:-1] for p in g["params"]]
+    assert len(others) + 2 == sum(1 for _ in tiny_bermo.parameters()) and len(set(others)) == len(others)
+    assert all(g["lr"] == 1e-4 for g in groups[:-1])
+    # one Adam step moves each mix logit by about its lr, the encoder weights by theirs
+    opt = make_optimizer(groups, 1e-4)
+    before = tiny_bermo.bert.scalar_mix.weights.detach().clone()
+    tiny_bermo.train()
+    tiny_bermo(**batch, labels=torch.tensor([0, 1, 1])).loss.backward()
+    opt.step()
+    moved = (tiny_bermo.bert.scalar_mix.weights.detach() - before).abs()
+    assert torch.allclose(moved[moved > 0], torch.full_like(moved[moved > 0], 1e-2), rtol=1e-3)
+    # a model without a mix is unchanged
+    plain = decay_groups(tiny_bert.parameters(), 1e-4, 0.0)
+    assert split_mix_group(plain, tiny_bert, 1e-2) is plain
+
+
 @pytest.mark.parametrize(
     "num_labels,labels,problem",
     [
