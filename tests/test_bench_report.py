@@ -64,6 +64,10 @@ def synthetic_results(tmp_path):
     return rows
 
 
+def finals(rows, model, method, target):
+    return [r["final"] for r in rows if (r["model"], r["method"], r.get("target")) == (model, method, target)]
+
+
 def test_report_figures_and_numbers(tmp_path, capsys):
     rows = synthetic_results(tmp_path)
     assert main(["report", str(tmp_path)]) == 0
@@ -88,6 +92,60 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     # Convergence: BERMo reaches the level in 2/3 of BERT's steps in this set -> ratio 1.5.
     assert "| 1.50 (" in report
     assert "Versions: torch" in report
+    assert "Time: no sweep.json" in report and "the runs' own wall times sum to 4 min" in report
+    # Findings: the counts of significant cells equal direct scipy calls on every pruned (method, level) cell.
+    higher = lower = 0
+    for method, target in (("movement", 0.5), ("movement", 0.1), ("l0", 1.0)):
+        res = stats.ttest_rel(finals(rows, "bermo", method, target), finals(rows, "bert", method, target))
+        higher += res.pvalue < 0.05 and res.statistic > 0
+        lower += res.pvalue < 0.05 and res.statistic < 0
+    assert report.index("## Findings") < report.index("## 1.")
+    assert f"over 3 pruned (method, level) cells, paired by seed: significantly higher in {higher}" in report
+    assert (
+        f"significantly lower in {lower}" in report
+        and f"no significant difference in {3 - higher - lower}" in report
+    )
+    assert "- Diverged runs (section 2): BERT 1 of 12; BERMo 0 of 12." in report
+    assert "- Best BERT at <= 10% remaining:" in report and "(movement 0.1, 10.0% remaining)" in report
+
+
+def test_report_states_the_sweep_time_from_its_log(tmp_path):
+    synthetic_results(tmp_path)
+    sittings = [
+        {
+            "started": "2026-01-01T10:00:00+0000",
+            "finished": "2026-01-01T10:10:00+0000",
+            "elapsed_s": 600.0,
+            "workers": 2,
+            "threads_per_worker": 1,
+            "ran": 10,
+            "skipped": 0,
+        },
+        {
+            "started": "2026-01-02T09:00:00+0000",
+            "finished": "2026-01-02T10:06:40+0000",
+            "elapsed_s": 4000.0,
+            "workers": 2,
+            "threads_per_worker": 1,
+            "ran": 15,
+            "skipped": 10,
+        },
+    ]
+    meta = {
+        "spec": "benchmarks/x/spec.yaml",
+        "spec_text": "base: r.yaml\n",
+        "sittings": sittings,
+        "elapsed_s": 4600.0,
+    }
+    (tmp_path / "sweep.json").write_text(json.dumps(meta))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert (
+        "Time: the sweep took 1 h 17 min of wall-clock time in 2 sitting(s) (2026-01-01T10:00:00+0000 to "
+        "2026-01-02T10:06:40+0000), 2 parallel workers of 1 torch thread(s)" in report
+    )
+    assert ".venv/bin/bermo-prune bench benchmarks/x/spec.yaml" in report
+    assert "```yaml\nbase: r.yaml\n```" in report
 
 
 def test_steps_to_and_missing_results(tmp_path, capsys):

@@ -33,6 +33,34 @@ def load_results(results_dir: str | Path) -> list[dict]:
     return rows
 
 
+def load_sweep_log(results_dir: Path) -> dict:
+    """``sweep.json`` written by the sweep (spec, sittings, elapsed time); empty if absent."""
+    path = results_dir / "sweep.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _time_statement(meta: dict, run_wall: float) -> str:
+    runs = f"the runs' own wall times sum to {_duration(run_wall)}"
+    sittings = meta.get("sittings") or []
+    if not sittings:
+        return f"Time: no sweep.json (sweep log) next to the results; {runs}."
+    first = sittings[0]
+    where = (
+        f"{first['workers']} parallel workers of {first['threads_per_worker']} torch thread(s)"
+        if len({(s["workers"], s["threads_per_worker"]) for s in sittings}) == 1
+        else "varying workers"
+    )
+    return (
+        f"Time: the sweep took {_duration(meta['elapsed_s'])} of wall-clock time in {len(sittings)} sitting(s) "
+        f"({first['started']} to {sittings[-1]['finished']}), {where}; {runs}."
+    )
+
+
 def _fmt(x: float, digits: int = 4) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -47,6 +75,70 @@ def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
     for r in rows:
         if r["status"] != "failed":
             out[(r["model"], r["method"], r["target"])].append(r)
+    return out
+
+
+def _findings(groups, dense, paired, ratios, metric: str, fraction: float) -> list[str]:
+    """The report's opening summary, computed from the sections below it (nothing here is typed in by hand)."""
+    out = ["## Findings", ""]
+    if dense:
+        out.append(
+            "- Dense fine-tuning: "
+            + "; ".join(
+                f"{'BERT' if m == 'bert' else 'BERMo'} {ci.mean:.4f} ({_fmt(ci.low)}, {_fmt(ci.high)})"
+                for m, ci in dense.items()
+            )
+            + f" dev {metric}."
+        )
+    pruned = [(m, t, p) for m, t, p in paired if m != "none"]
+    if pruned:
+        higher = [x for x in pruned if x[2].p_value < 0.05 and x[2].mean_difference > 0]
+        lower = [x for x in pruned if x[2].p_value < 0.05 and x[2].mean_difference < 0]
+        mean_diff = sum(x[2].mean_difference for x in pruned) / len(pruned)
+
+        def cells(xs):
+            return ", ".join(f"{m} {t:g}" for m, t, _ in xs)
+
+        out.append(
+            f"- BERMo vs BERT over {len(pruned)} pruned (method, level) cells, paired by seed: significantly higher "
+            f"in {len(higher)}{f' ({cells(higher)})' if higher else ''}, significantly lower in {len(lower)}"
+            f"{f' ({cells(lower)})' if lower else ''}, no significant difference in "
+            f"{len(pruned) - len(higher) - len(lower)} (paired t-test at 0.05, uncorrected for "
+            f"{len(pruned)} comparisons). Mean difference over cells: {mean_diff:+.4f}."
+        )
+    for model in ("bert", "bermo"):
+        sparse = [
+            (mean_ci([r["final"] for r in runs]).mean, mean_ci([r["remaining"] for r in runs]).mean, k)
+            for k, runs in groups.items()
+            if k[0] == model
+            and k[1] != "none"
+            and mean_ci([r["remaining"] for r in runs]).mean <= 0.1 * 1.001  # top-k rounding
+        ]
+        if sparse:
+            acc, rem, k = max(sparse)
+            out.append(
+                f"- Best {'BERT' if model == 'bert' else 'BERMo'} at <= 10% remaining: {acc:.4f} "
+                f"({k[1]} {k[2]:g}, {rem:.1%} remaining)."
+            )
+    runs = [r for rs in groups.values() for r in rs]
+    div = {
+        m: (sum(bool(r.get("diverged")) for r in runs if r["model"] == m), sum(r["model"] == m for r in runs))
+        for m in ("bert", "bermo")
+    }
+    out.append(
+        "- Diverged runs (section 2): "
+        + "; ".join(f"{'BERT' if m == 'bert' else 'BERMo'} {d} of {n}" for m, (d, n) in div.items() if n)
+        + "."
+    )
+    if ratios:
+        above = sum(r.low > 1 for r in ratios if not math.isnan(r.low))
+        below = sum(r.high < 1 for r in ratios if not math.isnan(r.high))
+        out.append(
+            f"- Steps to {fraction:.0%} of the dense {metric} (section 3): BERMo significantly faster in {above} "
+            f"of {len(ratios)} cells, slower in {below}; geometric mean of the BERT/BERMo ratios "
+            f"{math.exp(sum(math.log(r.mean) for r in ratios) / len(ratios)):.2f}."
+        )
+    out.append("")
     return out
 
 
@@ -72,6 +164,9 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         f"{len(rows)} runs ({len(failed)} failed); metric: dev {metric}; intervals are 95% Student-t over seeds.",
         "",
     ]
+    summary_at = len(lines)
+    paired_results: list[tuple[str, float | None, object]] = []
+    ratios: list[object] = []
 
     # 1. Pareto plot ---------------------------------------------------------------------------------------------
     fig, ax = plt.subplots(figsize=(7.5, 5))
@@ -181,6 +276,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
             if both:
                 a, b = [bert[s] for s in both], [bermo[s] for s in both]
                 r = ratio_ci(a, b)
+                ratios.append(r)
                 lines.append(
                     f"| {method} | {label} | {len(both)} / {len(bert)} | {sum(a) / len(a):.0f} | {sum(b) / len(b):.0f} "
                     f"| {r.mean:.2f} ({_fmt(r.low, 2)}, {_fmt(r.high, 2)}) |"
@@ -237,6 +333,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
             lines.append(f"| {method} | {label} | {len(seeds)} | - | - | - | - | fewer than 2 paired seeds |")
             continue
         p = paired_comparison([bert[s] for s in seeds], [bermo[s] for s in seeds])
+        paired_results.append((method, target, p))
         lines.append(
             f"| {method} | {label} | {p.n} | {p.mean_difference:+.4f} ({_fmt(p.ci_low)}, {_fmt(p.ci_high)}) | "
             f"{p.p_value:.3g} | {p.wilcoxon_p:.3g} | {p.effect_size_dz:.2f} | {p.verdict} |"
@@ -250,22 +347,29 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     import transformers
 
     wall = sum(r.get("wall_time_s") or 0 for r in rows)
+    meta = load_sweep_log(out)
+    spec = meta.get("spec", f"{out}/spec.yaml")
     lines += [
         "## 6. How to reproduce",
         "",
         "```",
         "make install",
-        f".venv/bin/bermo-prune bench {out}/spec.yaml    # resumable; finished runs are skipped",
+        f".venv/bin/bermo-prune bench {spec}    # resumable; finished runs are skipped",
         f".venv/bin/bermo-prune report {out}",
         "```",
         "",
         f"Versions: torch {torch.__version__}, transformers {transformers.__version__}, accelerate "
         f"{accelerate.__version__}, scipy {scipy.__version__}. Machine: {platform.platform()}, "
-        f"{os.cpu_count()} CPU cores. Sum of run wall times: {wall / 3600:.2f} h.",
+        f"{os.cpu_count()} CPU cores.",
+        "",
+        _time_statement(meta, wall),
         "",
     ]
+    if meta.get("spec_text"):
+        lines += ["The spec as run:", "", "```yaml", meta["spec_text"].rstrip(), "```", ""]
     if failed:
         lines += ["Failed runs:", ""] + [f"- {r['run']}: {r.get('error', '')}" for r in failed] + [""]
+    lines[summary_at:summary_at] = _findings(groups, dense, paired_results, ratios, metric, fraction)
     path = out / "REPORT.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

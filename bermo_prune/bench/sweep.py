@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from ..recipe import NO_PRUNING, load_recipe, read_yaml
 
 SPEC_KEYS = ("base", "overrides", "tasks", "models", "methods", "seeds", "workers", "output_dir")
 RESULTS = "results.jsonl"
+SWEEP_LOG = "sweep.json"
 
 
 @dataclass(frozen=True)
@@ -214,22 +216,56 @@ def _row(cell: Cell, outcome: dict) -> dict:
     }
 
 
+def record_sitting(spec: Spec, started: float, finished: float, ran: int, skipped: int, threads: int) -> dict:
+    """Append one sitting (one ``bench`` invocation) to ``OUTPUT/sweep.json``: the spec it ran (path and text),
+    start and end times, workers and threads, runs finished in it and runs skipped as already finished. ``elapsed_s`` sums the sittings: the sweep's
+    wall-clock time however many times it was resumed."""
+    path = spec.output_dir / SWEEP_LOG
+    meta = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"sittings": []}
+    meta["spec"] = spec.source
+    meta["spec_text"] = Path(spec.source).read_text(encoding="utf-8")
+    stamp = "%Y-%m-%dT%H:%M:%S%z"
+    meta["sittings"].append(
+        {
+            "started": time.strftime(stamp, time.localtime(started)),
+            "finished": time.strftime(stamp, time.localtime(finished)),
+            "elapsed_s": round(finished - started, 1),
+            "workers": spec.workers,
+            "threads_per_worker": threads,
+            "ran": ran,
+            "skipped": skipped,
+        }
+    )
+    meta["elapsed_s"] = round(sum(s["elapsed_s"] for s in meta["sittings"]), 1)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return meta
+
+
 def run_sweep(spec: Spec, log=print) -> list[dict]:
-    """Run (or resume) every cell; returns and writes the results rows in grid order."""
+    """Run (or resume) every cell; returns and writes the results rows in grid order, and records the sitting
+    in ``sweep.json``."""
+    started = time.time()
     runs = spec.output_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
     threads = max(1, cores // spec.workers)
     jobs = [(c, str(spec.base), spec.overrides + c.overrides(), str(runs / c.name)) for c in spec.cells]
     rows: dict[str, dict] = {}
-    with ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_run_cell, base, ov, out, threads): cell for cell, base, ov, out in jobs}
-        for fut in futures:
-            cell = futures[fut]
-            outcome = fut.result()
-            rows[cell.name] = _row(cell, outcome)
-            state = "skipped (finished)" if outcome.get("skipped") else rows[cell.name]["status"]
-            log(f"{cell.name}: {state}")
+    skipped = 0
+    try:
+        with ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_run_cell, base, ov, out, threads): cell for cell, base, ov, out in jobs}
+            for fut in futures:
+                cell = futures[fut]
+                outcome = fut.result()
+                rows[cell.name] = _row(cell, outcome)
+                skipped += bool(outcome.get("skipped"))
+                state = "skipped (finished)" if outcome.get("skipped") else rows[cell.name]["status"]
+                log(f"{cell.name}: {state}")
+    finally:  # an interrupted sitting still counts towards the sweep's time
+        record_sitting(spec, started, time.time(), len(rows) - skipped, skipped, threads)
     ordered = [rows[c.name] for c in spec.cells]
     tmp = spec.output_dir / (RESULTS + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in ordered), encoding="utf-8")
