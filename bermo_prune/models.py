@@ -257,10 +257,54 @@ def load_classifier(
         setattr(config, k, v)
     if cls is BertForSequenceClassification and getattr(config, "layer_heads", None) is not None:
         return _load_compacted_bert(name, config)
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # our one-line account below replaces transformers' load-report table
     try:
-        return cls.from_pretrained(name, config=config, ignore_mismatched_sizes=True)
+        model, info = cls.from_pretrained(
+            name, config=config, ignore_mismatched_sizes=True, output_loading_info=True
+        )
     except Exception as exc:
         raise InputError(_unreachable(name, "model weights", exc)) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    _report_load(name, info)
+    return model
+
+
+#: weights a classifier may lack in an encoder checkpoint (they start fresh) or a checkpoint may carry that the
+#: classifier does not use (an MLM head; a BERMo mix when loading as BERT)
+_FRESH = ("classifier.", "bert.pooler.", "bert.scalar_mix.")
+_DROPPED = ("cls.", "bert.scalar_mix.", "scalar_mix.")
+
+
+def _report_load(name: str, info: dict) -> None:
+    """One line on what a checkpoint load left out: the expected part (fresh task head, dropped MLM head) at
+    INFO; encoder weights missing from the checkpoint, or unknown extra weights, as a WARNING."""
+    missing = sorted(info.get("missing_keys") or [])
+    unexpected = sorted(info.get("unexpected_keys") or [])
+    mismatched = sorted(k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys") or [])
+    odd_missing = [k for k in missing if not k.startswith(_FRESH)]
+    odd_extra = [k for k in unexpected if not k.startswith(_DROPPED)]
+    if odd_missing or odd_extra:
+        parts = []
+        if odd_missing:
+            parts.append(
+                f"{len(odd_missing)} weights not in the checkpoint start random ({', '.join(odd_missing[:3])} ...)"
+            )
+        if odd_extra:
+            parts.append(f"{len(odd_extra)} checkpoint weights unused ({', '.join(odd_extra[:3])} ...)")
+        logger.warning("%s: %s", name, "; ".join(parts))
+    logger.info(
+        "%s: loaded; fresh: %d weights (%s); dropped: %d (%s); re-initialised for a new size: %d",
+        name,
+        len(missing),
+        ", ".join(sorted({k.rsplit(".", 1)[0] for k in missing})[:4]) or "-",
+        len(unexpected),
+        ", ".join(sorted({k.split(".")[0] for k in unexpected})) or "-",
+        len(mismatched),
+    )
 
 
 def _load_compacted_bert(name: str, config: BertConfig) -> BertForSequenceClassification:

@@ -70,3 +70,39 @@ def test_unreachable_hub_model_says_how_to_go_local():
 def test_unknown_arch():
     with pytest.raises(InputError, match="model.arch: unknown architecture 'gpt'"):
         build_model(ModelSpec(arch="gpt"), 2, TEXTS)
+
+
+def test_load_says_in_one_line_what_started_fresh(tmp_path, caplog):
+    import logging
+
+    from transformers import BertForMaskedLM
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    BertForMaskedLM(tiny_config()).save_pretrained(tmp_path / "mlm")  # an encoder with an MLM head, no pooler
+    with caplog.at_level(logging.INFO, logger="bermo_prune.models"):
+        model = load_classifier(tmp_path / "mlm", "bermo", num_labels=2)
+    assert isinstance(model, BermoForSequenceClassification)
+    records = [r for r in caplog.records if r.name == "bermo_prune.models"]
+    assert [r.levelname for r in records] == ["INFO"]  # the expected fresh head: no warning, no table
+    assert (
+        "fresh: 6 weights (bert.pooler.dense, bert.scalar_mix, classifier); dropped: 5 (cls)"
+        in records[0].message
+    )
+    assert "LOAD REPORT" not in caplog.text
+    # A checkpoint that lacks encoder weights is a warning that names them.
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(tmp_path / "mlm" / "model.safetensors")
+    del state["bert.encoder.layer.1.output.dense.weight"]
+    save_file(state, tmp_path / "mlm" / "model.safetensors", metadata={"format": "pt"})
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="bermo_prune.models"):
+        load_classifier(tmp_path / "mlm", "bert", num_labels=2)
+    warning = [r for r in caplog.records if r.levelname == "WARNING" and r.name == "bermo_prune.models"]
+    assert len(warning) == 1
+    assert (
+        "1 weights not in the checkpoint start random (bert.encoder.layer.1.output.dense.weight ...)"
+        in warning[0].message
+    )
