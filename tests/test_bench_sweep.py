@@ -104,7 +104,9 @@ def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_pa
     assert again[3]["final"] == rows[3]["final"]  # same seed, same result
     # Each sitting is logged: spec, runs finished and skipped, elapsed time summed over sittings.
     meta = json.loads((out / "sweep.json").read_text())
-    assert meta["spec"] == str(path) and meta["spec_text"] == path.read_text()
+    assert (
+        meta["spec"] == str(path) and meta["spec_text"] == path.read_text() and meta["output_dir"] == str(out)
+    )
     assert [(s["ran"], s["skipped"]) for s in meta["sittings"]] == [(4, 0), (1, 3)]
     assert meta["elapsed_s"] == pytest.approx(sum(s["elapsed_s"] for s in meta["sittings"]), abs=0.2)
     assert all(s["workers"] == spec.workers and s["elapsed_s"] > 0 for s in meta["sittings"])

@@ -355,8 +355,11 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         "```",
         "make install",
         f".venv/bin/bermo-prune bench {spec}    # resumable; finished runs are skipped",
-        f".venv/bin/bermo-prune report {out}",
+        f".venv/bin/bermo-prune report {meta.get('output_dir', out)}",
         "```",
+        "",
+        f"This report was generated with `bermo-prune report {out}` from the `results.jsonl` (and `sweep.json`) "
+        "in that directory.",
         "",
         f"Versions: torch {torch.__version__}, transformers {transformers.__version__}, accelerate "
         f"{accelerate.__version__}, scipy {scipy.__version__}. Machine: {platform.platform()}, "

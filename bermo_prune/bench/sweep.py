@@ -224,6 +224,7 @@ def record_sitting(spec: Spec, started: float, finished: float, ran: int, skippe
     meta = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"sittings": []}
     meta["spec"] = spec.source
     meta["spec_text"] = Path(spec.source).read_text(encoding="utf-8")
+    meta["output_dir"] = str(spec.output_dir)
     stamp = "%Y-%m-%dT%H:%M:%S%z"
     meta["sittings"].append(
         {
