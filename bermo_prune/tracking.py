@@ -13,6 +13,10 @@ evaluations, never eyeballed:
 * ``collapse``: after the model had learned (some evaluation reached the majority-class rate plus
   ``learned_margin``), an evaluation falls back to the majority-class rate (within ``collapse_margin``) or its
   predictions become constant (one class takes ``constant_share`` of them). Classification tasks only.
+* ``no_learning``: the run ended and no evaluation ever reached the majority-class rate plus ``learned_margin``:
+  training never got off the constant-prediction plateau (checked once, at the end; classification only).
+  This is how BERT fails under movement pruning on small SST-2 runs, and it would otherwise be averaged into a
+  mean accuracy as if it were a bad result rather than a failed run.
 
 The policy (recipe ``divergence.policy``) says what the loop does on an event: ``record`` keeps going,
 ``stop`` ends the run (the CLI exits with its divergence code), ``rollback`` restores the last checkpoint
@@ -25,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("non_finite_loss", "loss_spike", "collapse")
+KINDS = ("non_finite_loss", "loss_spike", "collapse", "no_learning")
 
 
 @dataclass
@@ -112,6 +116,20 @@ class DivergenceTracker:
             return self._event(step, "collapse", f"{share:.1%} of predictions are one class")
         return None
 
+    def finish(self, step: int, best_accuracy: float | None) -> Event | None:
+        """End-of-run check: ``no_learning`` if no evaluation reached the majority rate + ``learned_margin``.
+        Idempotent (a resumed run that finishes again does not record it twice)."""
+        if self.majority_rate is None or best_accuracy is None or self.learned:
+            return None
+        if any(e.kind == "no_learning" for e in self.events):
+            return None
+        return self._event(
+            step,
+            "no_learning",
+            f"best accuracy {best_accuracy:.4f} never reached the majority-class rate {self.majority_rate:.4f} "
+            f"+ {self.config.learned_margin:g}",
+        )
+
     def _event(self, step: int, kind: str, detail: str) -> Event:
         event = Event(step, kind, detail)
         self.events.append(event)
@@ -149,6 +167,7 @@ class DivergenceTracker:
             "events": [e.to_dict() for e in self.events],
             "rollbacks": self.retries,
             "policy": self.config.policy,
+            "majority_rate": self.majority_rate,
             "definition": {
                 "non_finite_loss": "training loss NaN or infinite",
                 "loss_spike": f"recent loss (5-step EMA) > {self.config.spike_factor:g}x its running level (50-step "
@@ -157,6 +176,8 @@ class DivergenceTracker:
                 "collapse": "after an evaluation reached majority rate + "
                 f"{self.config.learned_margin:g}: accuracy <= majority rate + {self.config.collapse_margin:g}, "
                 f"or one class >= {self.config.constant_share:.0%} of predictions",
+                "no_learning": "at the end of the run, no evaluation ever reached majority rate + "
+                f"{self.config.learned_margin:g}",
             },
         }
 

@@ -483,6 +483,8 @@ class Trainer:
             self._evaluate_quietly()
         final = self.history[-1]
         main = self.job.main_metric
+        if not self.stopped:
+            self.tracker.finish(self.step, self.best["eval"].get("accuracy"))
         best_value = self.best["eval"][main]
         reach = {}
         for f in FRACTIONS:
