@@ -10,16 +10,19 @@ from bermo_prune.errors import RecipeError
 
 from .conftest import ROOT
 
+# Big enough to leave the majority plateau in 240 steps (dev accuracy 0.72-0.77 measured), so that a clean sweep
+# has no `no_learning` events; at hidden 32 and 120 steps every run stays at the majority rate.
 TINY = [
     "model.num_layers=2",
-    "model.hidden_size=32",
+    "model.hidden_size=64",
     "model.num_heads=2",
-    "model.intermediate_size=64",
+    "model.intermediate_size=128",
     "model.vocab_size=200",
     "data.synthetic_train_size=1000",
     "data.synthetic_dev_size=200",
-    "train.max_steps=120",
-    "train.eval_every=60",
+    "train.max_steps=240",
+    "train.eval_every=120",
+    "train.lr=3e-3",
 ]
 
 
