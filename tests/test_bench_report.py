@@ -83,10 +83,11 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     ]
     p = stats.ttest_rel(bermo, bert).pvalue
     assert (
-        f"| movement | 0.1 | 3 | {np.mean(np.subtract(bermo, bert)):+.4f}" in report
+        f"| movement | 0.1 | 0.100 / 0.100 | 3 | {np.mean(np.subtract(bermo, bert)):+.4f}" in report
         and f"| {p:.3g} |" in report
     )
     # Divergence rate and the failed run are reported, not dropped.
+    assert "| l0 | 1 | 0.300 / 0.300 | 3 |" in report  # a penalty row shows both models' reached shares
     assert "| bert | movement | 0.1 | 1 / 3 | collapse |" in report
     assert "- bermo_l0_3_s0: RuntimeError: boom" in report
     # Convergence: BERMo reaches the level in 2/3 of BERT's steps in this set -> ratio 1.5.

@@ -319,23 +319,34 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         "## 5. BERMo vs BERT, paired by seed",
         "",
         "Difference = BERMo - BERT in final dev metric; paired t-test (scipy `ttest_rel`), Wilcoxon signed-rank, "
-        'effect size d_z = mean / sd of the differences. "No significant difference" is a finding, not a failure.',
+        'effect size d_z = mean / sd of the differences. "No significant difference" is a finding, not a failure. '
+        "Top-k methods prune both models to the same remaining share; for penalty methods (soft movement, L0) "
+        "the same penalty can leave the two models at different shares, so the remaining columns say whether a "
+        "row compares like with like (section 1's plot compares them at equal remaining weights).",
         "",
-        "| method | target | n | mean diff (95% CI) | t-test p | Wilcoxon p | d_z | verdict |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | target | remaining BERT / BERMo | n | mean diff (95% CI) | t-test p | Wilcoxon p | d_z | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for method, target in sorted({(k[1], k[2]) for k in groups}, key=lambda k: (k[0], -(k[1] or 0))):
         bert = {r["seed"]: r["final"] for r in groups.get(("bert", method, target), [])}
         bermo = {r["seed"]: r["final"] for r in groups.get(("bermo", method, target), [])}
         seeds = sorted(set(bert) & set(bermo))
         label = "dense" if target is None else f"{target:g}"
+        shares = " / ".join(
+            f"{mean_ci([r['remaining'] for r in groups[(m, method, target)]]).mean:.3f}"
+            if groups.get((m, method, target))
+            else "-"
+            for m in ("bert", "bermo")
+        )
         if len(seeds) < 2:
-            lines.append(f"| {method} | {label} | {len(seeds)} | - | - | - | - | fewer than 2 paired seeds |")
+            lines.append(
+                f"| {method} | {label} | {shares} | {len(seeds)} | - | - | - | - | fewer than 2 paired seeds |"
+            )
             continue
         p = paired_comparison([bert[s] for s in seeds], [bermo[s] for s in seeds])
         paired_results.append((method, target, p))
         lines.append(
-            f"| {method} | {label} | {p.n} | {p.mean_difference:+.4f} ({_fmt(p.ci_low)}, {_fmt(p.ci_high)}) | "
+            f"| {method} | {label} | {shares} | {p.n} | {p.mean_difference:+.4f} ({_fmt(p.ci_low)}, {_fmt(p.ci_high)}) | "
             f"{p.p_value:.3g} | {p.wilcoxon_p:.3g} | {p.effect_size_dz:.2f} | {p.verdict} |"
         )
     lines.append("")
