@@ -154,3 +154,29 @@ def test_steps_to_and_missing_results(tmp_path, capsys):
     assert steps_to([[100, 0.5]], 0.8) is None
     assert main(["report", str(tmp_path)]) == EXIT_BAD_INPUT
     assert "no results.jsonl" in capsys.readouterr().err
+
+
+def test_committed_sst2_report_is_what_report_writes_from_its_results(tmp_path):
+    """benchmarks/sst2_tiny/REPORT.md is generated, not edited: the same command on the committed results and
+    sweep log writes the same report (bar the line naming the directory and the versions line)."""
+    import shutil
+
+    from .conftest import ROOT
+
+    committed = ROOT / "benchmarks" / "sst2_tiny"
+    for name in ("results.jsonl", "sweep.json", "REPORT.md", "fig_pareto.png", "fig_mix.png"):
+        assert (committed / name).is_file(), name
+    rows = [json.loads(x) for x in (committed / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 102 and {r["model"] for r in rows} == {"bert", "bermo"}
+    assert {r["method"] for r in rows} == {"none", "magnitude", "movement", "soft_movement", "l0"}
+    again = tmp_path / committed.name
+    again.mkdir()
+    for name in ("results.jsonl", "sweep.json"):
+        shutil.copy(committed / name, again / name)
+    assert main(["report", str(again)]) == 0
+
+    def comparable(text):
+        skip = ("Versions:", "This report was generated with")
+        return [line for line in text.splitlines() if not line.startswith(skip)]
+
+    assert comparable((again / "REPORT.md").read_text()) == comparable((committed / "REPORT.md").read_text())

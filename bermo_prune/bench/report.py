@@ -90,7 +90,17 @@ def _findings(groups, dense, paired, ratios, metric: str, fraction: float) -> li
             )
             + f" dev {metric}."
         )
-    pruned = [(m, t, p) for m, t, p in paired if m != "none"]
+
+    def share(model, method, target):
+        return mean_ci([r["remaining"] for r in groups[(model, method, target)]]).mean
+
+    # A paired cell compares like with like only when both models ended at about the same remaining share (always
+    # for top-k methods; a penalty level can leave them far apart, which the Pareto plot handles instead).
+    pruned, apart = [], []
+    for m, t, p in paired:
+        if m != "none":
+            a, b = share("bert", m, t), share("bermo", m, t)
+            (pruned if abs(a - b) <= 0.1 * max(a, b) else apart).append((m, t, p))
     if pruned:
         higher = [x for x in pruned if x[2].p_value < 0.05 and x[2].mean_difference > 0]
         lower = [x for x in pruned if x[2].p_value < 0.05 and x[2].mean_difference < 0]
@@ -105,6 +115,12 @@ def _findings(groups, dense, paired, ratios, metric: str, fraction: float) -> li
             f"{f' ({cells(lower)})' if lower else ''}, no significant difference in "
             f"{len(pruned) - len(higher) - len(lower)} (paired t-test at 0.05, uncorrected for "
             f"{len(pruned)} comparisons). Mean difference over cells: {mean_diff:+.4f}."
+        )
+    if apart:
+        out.append(
+            f"- Left out of that count: {len(apart)} penalty cells where the same level left the two models more "
+            f"than 10% apart in remaining weights ({', '.join(f'{m} {t:g}' for m, t, _ in apart)}); section 1's "
+            "plot compares them at equal remaining weights."
         )
     for model in ("bert", "bermo"):
         sparse = [
