@@ -180,3 +180,5 @@ def test_committed_sst2_report_is_what_report_writes_from_its_results(tmp_path):
         return [line for line in text.splitlines() if not line.startswith(skip)]
 
     assert comparable((again / "REPORT.md").read_text()) == comparable((committed / "REPORT.md").read_text())
+    # Penalty cells whose two models ended far apart in remaining weights are not counted as paired findings.
+    assert "- Left out of that count: 8 penalty cells" in (committed / "REPORT.md").read_text()

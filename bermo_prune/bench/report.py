@@ -78,6 +78,12 @@ def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
     return out
 
 
+def _share(groups: dict[tuple, list[dict]], key: tuple) -> float | None:
+    """Mean remaining share of one (model, method, target) group over its runs (None if there are none)."""
+    runs = groups.get(key)
+    return mean_ci([r["remaining"] for r in runs]).mean if runs else None
+
+
 def _findings(groups, dense, paired, ratios, metric: str, fraction: float) -> list[str]:
     """The report's opening summary, computed from the sections below it (nothing here is typed in by hand)."""
     out = ["## Findings", ""]
@@ -91,15 +97,12 @@ def _findings(groups, dense, paired, ratios, metric: str, fraction: float) -> li
             + f" dev {metric}."
         )
 
-    def share(model, method, target):
-        return mean_ci([r["remaining"] for r in groups[(model, method, target)]]).mean
-
     # A paired cell compares like with like only when both models ended at about the same remaining share (always
     # for top-k methods; a penalty level can leave them far apart, which the Pareto plot handles instead).
     pruned, apart = [], []
     for m, t, p in paired:
         if m != "none":
-            a, b = share("bert", m, t), share("bermo", m, t)
+            a, b = _share(groups, ("bert", m, t)), _share(groups, ("bermo", m, t))
             (pruned if abs(a - b) <= 0.1 * max(a, b) else apart).append((m, t, p))
     if pruned:
         higher = [x for x in pruned if x[2].p_value < 0.05 and x[2].mean_difference > 0]
@@ -349,9 +352,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         seeds = sorted(set(bert) & set(bermo))
         label = "dense" if target is None else f"{target:g}"
         shares = " / ".join(
-            f"{mean_ci([r['remaining'] for r in groups[(m, method, target)]]).mean:.3f}"
-            if groups.get((m, method, target))
-            else "-"
+            "-" if (x := _share(groups, (m, method, target))) is None else f"{x:.3f}"
             for m in ("bert", "bermo")
         )
         if len(seeds) < 2:
