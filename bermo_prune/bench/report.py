@@ -127,11 +127,9 @@ def _findings(groups, dense, paired, ratios, metric: str, fraction: float) -> li
         )
     for model in ("bert", "bermo"):
         sparse = [
-            (mean_ci([r["final"] for r in runs]).mean, mean_ci([r["remaining"] for r in runs]).mean, k)
+            (mean_ci([r["final"] for r in runs]).mean, _share(groups, k), k)
             for k, runs in groups.items()
-            if k[0] == model
-            and k[1] != "none"
-            and mean_ci([r["remaining"] for r in runs]).mean <= 0.1 * 1.001  # top-k rounding
+            if k[0] == model and k[1] != "none" and _share(groups, k) <= 0.1 * 1.001  # top-k rounding
         ]
         if sparse:
             acc, rem, k = max(sparse)
@@ -200,7 +198,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
             xs, ys, lo, hi = [], [], [], []
             for key in keys:
                 runs = groups[key]
-                rem = mean_ci([r["remaining"] for r in runs]).mean
+                rem = _share(groups, key)
                 ci = mean_ci([r["final"] for r in runs])
                 xs.append(rem)
                 ys.append(ci.mean)
