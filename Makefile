@@ -5,7 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test lint format clean
+LATEST ?= .venv-latest
+LATEST_STAMP := $(LATEST)/.installed
+# The model, engine and compaction tests, run against the newest releases by `make test-latest`.
+LATEST_TESTS ?= tests/test_bermo.py tests/test_families.py tests/test_engine.py tests/test_compact.py tests/test_models.py tests/test_public_api.py
+
+.PHONY: install demo test test-latest lint format clean
 
 install: $(STAMP)
 
@@ -25,6 +30,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
 
+# A second environment with the newest versions pyproject allows (torch still the local CPU wheel): what a user's
+# `pip install` gets today. Rebuilt from nothing when pyproject changes; `make clean` forgets it.
+$(LATEST_STAMP): pyproject.toml constraints-latest.txt
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet -c constraints-latest.txt torch==2.13.0
+	$(LATEST)/bin/python -m pip install --quiet --upgrade -c constraints-latest.txt -e '.[dev]'
+	touch $(LATEST_STAMP)
+
+test-latest: $(LATEST_STAMP)
+	@$(LATEST)/bin/python -c "import torch, transformers; print('newest releases: transformers', transformers.__version__, '| torch', torch.__version__)"
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(LATEST)/bin/python -m pytest -q $(LATEST_TESTS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bermo_prune tests benchmarks
 	$(VENV)/bin/ruff format --check bermo_prune tests benchmarks
@@ -34,4 +53,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix bermo_prune tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LATEST) runs .pytest_cache

@@ -1,22 +1,30 @@
-"""BERMo: BERT whose classifier reads a learned scalar mix of all layers.
+"""BERMo: a BERT-family encoder whose task head reads a learned scalar mix of all layers.
 
-BERMo (Bhardwaj et al., "BERMo: What can BERT learn from ELMo?", arXiv 2110.15802) keeps the BERT encoder and
-changes what the task head sees: instead of the last layer alone, an ELMo-style scalar mix of the hidden states,
+BERMo (Bhardwaj et al., "BERMo: What can BERT learn from ELMo?", arXiv 2110.15802) keeps the encoder and changes
+what the task head sees: instead of the last layer alone, an ELMo-style scalar mix of the hidden states,
 
     h_mix = gamma * sum_j softmax(w)_j * h_j          (at every token)
 
-then the usual BERT head ([CLS] -> pooler -> dropout -> classifier). The mix adds exactly ``num_mixed + 1``
-parameters (``w`` and ``gamma``). ``h_j`` runs over the embedding output and every encoder layer by default
-(``mix_layers="all"``, as ELMo mixes its token layer too), or over the encoder layers only
-(``mix_layers="encoder"``). With ``mix_layer_norm=True`` each ``h_j`` is normalised before mixing with AllenNLP's
-ScalarMix ``do_layer_norm`` semantics: one mean and variance per layer over all non-padding positions and features.
+then the family's usual head (BERT: [CLS] -> pooler -> classifier; RoBERTa/ELECTRA: their classification head on
+the first token; DistilBERT: pre-classifier on [CLS]). The mix adds exactly ``num_mixed + 1`` parameters (``w``
+and ``gamma``). ``h_j`` runs over the embedding output and every encoder layer by default (``mix_layers="all"``, as
+ELMo mixes its token layer too), or over the encoder layers only (``mix_layers="encoder"``). With
+``mix_layer_norm=True`` each ``h_j`` is normalised before mixing with AllenNLP's ScalarMix ``do_layer_norm``
+semantics: one mean and variance per layer over all non-padding positions and features.
 
-The classes are plain Hugging Face models: ``save_pretrained``/``from_pretrained`` work, the Auto classes know the
-``bermo`` model type once :mod:`bermo_prune` is imported, and loading from a BERT checkpoint gives the BERT
-weights with a fresh mix (``w = 0``: a uniform mix, ``gamma = 1``).
+Public transformers API only: a BERMo base model is the family's own base model whose ``forward`` calls the
+parent's public ``forward`` with ``output_hidden_states=True`` and mixes the returned states; the classifier is the
+family's own classifier (its ``__init__`` runs unchanged) with the base model swapped for the BERMo one. Weight
+names are the family's plus ``<prefix>.scalar_mix.weights`` and ``<prefix>.scalar_mix.gamma``, so a checkpoint of
+the plain family loads into BERMo (fresh, uniform mix) and back (mix dropped).
+
+Variants: ``bermo`` (BERT), ``bermo-roberta``, ``bermo-electra``, ``bermo-distilbert``. The Auto classes know
+them once :mod:`bermo_prune` is imported, so ``save_pretrained``/``from_pretrained`` and ``pipeline`` work.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from huggingface_hub.dataclasses import strict
@@ -28,15 +36,28 @@ from transformers import (
     BertConfig,
     BertForSequenceClassification,
     BertModel,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    DistilBertModel,
+    ElectraConfig,
+    ElectraForSequenceClassification,
+    ElectraModel,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+    RobertaModel,
 )
-from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions
+
+from .families import Family, family_of
 
 MIX_LAYER_CHOICES = ("all", "encoder")
+#: config keys that only a BERMo config carries
+MIX_KEYS = ("mix_layers", "mix_layer_norm", "mix_trainable", "mix_init", "mix_gamma_init")
+_NOT_COPIED = ("model_type", "architectures", "transformers_version")
 
 
-@strict
-class BermoConfig(BertConfig):
-    """A :class:`~transformers.BertConfig` plus the scalar-mix options.
+@dataclass
+class MixOptions:
+    """The scalar-mix options every BERMo config carries (a dataclass base of each variant's config).
 
     Attributes:
         mix_layers: ``"all"`` mixes the embedding output and every encoder layer (L + 1 states, as ELMo);
@@ -46,8 +67,6 @@ class BermoConfig(BertConfig):
         mix_init: initial ``w`` (one value per mixed state); None means zeros, a uniform softmax.
         mix_gamma_init: initial ``gamma``.
     """
-
-    model_type = "bermo"
 
     mix_layers: str = "all"
     mix_layer_norm: bool = False
@@ -76,9 +95,18 @@ class ScalarMix(nn.Module):
             raise ValueError(f"mix_init has {len(init)} values but {num_states} states are mixed")
         self.num_states = num_states
         self.layer_norm = layer_norm
-        w = torch.zeros(num_states) if init is None else torch.tensor(init, dtype=torch.float32)
-        self.weights = nn.Parameter(w, requires_grad=trainable)  # (num_states,)
-        self.gamma = nn.Parameter(torch.tensor([float(gamma_init)]), requires_grad=trainable)  # (1,)
+        self.init = init
+        self.gamma_init = float(gamma_init)
+        self.weights = nn.Parameter(torch.zeros(num_states), requires_grad=trainable)  # (num_states,)
+        self.gamma = nn.Parameter(torch.zeros(1), requires_grad=trainable)  # (1,)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """The configured start: ``w = mix_init`` (zeros: a uniform mix), ``gamma = mix_gamma_init``."""
+        init = torch.zeros(self.num_states) if self.init is None else torch.tensor(self.init)
+        self.weights.copy_(init)
+        self.gamma.fill_(self.gamma_init)
 
     def forward(self, states: tuple[torch.Tensor, ...], mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mix ``states`` (each (batch, seq, hidden)); ``mask`` (batch, seq) marks real tokens for layer norm."""
@@ -86,13 +114,13 @@ class ScalarMix(nn.Module):
             raise ValueError(f"expected {self.num_states} hidden states, got {len(states)}")
         stacked = torch.stack(states, dim=0)  # (num_states, batch, seq, hidden)
         if self.layer_norm:
-            stacked = self._normalise(stacked, mask)
+            stacked = self.normalise(stacked, mask)
         probs = torch.softmax(self.weights, dim=0).to(stacked.dtype)  # (num_states,)
         return self.gamma.to(stacked.dtype) * torch.einsum("l,lbsh->bsh", probs, stacked)
 
     @staticmethod
-    def _normalise(stacked: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        # One mean/variance per layer over every non-padding position and feature (AllenNLP semantics).
+    def normalise(stacked: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One mean/variance per layer over every non-padding position and feature (AllenNLP semantics)."""
         hidden = stacked.shape[-1]
         if mask is None:
             mask = stacked.new_ones(stacked.shape[1:3])
@@ -111,20 +139,18 @@ class ScalarMix(nn.Module):
             }
 
 
-class BermoModel(BertModel):
-    """The BERT encoder whose outputs are the scalar mix of its hidden states.
+class BermoBaseMixin:
+    """Turns a family's base model into BERMo's: ``last_hidden_state`` is the scalar mix of its hidden states.
 
-    ``last_hidden_state`` is the mixed sequence and ``pooler_output`` the pooler applied to its [CLS] position,
-    so any BERT head placed on top reads the mix. Weight names equal :class:`~transformers.BertModel`'s plus
-    ``scalar_mix.weights`` and ``scalar_mix.gamma``.
+    Placed before the family's base class (``class BermoRobertaModel(BermoBaseMixin, RobertaModel)``). The
+    pooler, where the family has one, is applied to the mix's first position, so any head placed on top reads the
+    mix. ``hidden_states`` are returned only when asked for, as by the plain model.
     """
 
-    config_class = BermoConfig
-
-    def __init__(self, config: BermoConfig, add_pooling_layer: bool = True) -> None:
+    def __init__(self, config, *args, **kwargs) -> None:
         if config.mix_layers not in MIX_LAYER_CHOICES:
             raise ValueError(f"mix_layers must be one of {MIX_LAYER_CHOICES}, got {config.mix_layers!r}")
-        super().__init__(config, add_pooling_layer=add_pooling_layer)
+        super().__init__(config, *args, **kwargs)
         self.scalar_mix = ScalarMix(
             config.num_mixed_states,
             layer_norm=config.mix_layer_norm,
@@ -139,110 +165,168 @@ class BermoModel(BertModel):
         apply_layer_shapes(self, config)
         self.post_init()
 
+    # transformers documents this hook for models that add their own nn.Parameter (PreTrainedModel._init_weights:
+    # "In case a model adds an explicit nn.Parameter, this method should also be overridden"): a mix missing from a
+    # checkpoint is materialised uninitialised and must start at its configured values.
     def _init_weights(self, module: nn.Module) -> None:
-        # Keep the mix at its configured start (uniform, gamma 1) whatever the generic initialiser does.
         if isinstance(module, ScalarMix):
-            with torch.no_grad():
-                init = self.config.mix_init
-                module.weights.copy_(torch.zeros(module.num_states) if init is None else torch.tensor(init))
-                module.gamma.fill_(float(self.config.mix_gamma_init))
+            module.reset_parameters()
             return
         super()._init_weights(module)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
-        embedding_output = self.embeddings(
-            input_ids=input_ids,
-            position_ids=position_ids,
-            token_type_ids=token_type_ids,
-            inputs_embeds=inputs_embeds,
+    def forward(self, input_ids=None, attention_mask=None, *args, output_hidden_states=None, return_dict=None, **kw):
+        out = super().forward(
+            input_ids, attention_mask, *args, output_hidden_states=True, return_dict=True, **kw
         )
-        extended_mask, _ = self._create_attention_masks(
-            attention_mask=attention_mask,
-            encoder_attention_mask=None,
-            embedding_output=embedding_output,
-            encoder_hidden_states=None,
-            past_key_values=None,
-        )
-        states = [embedding_output]  # embedding output + one entry per layer, each (batch, seq, hidden)
-        hidden = embedding_output
-        for layer in self.encoder.layer:
-            hidden = layer(hidden, extended_mask)
-            states.append(hidden)
+        states = tuple(out.hidden_states)  # embedding output + one per layer, each (batch, seq, hidden)
         mixed = states if self.config.mix_layers == "all" else states[1:]
-        token_mask = attention_mask
-        if token_mask is None and input_ids is not None:
-            token_mask = torch.ones_like(input_ids)
-        sequence_output = self.scalar_mix(tuple(mixed), token_mask)  # (batch, seq, hidden)
-        pooled = self.pooler(sequence_output) if self.pooler is not None else None
-        out = BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=sequence_output,
-            pooler_output=pooled,
-            hidden_states=tuple(states) if output_hidden_states else None,
-        )
-        return out if return_dict is not False else out.to_tuple()
+        token_mask = attention_mask if attention_mask is not None else states[0].new_ones(states[0].shape[:2])
+        fields = dict(out.items())
+        fields["last_hidden_state"] = self.scalar_mix(mixed, token_mask)  # (batch, seq, hidden)
+        if getattr(self, "pooler", None) is not None:
+            fields["pooler_output"] = self.pooler(fields["last_hidden_state"])
+        fields["hidden_states"] = states if output_hidden_states else None
+        result = type(out)(**fields)
+        return result if return_dict is not False else result.to_tuple()
 
     def mix_weights(self) -> dict[str, list[float] | float]:
         """The learned per-state weights (softmax) and gamma; state 0 is the embedding output when mixed."""
         return self.scalar_mix.mix_weights()
 
 
-class BermoForSequenceClassification(BertForSequenceClassification):
-    """BERT's sequence-classification head on the BERMo mix.
+class BermoClassifierMixin:
+    """The family's own sequence classifier (its ``__init__``, head and losses unchanged) on the BERMo base.
 
-    Losses and ``problem_type`` handling (regression, single- and multi-label classification) are inherited
-    unchanged from :class:`~transformers.BertForSequenceClassification`; only the encoder differs.
+    Placed before the family's classifier class; ``bermo_base_class`` names the BERMo base model to use.
     """
 
-    config_class = BermoConfig
+    bermo_base_class: type
 
-    def __init__(self, config: BermoConfig) -> None:
-        # Deliberately skip BertForSequenceClassification.__init__ so no throwaway BertModel is built.
-        super(BertForSequenceClassification, self).__init__(config)
-        self.num_labels = config.num_labels
-        self.config = config
-        self.bert = BermoModel(config)
-        dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        family = family_of(config)
+        plain = getattr(self, family.prefix)
+        # Keep the plain model's pooler choice (RoBERTa's classifier builds its base without one).
+        kwargs = {"add_pooling_layer": False} if getattr(plain, "pooler", True) is None else {}
+        setattr(self, family.prefix, self.bermo_base_class(config, **kwargs))
         self.post_init()
 
     def mix_weights(self) -> dict[str, list[float] | float]:
         """The learned per-state weights (softmax) and gamma."""
-        return self.bert.mix_weights()
+        return getattr(self, family_of(self.config).prefix).mix_weights()
+
+
+# ---- the variants: a config, a base model and a classifier per family ---------------------------------------------
+@strict
+class BermoConfig(BertConfig, MixOptions):
+    """A :class:`~transformers.BertConfig` plus the scalar-mix options (:class:`MixOptions`)."""
+
+    model_type = "bermo"
+
+
+class BermoModel(BermoBaseMixin, BertModel):
+    """The BERT encoder whose outputs are the scalar mix of its hidden states."""
+
+    config_class = BermoConfig
+
+
+class BermoForSequenceClassification(BermoClassifierMixin, BertForSequenceClassification):
+    """BERT's sequence-classification head (losses, ``problem_type``) on the BERMo mix."""
+
+    config_class = BermoConfig
+    bermo_base_class = BermoModel
+
+
+@strict
+class BermoRobertaConfig(RobertaConfig, MixOptions):
+    model_type = "bermo-roberta"
+
+
+class BermoRobertaModel(BermoBaseMixin, RobertaModel):
+    config_class = BermoRobertaConfig
+
+
+class BermoRobertaForSequenceClassification(BermoClassifierMixin, RobertaForSequenceClassification):
+    config_class = BermoRobertaConfig
+    bermo_base_class = BermoRobertaModel
+
+
+@strict
+class BermoElectraConfig(ElectraConfig, MixOptions):
+    model_type = "bermo-electra"
+
+
+class BermoElectraModel(BermoBaseMixin, ElectraModel):
+    config_class = BermoElectraConfig
+
+
+class BermoElectraForSequenceClassification(BermoClassifierMixin, ElectraForSequenceClassification):
+    config_class = BermoElectraConfig
+    bermo_base_class = BermoElectraModel
+
+
+@strict
+class BermoDistilBertConfig(DistilBertConfig, MixOptions):
+    model_type = "bermo-distilbert"
+
+
+class BermoDistilBertModel(BermoBaseMixin, DistilBertModel):
+    config_class = BermoDistilBertConfig
+
+
+class BermoDistilBertForSequenceClassification(BermoClassifierMixin, DistilBertForSequenceClassification):
+    config_class = BermoDistilBertConfig
+    bermo_base_class = BermoDistilBertModel
+
+
+#: family name -> its BERMo classifier (the config and base model are its ``config_class`` / ``bermo_base_class``)
+BERMO_CLASSIFIERS: dict[str, type] = {
+    "bert": BermoForSequenceClassification,
+    "roberta": BermoRobertaForSequenceClassification,
+    "electra": BermoElectraForSequenceClassification,
+    "distilbert": BermoDistilBertForSequenceClassification,
+}
+
+
+def is_bermo_config(config) -> bool:
+    return isinstance(config, MixOptions)
+
+
+def bermo_classifier(family: Family | str) -> type:
+    """The BERMo sequence classifier of a family."""
+    name = family if isinstance(family, str) else family.name
+    return BERMO_CLASSIFIERS[name]
+
+
+def bermo_config_from(config, **mix_options):
+    """The BERMo config of ``config``'s family with every field of ``config`` plus the given mix options."""
+    cls = bermo_classifier(family_of(config)).config_class
+    fields = {k: v for k, v in config.to_dict().items() if k not in _NOT_COPIED}
+    fields.update(mix_options)
+    return cls(**fields)
+
+
+def plain_config_from(config):
+    """The plain family config of ``config`` (a BERMo config loses its mix options)."""
+    cls = family_of(config).config_class
+    return cls(**{k: v for k, v in config.to_dict().items() if k not in _NOT_COPIED and k not in MIX_KEYS})
 
 
 def bermo_config_from_bert(bert_config: BertConfig, **mix_options) -> BermoConfig:
     """A :class:`BermoConfig` with every field of ``bert_config`` plus the given mix options."""
-    fields = bert_config.to_dict()
-    fields.pop("model_type", None)
-    fields.pop("architectures", None)
-    fields.pop("transformers_version", None)
-    fields.update(mix_options)
-    return BermoConfig(**fields)
+    return bermo_config_from(bert_config, **mix_options)
 
 
 def mix_weights(model: nn.Module) -> dict[str, list[float] | float] | None:
-    """The BERMo mix of ``model`` (any wrapper holding a :class:`ScalarMix`), or None for a plain BERT."""
+    """The BERMo mix of ``model`` (any wrapper holding a :class:`ScalarMix`), or None for a plain model."""
     for module in model.modules():
         if isinstance(module, ScalarMix):
             return module.mix_weights()
     return None
 
 
-AutoConfig.register("bermo", BermoConfig, exist_ok=True)
-AutoModel.register(BermoConfig, BermoModel, exist_ok=True)
-AutoModelForSequenceClassification.register(BermoConfig, BermoForSequenceClassification, exist_ok=True)
+for _classifier in BERMO_CLASSIFIERS.values():
+    _config = _classifier.config_class
+    AutoConfig.register(_config.model_type, _config, exist_ok=True)
+    AutoModel.register(_config, _classifier.bermo_base_class, exist_ok=True)
+    AutoModelForSequenceClassification.register(_config, _classifier, exist_ok=True)

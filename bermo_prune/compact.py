@@ -1,8 +1,9 @@
 """Turn structured sparsity into a smaller dense model: remove pruned attention heads and FFN neurons physically.
 
 Unstructured zeros shrink nothing at inference. After head, row or block pruning has emptied whole heads or FFN
-neurons, :func:`compact` slices them out of the weight matrices, giving a smaller dense BERT or BERMo whose outputs
-equal the masked (hardened) model's:
+neurons, :func:`compact` slices them out of the weight matrices, giving a smaller dense model of the same family
+(BERT, RoBERTa, ELECTRA, DistilBERT, plain or BERMo; the family's role table in :mod:`bermo_prune.families` says
+where each matrix sits) whose outputs equal the masked (hardened) model's:
 
 * a head goes when its attention-output columns are all zero (it contributes nothing), or when its value rows are
   all zero (its output is then the constant ``W_o[:, head] @ b_v[head]``, since attention rows sum to one; that
@@ -12,10 +13,12 @@ equal the masked (hardened) model's:
 
 A layer keeps at least one head and one neuron (zeroed when everything was pruned), because transformers' attention
 cannot reshape zero heads. Per-layer head counts and FFN sizes are written to the config (``layer_heads``,
-``layer_intermediate_sizes``): a compacted BERMo reloads with ``from_pretrained`` natively, a compacted BERT with
-:func:`load_compact` (plain transformers would build full-size layers). transformers 5 has no ``prune_heads``; this is
-direct slicing, which gives the same result as torch-pruning's dependency graph for these two structures with no
-tracing.
+``layer_intermediate_sizes``): a compacted BERMo reloads with ``from_pretrained`` natively, a compacted plain model
+with :func:`load_compact` (plain transformers would build full-size layers). transformers 5 has no ``prune_heads``.
+This is direct slicing along the two structures every family shares (a head spans Q/K/V rows and attention-out
+columns; a neuron spans an FFN-in row and an FFN-out column), checked against the masked model's outputs for every
+family in the tests; a traced dependency graph (torch-pruning) would add a dependency and tracing of transformers'
+attention dispatch without removing anything this needs.
 """
 
 from __future__ import annotations
@@ -27,34 +30,31 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .families import Family, family_of
+
 LAYER_HEADS = "layer_heads"
 LAYER_FFN = "layer_intermediate_sizes"
-
-
-def _encoder_layers(model: nn.Module):
-    base = getattr(model, "bert", model)
-    return base.encoder.layer
+_ATTENTION = ("query", "key", "value")
 
 
 def _linear(inp: int, out: int, like: nn.Linear) -> nn.Linear:
     return nn.Linear(inp, out, bias=like.bias is not None, device=like.weight.device, dtype=like.weight.dtype)
 
 
-def _resize_attention(layer, heads: int) -> None:
-    sa, out = layer.attention.self, layer.attention.output.dense
-    size = heads * sa.attention_head_size
-    for name in ("query", "key", "value"):
-        old = getattr(sa, name)
-        setattr(sa, name, _linear(old.in_features, size, old))
-    layer.attention.output.dense = _linear(size, out.out_features, out)
-    sa.num_attention_heads = heads
-    sa.all_head_size = size
+def _resize_attention(family: Family, layer: nn.Module, heads: int) -> None:
+    size = heads * family.head_size(layer)
+    for role in _ATTENTION:
+        old = family.linear(layer, role)
+        family.set_linear(layer, role, _linear(old.in_features, size, old))
+    out = family.linear(layer, "attn_out")
+    family.set_linear(layer, "attn_out", _linear(size, out.out_features, out))
+    family.set_heads(layer, heads)
 
 
-def _resize_ffn(layer, size: int) -> None:
-    w1, w2 = layer.intermediate.dense, layer.output.dense
-    layer.intermediate.dense = _linear(w1.in_features, size, w1)
-    layer.output.dense = _linear(size, w2.out_features, w2)
+def _resize_ffn(family: Family, layer: nn.Module, size: int) -> None:
+    w1, w2 = family.linear(layer, "ffn_in"), family.linear(layer, "ffn_out")
+    family.set_linear(layer, "ffn_in", _linear(w1.in_features, size, w1))
+    family.set_linear(layer, "ffn_out", _linear(size, w2.out_features, w2))
 
 
 def apply_layer_shapes(model: nn.Module, config) -> None:
@@ -63,11 +63,12 @@ def apply_layer_shapes(model: nn.Module, config) -> None:
     ffn = getattr(config, LAYER_FFN, None)
     if heads is None and ffn is None:
         return
-    for i, layer in enumerate(_encoder_layers(model)):
-        if heads is not None and heads[i] != layer.attention.self.num_attention_heads:
-            _resize_attention(layer, heads[i])
-        if ffn is not None and ffn[i] != layer.intermediate.dense.out_features:
-            _resize_ffn(layer, ffn[i])
+    family = family_of(model)
+    for i, layer in enumerate(family.layer_list(model)):
+        if heads is not None and heads[i] != family.heads(layer):
+            _resize_attention(family, layer, heads[i])
+        if ffn is not None and ffn[i] != family.linear(layer, "ffn_in").out_features:
+            _resize_ffn(family, layer, ffn[i])
 
 
 @torch.no_grad()
@@ -83,73 +84,77 @@ def _take(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tenso
 
 
 @torch.no_grad()
+def _compact_attention(family: Family, layer: nn.Module) -> int:
+    """Remove the layer's empty heads; returns how many heads carry something (0: a silent one is kept)."""
+    att_out = family.linear(layer, "attn_out")
+    value = family.linear(layer, "value")
+    d, n_heads = family.head_size(layer), family.heads(layer)
+    wo = att_out.weight.view(att_out.out_features, n_heads, d)
+    wv = value.weight.view(n_heads, d, -1)
+    out_zero = (wo == 0).all(dim=2).all(dim=0)  # (heads,)
+    v_zero = (wv == 0).all(dim=2).all(dim=1) & ~out_zero
+    if bool(v_zero.any()) and value.bias is not None:
+        bv = value.bias.view(n_heads, d)
+        for h in torch.nonzero(v_zero).flatten().tolist():
+            att_out.bias += wo[:, h, :] @ bv[h]
+    keep = torch.nonzero(~(out_zero | v_zero)).flatten()
+    silent = keep.numel() == 0
+    if silent:
+        keep = torch.tensor([0])
+    idx = (keep[:, None] * d + torch.arange(d)[None, :]).flatten().to(att_out.weight.device)
+    for role in _ATTENTION:
+        family.set_linear(layer, role, _take(family.linear(layer, role), rows=idx))
+    family.set_linear(layer, "attn_out", _take(att_out, cols=idx))
+    if silent:
+        family.linear(layer, "attn_out").weight.zero_()
+    family.set_heads(layer, int(keep.numel()))
+    return 0 if silent else int(keep.numel())
+
+
+@torch.no_grad()
+def _compact_ffn(family: Family, layer: nn.Module) -> int:
+    """Remove the layer's empty FFN neurons; returns how many carry something (0: a silent one is kept)."""
+    w1, w2 = family.linear(layer, "ffn_in"), family.linear(layer, "ffn_out")
+    col_zero = (w2.weight == 0).all(dim=0)
+    row_zero = (w1.weight == 0).all(dim=1) & ~col_zero
+    if bool(row_zero.any()):
+        b1 = w1.bias if w1.bias is not None else torch.zeros(w1.out_features, device=w1.weight.device)
+        w2.bias += w2.weight[:, row_zero] @ family.act(layer)(b1[row_zero])
+    keep = torch.nonzero(~(col_zero | row_zero)).flatten()
+    silent = keep.numel() == 0
+    if silent:
+        keep = torch.tensor([0], device=w1.weight.device)
+    family.set_linear(layer, "ffn_in", _take(w1, rows=keep))
+    family.set_linear(layer, "ffn_out", _take(w2, cols=keep))
+    if silent:
+        family.linear(layer, "ffn_out").weight.zero_()
+    return 0 if silent else int(keep.numel())
+
+
+@torch.no_grad()
 def compact(model: nn.Module) -> dict:
     """Remove empty heads and FFN neurons in place; returns what was kept per layer.
 
-    The model must carry no masks (``handle.harden()`` first). Outputs are unchanged up to float rounding of the
-    folded biases.
+    Works on any registered family (BERT, RoBERTa, ELECTRA, DistilBERT; plain or BERMo). The model must carry no
+    masks (``handle.harden()`` first). Outputs are unchanged up to float rounding of the folded biases.
     """
     from .engine import MaskedLinear
 
     if any(isinstance(m, MaskedLinear) for m in model.modules()):
         raise ValueError("the model still has pruning masks attached; call handle.harden() before compact()")
-    heads_kept, ffn_kept = [], []
-    for layer in _encoder_layers(model):
-        sa, att_out = layer.attention.self, layer.attention.output.dense
-        d, n_heads = sa.attention_head_size, sa.num_attention_heads
-        wo = att_out.weight.view(att_out.out_features, n_heads, d)
-        wv = sa.value.weight.view(n_heads, d, -1)
-        out_zero = (wo == 0).all(dim=2).all(dim=0)  # (heads,)
-        v_zero = (wv == 0).all(dim=2).all(dim=1) & ~out_zero
-        if bool(v_zero.any()) and sa.value.bias is not None:
-            bv = sa.value.bias.view(n_heads, d)
-            for h in torch.nonzero(v_zero).flatten().tolist():
-                att_out.bias += wo[:, h, :] @ bv[h]
-        keep = torch.nonzero(~(out_zero | v_zero)).flatten()
-        silent = keep.numel() == 0
-        if silent:
-            keep = torch.tensor([0])
-        idx = (keep[:, None] * d + torch.arange(d)[None, :]).flatten().to(att_out.weight.device)
-        sa.query, sa.key, sa.value = (_take(getattr(sa, n), rows=idx) for n in ("query", "key", "value"))
-        layer.attention.output.dense = _take(att_out, cols=idx)
-        if silent:
-            layer.attention.output.dense.weight.zero_()
-        sa.num_attention_heads = int(keep.numel())
-        sa.all_head_size = int(idx.numel())
-        heads_kept.append(0 if silent else int(keep.numel()))
-
-        w1, w2 = layer.intermediate.dense, layer.output.dense
-        col_zero = (w2.weight == 0).all(dim=0)
-        row_zero = (w1.weight == 0).all(dim=1) & ~col_zero
-        if bool(row_zero.any()):
-            act = layer.intermediate.intermediate_act_fn
-            b1 = w1.bias if w1.bias is not None else torch.zeros(w1.out_features, device=w1.weight.device)
-            w2.bias += w2.weight[:, row_zero] @ act(b1[row_zero])
-        keep = torch.nonzero(~(col_zero | row_zero)).flatten()
-        silent = keep.numel() == 0
-        if silent:
-            keep = torch.tensor([0], device=w1.weight.device)
-        layer.intermediate.dense = _take(w1, rows=keep)
-        layer.output.dense = _take(w2, cols=keep)
-        if silent:
-            layer.output.dense.weight.zero_()
-        ffn_kept.append(0 if silent else int(keep.numel()))
-
+    family = family_of(model)
+    layers = family.layer_list(model)
+    heads_kept = [_compact_attention(family, layer) for layer in layers]
+    ffn_kept = [_compact_ffn(family, layer) for layer in layers]
     config = getattr(model, "config", None)
     if config is not None:
-        setattr(
-            config,
-            LAYER_HEADS,
-            [layer.attention.self.num_attention_heads for layer in _encoder_layers(model)],
-        )
-        setattr(
-            config, LAYER_FFN, [layer.intermediate.dense.out_features for layer in _encoder_layers(model)]
-        )
+        setattr(config, LAYER_HEADS, [family.heads(layer) for layer in layers])
+        setattr(config, LAYER_FFN, [family.linear(layer, "ffn_in").out_features for layer in layers])
     return {"heads": heads_kept, "intermediate": ffn_kept}
 
 
 def load_compact(path: str | Path, cls=None):
-    """Load a (possibly compacted) BERT or BERMo classifier saved with ``save_pretrained``."""
+    """Load a (possibly compacted) classifier of any family, plain or BERMo, saved with ``save_pretrained``."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -157,11 +162,7 @@ def load_compact(path: str | Path, cls=None):
     config = AutoConfig.from_pretrained(path)
     if getattr(config, LAYER_HEADS, None) is None and getattr(config, LAYER_FFN, None) is None:
         return (cls or AutoModelForSequenceClassification).from_pretrained(path)
-    if cls is None:
-        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
-
-        cls = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
-    model = cls(config)
+    model = cls(config) if cls is not None else AutoModelForSequenceClassification.from_config(config)
     apply_layer_shapes(model, config)  # a no-op for BERMo, which builds these shapes itself
     model.load_state_dict(load_file(path / "model.safetensors"), strict=True)
     return model.eval()
@@ -178,19 +179,14 @@ def encoder_macs(model: nn.Module, seq_len: int) -> int:
     Per layer: ``L * (in * out)`` for Q, K, V, attention-out, FFN-in, FFN-out, plus ``2 * L^2 * heads * d`` for
     ``Q K^T`` and ``A V``. Embedding lookups, layer norms and softmax are not multiply-accumulates of note.
     """
+    from .families import ROLES
+
+    family = family_of(model)
     total = 0
-    for layer in _encoder_layers(model):
-        sa = layer.attention.self
-        linears = (
-            sa.query,
-            sa.key,
-            sa.value,
-            layer.attention.output.dense,
-            layer.intermediate.dense,
-            layer.output.dense,
-        )
+    for layer in family.layer_list(model):
+        linears = [family.linear(layer, role) for role in ROLES]
         total += seq_len * sum(m.in_features * m.out_features for m in linears)
-        total += 2 * seq_len * seq_len * sa.num_attention_heads * sa.attention_head_size
+        total += 2 * seq_len * seq_len * family.heads(layer) * family.head_size(layer)
     return total
 
 

@@ -423,12 +423,18 @@ class EncodedSplit(torch.utils.data.Dataset):
 
 
 class Collator:
-    """Pads a batch to its longest sequence (rounded up to ``pad_to_multiple_of``)."""
+    """Pads a batch to its longest sequence (rounded up to ``pad_to_multiple_of``).
 
-    def __init__(self, pad_token_id: int, regression: bool = False, pad_to_multiple_of: int = 1) -> None:
+    ``token_types=False`` leaves ``token_type_ids`` out of the batch, for models that take none (DistilBERT).
+    """
+
+    def __init__(
+        self, pad_token_id: int, regression: bool = False, pad_to_multiple_of: int = 1, token_types: bool = True
+    ) -> None:
         self.pad_token_id = pad_token_id
         self.regression = regression
         self.multiple = pad_to_multiple_of
+        self.token_types = token_types
 
     def __call__(self, batch: Sequence[tuple[list[int], list[int], float | int]]) -> dict[str, torch.Tensor]:
         width = max(len(ids) for ids, _, _ in batch)
@@ -443,12 +449,10 @@ class Collator:
             mask[i, : len(ids)] = 1
         dtype = torch.float32 if self.regression else torch.long
         labels = torch.tensor([y for _, _, y in batch], dtype=dtype)
-        return {
-            "input_ids": input_ids,
-            "token_type_ids": token_type,
-            "attention_mask": mask,
-            "labels": labels,
-        }
+        out = {"input_ids": input_ids, "token_type_ids": token_type, "attention_mask": mask, "labels": labels}
+        if not self.token_types:
+            del out["token_type_ids"]
+        return out
 
 
 class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):

@@ -27,31 +27,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .families import ROLE_KIND, available_families, find_family, get_family
 from .pruners.base import Pruner
 from .schedule import Scheduler
 
 logger = logging.getLogger(__name__)
 
-#: The encoder's prunable linears in BERT and BERMo (Movement Pruning's count): Q, K, V, attention output,
-#: FFN in, FFN out. Embeddings, pooler, classifier and the mix scalars do not match.
-DEFAULT_TARGETS = (
-    r"encoder\.layer\.\d+\.attention\.self\.(query|key|value)$",
-    r"encoder\.layer\.\d+\.attention\.output\.dense$",
-    r"encoder\.layer\.\d+\.intermediate\.dense$",
-    r"encoder\.layer\.\d+\.output\.dense$",
-)
 STATE_NAME = "bermo_pruning"
 
 
-def _role(name: str) -> str:
-    if re.search(r"attention\.self\.(query|key|value)$", name):
-        return "qkv"
-    if name.endswith("attention.output.dense"):
-        return "attn_out"
-    if name.endswith("intermediate.dense"):
-        return "ffn_in"
-    if name.endswith("output.dense"):
-        return "ffn_out"
+def default_targets(model: nn.Module) -> list[tuple[str, str]]:
+    """``(regex, role)`` of the encoder's prunable linears (Movement Pruning's count: Q, K, V, attention output,
+    FFN in, FFN out) for the model's family; embeddings, pooler, classifier and the BERMo mix never match."""
+    family = find_family(model)
+    if family is None:
+        raise ValueError(
+            f"{type(model).__name__} belongs to no known encoder family ({', '.join(available_families())}); "
+            f"pass targets= (regular expressions on module names)"
+        )
+    return family.target_patterns()
+
+
+def _role_of(name: str, table: list[tuple[str, str]]) -> str:
+    """The engine's kind of matrix (qkv, attn_out, ffn_in, ffn_out) for a module name, or "other"."""
+    for pattern, role in table:
+        if re.search(pattern, name):
+            return ROLE_KIND[role]
     return "other"
 
 
@@ -200,7 +201,7 @@ class Pruning:
         self,
         model: nn.Module,
         scheduler: Scheduler,
-        targets: Iterable[str] = DEFAULT_TARGETS,
+        targets: Iterable[str] | None = None,
         num_heads: int | None = None,
     ) -> None:
         self.model = model
@@ -208,13 +209,21 @@ class Pruning:
         self.pruner: Pruner = scheduler.pruner
         if any(isinstance(m, MaskedLinear) for m in model.modules()):
             raise ValueError("this model already has masks attached; harden() it first")
+        family = find_family(model)
+        if targets is None:
+            table = default_targets(model)
+            targets = [p for p, _ in table]
+        else:  # custom patterns: a matrix's role still comes from its family's table (any family's if unknown)
+            families = [family] if family else [get_family(n) for n in available_families()]
+            table = [row for f in families for row in f.target_patterns()]
+        targets = list(targets)
         patterns = [re.compile(p) for p in targets]
         config = getattr(model, "config", None)
         num_heads = num_heads or getattr(config, "num_attention_heads", None)
         found: list[Target] = []
         for name, module in model.named_modules():
             if type(module) is nn.Linear and any(p.search(name) for p in patterns):
-                role = _role(name)
+                role = _role_of(name, table)
                 head_size = module.out_features // num_heads if num_heads and role == "qkv" else None
                 if role == "attn_out" and num_heads:
                     head_size = module.in_features // num_heads
@@ -408,15 +417,17 @@ def decay_groups(params: Iterable[nn.Parameter], lr: float, weight_decay: float)
 def prune(
     model: nn.Module,
     scheduler: Scheduler,
-    targets: Iterable[str] = DEFAULT_TARGETS,
+    targets: Iterable[str] | None = None,
     num_heads: int | None = None,
 ) -> Pruning:
     """Attach masks to ``model``'s target linears in place and return the :class:`Pruning` handle.
 
     Args:
-        model: any module; BERT and BERMo targets are found by default.
+        model: any module; for a BERT, RoBERTa, ELECTRA or DistilBERT model (plain or BERMo) the encoder's Q, K, V,
+            attention-output, FFN-in and FFN-out matrices are found from its family's role table.
         scheduler: the pruner and its schedule.
-        targets: regular expressions on module names (``re.search``) selecting the ``nn.Linear`` to prune.
+        targets: regular expressions on module names (``re.search``) selecting the ``nn.Linear`` to prune, instead
+            of the family's matrices (needed for a model of no known family).
         num_heads: attention heads, for head granularity when the model has no ``config.num_attention_heads``.
     """
     return Pruning(model, scheduler, targets, num_heads)

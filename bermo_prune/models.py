@@ -1,8 +1,10 @@
-"""Build a ``bert`` or ``bermo`` classifier and its tokenizer, from a checkpoint or from scratch.
+"""Build a plain (``arch: bert``) or BERMo (``arch: bermo``) classifier of any encoder family, and its tokenizer.
 
-From a checkpoint (``name`` is a hub id or a local directory) the weights and tokenizer come from there; a BERMo
-built on a BERT checkpoint gets the BERT weights and a fresh mix. From scratch (``name`` is None) a small config is
-used and a WordPiece tokenizer is trained on the training text, so everything works offline.
+From a checkpoint (``name`` is a hub id or a local directory of a BERT, RoBERTa, ELECTRA or DistilBERT model, plain
+or BERMo) the weights and tokenizer come from there and the family is the checkpoint's; a BERMo built on a plain
+checkpoint gets its weights and a fresh mix, a plain model built on a BERMo checkpoint drops the mix. From scratch
+(``name`` is None) a small config of ``family`` (default ``bert``) is used and a WordPiece tokenizer is trained on
+the training text, so everything works offline.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import AutoConfig, AutoTokenizer, BertConfig, BertForSequenceClassification, BertTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertTokenizer
 
-from .bermo import BermoConfig, BermoForSequenceClassification, bermo_config_from_bert
+from .bermo import bermo_classifier, bermo_config_from, is_bermo_config, plain_config_from
 from .errors import InputError
+from .families import Family, available_families, find_family, get_family, scratch_config
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +32,10 @@ class ModelSpec:
     """What model to build. Field names are the recipe's ``model:`` keys.
 
     Attributes:
-        arch: ``bert`` (classifier on the last layer) or ``bermo`` (classifier on the scalar mix).
-        name: hub id or local directory of a BERT/BERMo checkpoint; None builds from scratch.
+        arch: ``bert`` (the family's plain classifier, on the last layer) or ``bermo`` (on the scalar mix).
+        name: hub id or local directory of a checkpoint of any registered family; None builds from scratch.
+        family: the encoder family (``bert``, ``roberta``, ``electra``, ``distilbert``) of a from-scratch model;
+            with a checkpoint the checkpoint's own family is used, and a different value here is an error.
         tokenizer: tokenizer id or directory when it differs from ``name``.
         num_layers, hidden_size, num_heads, intermediate_size, max_position_embeddings: the from-scratch config.
         vocab_size: size of the WordPiece vocabulary trained from scratch.
@@ -40,6 +45,7 @@ class ModelSpec:
 
     arch: str = "bert"
     name: str | None = None
+    family: str | None = None
     tokenizer: str | None = None
     num_layers: int = 2
     hidden_size: int = 64
@@ -152,23 +158,25 @@ def _unreachable(name: str, what: str, exc: Exception) -> str:
     return f"{name}: could not load the {what} ({first})"
 
 
-def build_config(spec: ModelSpec, num_labels: int, vocab_size: int, pad_token_id: int = 0) -> BertConfig:
-    """The from-scratch config of ``spec`` (a :class:`BermoConfig` for ``bermo``)."""
-    fields = {
-        "vocab_size": vocab_size,
-        "hidden_size": spec.hidden_size,
-        "num_hidden_layers": spec.num_layers,
-        "num_attention_heads": spec.num_heads,
-        "intermediate_size": spec.intermediate_size,
-        "max_position_embeddings": spec.max_position_embeddings,
-        "hidden_dropout_prob": spec.dropout,
-        "attention_probs_dropout_prob": spec.dropout,
-        "num_labels": num_labels,
-        "pad_token_id": pad_token_id,
-    }
-    if spec.arch == "bermo":
-        return BermoConfig(**fields, **spec.mix_options())
-    return BertConfig(**fields)
+def build_config(spec: ModelSpec, num_labels: int, vocab_size: int, pad_token_id: int = 0):
+    """The from-scratch config of ``spec``: its family's config, or that family's BERMo config for ``bermo``."""
+    family = get_family(spec.family or "bert")
+    bermo = bermo_classifier(family).config_class if spec.arch == "bermo" else None
+    extra = spec.mix_options() if bermo else {}
+    return scratch_config(
+        family,
+        bermo,
+        vocab_size=vocab_size,
+        hidden_size=spec.hidden_size,
+        num_layers=spec.num_layers,
+        num_heads=spec.num_heads,
+        intermediate_size=spec.intermediate_size,
+        max_position_embeddings=spec.max_position_embeddings,
+        dropout=spec.dropout,
+        pad_token_id=pad_token_id,
+        num_labels=num_labels,
+        **extra,
+    )
 
 
 def build_model(
@@ -189,6 +197,10 @@ def build_model(
     """
     if spec.arch not in ARCHS:
         raise InputError(f"model.arch: unknown architecture {spec.arch!r}; use one of {', '.join(ARCHS)}")
+    if spec.family is not None and spec.family not in available_families():
+        raise InputError(
+            f"model.family: unknown family {spec.family!r}; use one of {', '.join(available_families())}"
+        )
     label_kwargs = {}
     if label_names:
         label_kwargs = {
@@ -198,9 +210,9 @@ def build_model(
     if spec.name:
         tokenizer = load_tokenizer(spec.tokenizer or spec.name)
         model = load_classifier(
-            spec.name, spec.arch, num_labels, problem_type, spec.mix_options(), **label_kwargs
+            spec.name, spec.arch, num_labels, problem_type, spec.mix_options(), family=spec.family, **label_kwargs
         )
-        return model, tokenizer
+        return model, _fit_inputs(tokenizer, model)
 
     if spec.tokenizer:
         tokenizer = load_tokenizer(spec.tokenizer)
@@ -212,8 +224,15 @@ def build_model(
     config.problem_type = problem_type
     for k, v in label_kwargs.items():
         setattr(config, k, v)
-    cls = BermoForSequenceClassification if spec.arch == "bermo" else BertForSequenceClassification
-    return cls(config), tokenizer
+    return AutoModelForSequenceClassification.from_config(config), _fit_inputs(tokenizer, None, config)
+
+
+def _fit_inputs(tokenizer, model, config=None):
+    """Drop ``token_type_ids`` from the tokenizer's outputs when the model takes none (DistilBERT)."""
+    config = config if config is not None else model.config
+    if getattr(config, "type_vocab_size", None) is None and "token_type_ids" in tokenizer.model_input_names:
+        tokenizer.model_input_names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
+    return tokenizer
 
 
 def load_classifier(
@@ -222,41 +241,44 @@ def load_classifier(
     num_labels: int,
     problem_type: str | None = None,
     mix_options: dict | None = None,
+    family: str | None = None,
     **config_overrides,
 ):
-    """Load a BERT or BERMo classifier from a checkpoint (BERT, BERMo, with or without a task head).
+    """Load a plain or BERMo classifier from a checkpoint of any registered family (with or without a task head).
 
-    A ``bermo`` built from a BERT checkpoint takes the BERT weights and starts its mix fresh; a ``bert`` built from a
-    BERMo checkpoint drops the mix. A head whose size differs from ``num_labels`` is re-initialised.
+    A ``bermo`` built from a plain checkpoint takes its weights and starts its mix fresh; a ``bert`` (plain) built
+    from a BERMo checkpoint drops the mix. A head whose size differs from ``num_labels`` is re-initialised.
+    ``family``, when given, must be the checkpoint's.
     """
     name = str(name_or_path)
     try:
         base = AutoConfig.from_pretrained(name)
     except Exception as exc:
         raise InputError(_unreachable(name, "model config", exc)) from None
-    if not isinstance(base, BertConfig):
+    fam = find_family(base)
+    if fam is None:
         raise InputError(
-            f"{name}: model type {base.model_type!r} is not a BERT-family encoder (bert or bermo)"
+            f"{name}: model type {base.model_type!r} is not a supported encoder family "
+            f"({', '.join(available_families())}, or their BERMo variants)"
         )
+    if family is not None and family != fam.name:
+        raise InputError(f"model.family: {family!r} given, but {name} is a {fam.name} checkpoint")
     overrides = {"num_labels": num_labels, "problem_type": problem_type, **config_overrides}
     if arch == "bermo":
-        if isinstance(base, BermoConfig):
+        if is_bermo_config(base):
             config = base
             for k, v in (mix_options or {}).items():
                 setattr(config, k, v)
         else:
-            config = bermo_config_from_bert(base, **(mix_options or {}))
-        cls = BermoForSequenceClassification
+            config = bermo_config_from(base, **(mix_options or {}))
+        cls = bermo_classifier(fam)
     else:
-        skip = ("model_type", "architectures", "transformers_version")
-        config = BertConfig(
-            **{k: v for k, v in base.to_dict().items() if not k.startswith("mix_") and k not in skip}
-        )
-        cls = BertForSequenceClassification
+        config = plain_config_from(base)
+        cls = fam.classifier_class
     for k, v in overrides.items():
         setattr(config, k, v)
-    if cls is BertForSequenceClassification and getattr(config, "layer_heads", None) is not None:
-        return _load_compacted_bert(name, config)
+    if cls is fam.classifier_class and getattr(config, "layer_heads", None) is not None:
+        return _load_compacted(name, fam, config)
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
@@ -269,24 +291,29 @@ def load_classifier(
         raise InputError(_unreachable(name, "model weights", exc)) from None
     finally:
         hf_logging.set_verbosity(verbosity)
-    _report_load(name, info)
+    _report_load(name, fam, info)
     return model
 
 
-#: weights a classifier may lack in an encoder checkpoint (they start fresh) or a checkpoint may carry that the
-#: classifier does not use (an MLM head; a BERMo mix when loading as BERT)
-_FRESH = ("classifier.", "bert.pooler.", "bert.scalar_mix.")
-_DROPPED = ("cls.", "bert.scalar_mix.", "scalar_mix.")
+def _expected(family: Family) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Weight-name prefixes a classifier may lack in an encoder checkpoint (they start fresh: task head, pooler,
+    mix), and those a checkpoint may carry that the classifier does not use (pretraining heads; a BERMo mix when
+    loading as plain)."""
+    p = family.prefix
+    fresh = (*family.head_weights, f"{p}.pooler.", f"{p}.scalar_mix.")
+    dropped = ("cls.", "lm_head.", "generator_", "discriminator_predictions.", "vocab_", f"{p}.scalar_mix.")
+    return fresh, (*dropped, "scalar_mix.", f"{p}.pooler.")
 
 
-def _report_load(name: str, info: dict) -> None:
+def _report_load(name: str, family: Family, info: dict) -> None:
     """One line on what a checkpoint load left out: the expected part (fresh task head, dropped MLM head) at
     INFO; encoder weights missing from the checkpoint, or unknown extra weights, as a WARNING."""
     missing = sorted(info.get("missing_keys") or [])
     unexpected = sorted(info.get("unexpected_keys") or [])
     mismatched = sorted(k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys") or [])
-    odd_missing = [k for k in missing if not k.startswith(_FRESH)]
-    odd_extra = [k for k in unexpected if not k.startswith(_DROPPED)]
+    fresh, dropped = _expected(family)
+    odd_missing = [k for k in missing if not k.startswith(fresh)]
+    odd_extra = [k for k in unexpected if not k.startswith(dropped)]
     if odd_missing or odd_extra:
         parts = []
         if odd_missing:
@@ -307,21 +334,22 @@ def _report_load(name: str, info: dict) -> None:
     )
 
 
-def _load_compacted_bert(name: str, config: BertConfig) -> BertForSequenceClassification:
-    """A compacted BERT (per-layer head counts and FFN sizes in its config): plain transformers would build
+def _load_compacted(name: str, family: Family, config):
+    """A compacted plain model (per-layer head counts and FFN sizes in its config): plain transformers would build
     full-size layers, so build the recorded shapes and load the weights; a head of another size starts fresh."""
     from safetensors.torch import load_file
 
     from .compact import apply_layer_shapes
 
-    model = BertForSequenceClassification(config)
+    model = family.classifier_class(config)
     apply_layer_shapes(model, config)
     path = Path(name) / "model.safetensors"
     if not path.is_file():
         raise InputError(f"{name}: a compacted model needs its model.safetensors")
     own = model.state_dict()
     weights = {k: v for k, v in load_file(path).items() if k in own and own[k].shape == v.shape}
-    missing = [k for k in own if k not in weights and not k.startswith(("classifier.", "bert.pooler."))]
+    fresh, _ = _expected(family)
+    missing = [k for k in own if k not in weights and not k.startswith(fresh)]
     if missing:
         raise InputError(f"{name}: weights missing or of the wrong shape: {', '.join(missing[:3])}")
     model.load_state_dict(weights, strict=False)

@@ -22,6 +22,7 @@ import yaml
 
 from .data import SOURCES, TASKS
 from .errors import RecipeError
+from .families import available_families
 from .models import ARCHS
 from .pruners import GRANULARITIES, SCOPES, available_pruners, pruner_class
 from .schedule import SCHEDULES
@@ -67,6 +68,7 @@ SECTIONS: dict[str, dict[str, F]] = {
     "model": {
         "arch": F("str", "bert", choices=ARCHS),
         "name": F("str", None, nullable=True),
+        "family": F("str", None, nullable=True, choices=tuple(available_families())),
         "tokenizer": F("str", None, nullable=True),
         "num_layers": F("int", 2, min=1),
         "hidden_size": F("int", 64, min=1),
