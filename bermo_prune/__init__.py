@@ -1,10 +1,22 @@
 """bermo-prune: prune BERT-family encoders during fine-tuning, with BERMo as a first-class model."""
 
-from .bermo import BermoConfig, BermoForSequenceClassification, BermoModel, ScalarMix, mix_weights
+from .bermo import (
+    BermoConfig,
+    BermoDistilBertForSequenceClassification,
+    BermoElectraForSequenceClassification,
+    BermoForSequenceClassification,
+    BermoModel,
+    BermoRobertaForSequenceClassification,
+    ScalarMix,
+    bermo_classifier,
+    bermo_config_from,
+    mix_weights,
+)
 from .compact import compact, load_compact
 from .data import TASKS, TaskSpec, get_task, load_task_data
 from .engine import Pruning, prune
 from .errors import DataError, InputError, RecipeError
+from .families import Family, available_families, family_of, get_family, register_family
 from .models import ModelSpec, build_model, load_classifier, train_wordpiece
 from .pretrain import load_pretrain_recipe, run_pretrain
 from .pruners import available_pruners, get_pruner, register_pruner
@@ -41,6 +53,16 @@ __all__ = [
     "BermoConfig",
     "BermoForSequenceClassification",
     "BermoModel",
+    "BermoRobertaForSequenceClassification",
+    "BermoElectraForSequenceClassification",
+    "BermoDistilBertForSequenceClassification",
+    "bermo_classifier",
+    "bermo_config_from",
+    "Family",
+    "available_families",
+    "family_of",
+    "get_family",
+    "register_family",
     "DataError",
     "InputError",
     "ModelSpec",

@@ -174,7 +174,9 @@ class BermoBaseMixin:
             return
         super()._init_weights(module)
 
-    def forward(self, input_ids=None, attention_mask=None, *args, output_hidden_states=None, return_dict=None, **kw):
+    def forward(
+        self, input_ids=None, attention_mask=None, *args, output_hidden_states=None, return_dict=None, **kw
+    ):
         out = super().forward(
             input_ids, attention_mask, *args, output_hidden_states=True, return_dict=True, **kw
         )

@@ -187,6 +187,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _list(_: argparse.Namespace) -> int:
     from .data import SOURCES, TASKS
+    from .families import available_families
     from .models import ARCHS
     from .pruners import GRANULARITIES, SCOPES, available_pruners, pruner_class
     from .schedule import SCHEDULES
@@ -198,7 +199,8 @@ def _list(_: argparse.Namespace) -> int:
     print("schedules:     " + ", ".join(SCHEDULES))
     print("tasks:         " + ", ".join(TASKS))
     print("data sources:  auto, " + ", ".join(SOURCES))
-    print("models:        " + ", ".join(ARCHS))
+    print("models:        " + ", ".join(ARCHS) + " (plain or BERMo)")
+    print("families:      " + ", ".join(available_families()))
     return EXIT_OK
 
 

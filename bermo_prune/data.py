@@ -429,7 +429,11 @@ class Collator:
     """
 
     def __init__(
-        self, pad_token_id: int, regression: bool = False, pad_to_multiple_of: int = 1, token_types: bool = True
+        self,
+        pad_token_id: int,
+        regression: bool = False,
+        pad_to_multiple_of: int = 1,
+        token_types: bool = True,
     ) -> None:
         self.pad_token_id = pad_token_id
         self.regression = regression

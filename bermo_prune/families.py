@@ -121,9 +121,7 @@ class Family:
 
     def target_patterns(self) -> list[tuple[str, str]]:
         """``(regex, role)`` per prunable matrix; the regex finds it by module name in a base model or classifier."""
-        return [
-            (rf"(^|\.){re.escape(self.layers)}\.\d+\.{re.escape(self.paths[r])}$", r) for r in ROLES
-        ]
+        return [(rf"(^|\.){re.escape(self.layers)}\.\d+\.{re.escape(self.paths[r])}$", r) for r in ROLES]
 
 
 _BERT_PATHS = {
@@ -232,31 +230,41 @@ def scratch_config(family: Family, bermo_config_class: type | None = None, **fie
     return cls(**family.scratch(base), **fields)
 
 
-register_family(
-    Family(
-        "bert", BertConfig, BertModel, BertForSequenceClassification, "bert", "encoder.layer", _BERT_PATHS,
-        "attention.self", "num_attention_heads", "intermediate.intermediate_act_fn", _bert_fields,
+def _bert_layout(
+    name: str, config: type, base: type, classifier: type, scratch: Callable[[dict], dict]
+) -> Family:
+    """A family with BERT's module layout (``encoder.layer.N.attention.self.query`` ...)."""
+    return Family(
+        name=name,
+        config_class=config,
+        base_class=base,
+        classifier_class=classifier,
+        prefix=name,
+        layers="encoder.layer",
+        paths=_BERT_PATHS,
+        attention="attention.self",
+        heads_attr="num_attention_heads",
+        activation="intermediate.intermediate_act_fn",
+        scratch=scratch,
     )
-)  # fmt: skip
+
+
+register_family(_bert_layout("bert", BertConfig, BertModel, BertForSequenceClassification, _bert_fields))
+register_family(
+    _bert_layout("roberta", RobertaConfig, RobertaModel, RobertaForSequenceClassification, _roberta_fields)
+)
+register_family(
+    _bert_layout("electra", ElectraConfig, ElectraModel, ElectraForSequenceClassification, _electra_fields)
+)
 register_family(
     Family(
-        "roberta", RobertaConfig, RobertaModel, RobertaForSequenceClassification, "roberta", "encoder.layer",
-        _BERT_PATHS, "attention.self", "num_attention_heads", "intermediate.intermediate_act_fn",
-        _roberta_fields,
-    )
-)  # fmt: skip
-register_family(
-    Family(
-        "electra", ElectraConfig, ElectraModel, ElectraForSequenceClassification, "electra", "encoder.layer",
-        _BERT_PATHS, "attention.self", "num_attention_heads", "intermediate.intermediate_act_fn",
-        _electra_fields,
-    )
-)  # fmt: skip
-register_family(
-    Family(
-        "distilbert", DistilBertConfig, DistilBertModel, DistilBertForSequenceClassification, "distilbert",
-        "transformer.layer",
-        {
+        name="distilbert",
+        config_class=DistilBertConfig,
+        base_class=DistilBertModel,
+        classifier_class=DistilBertForSequenceClassification,
+        prefix="distilbert",
+        layers="transformer.layer",
+        paths={
             "query": "attention.q_lin",
             "key": "attention.k_lin",
             "value": "attention.v_lin",
@@ -264,7 +272,10 @@ register_family(
             "ffn_in": "ffn.lin1",
             "ffn_out": "ffn.lin2",
         },
-        "attention", "n_heads", "ffn.activation", _distilbert_fields,
+        attention="attention",
+        heads_attr="n_heads",
+        activation="ffn.activation",
+        scratch=_distilbert_fields,
         head_weights=("classifier.", "pre_classifier."),
     )
-)  # fmt: skip
+)

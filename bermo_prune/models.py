@@ -210,7 +210,13 @@ def build_model(
     if spec.name:
         tokenizer = load_tokenizer(spec.tokenizer or spec.name)
         model = load_classifier(
-            spec.name, spec.arch, num_labels, problem_type, spec.mix_options(), family=spec.family, **label_kwargs
+            spec.name,
+            spec.arch,
+            num_labels,
+            problem_type,
+            spec.mix_options(),
+            family=spec.family,
+            **label_kwargs,
         )
         return model, _fit_inputs(tokenizer, model)
 

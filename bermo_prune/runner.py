@@ -28,6 +28,7 @@ from accelerate import PartialState
 from .data import load_task_data
 from .engine import prune
 from .errors import InputError, RecipeError
+from .families import family_of
 from .models import ModelSpec, build_model
 from .recipe import Recipe, build_pruner, build_schedule, dump_recipe, parse_recipe, schedule_problems
 from .schedule import Scheduler
@@ -245,7 +246,7 @@ def run_recipe(
     summary = {
         "run_dir": str(out),
         "recipe": recipe.source,
-        "model": {"arch": m["arch"], "name": m["name"]},
+        "model": {"arch": m["arch"], "family": family_of(final_model).name, "name": m["name"]},
         "seed": recipe.seed,
         "remaining": summary["sparsity"]["remaining"] if summary["sparsity"] else 1.0,
         **summary,
@@ -275,7 +276,7 @@ def format_result(result: RunResult) -> str:
     method = s["method"] or "none"
     rows = [
         ("run", f"{s['run_dir']}{'  (already finished; not run again)' if result.skipped else ''}"),
-        ("model / method", f"{s['model']['arch']} / {method}"),
+        ("model / method", f"{s['model']['arch']} ({s['model'].get('family', 'bert')}) / {method}"),
         (f"dev {main}", f"{s['final'][main]:.4f} (best {s['best'][main]:.4f} at step {s['best']['step']})"),
         ("remaining weights", remaining),
         ("diverged", diverged),

@@ -161,7 +161,9 @@ def classification_job(tokenizer, data: TaskData, cfg: TrainConfig) -> Job:
     task = data.task
     train_set = EncodedSplit(data.train, tokenizer, cfg.max_length)
     dev_set = EncodedSplit(data.dev, tokenizer, cfg.max_length)
-    token_types = "token_type_ids" in tokenizer.model_input_names  # DistilBERT's and RoBERTa's tokenizers: none
+    token_types = (
+        "token_type_ids" in tokenizer.model_input_names
+    )  # DistilBERT's and RoBERTa's tokenizers: none
     collate = Collator(tokenizer.pad_token_id, regression=task.is_regression, token_types=token_types)
     majority = None
     if not task.is_regression and len(data.dev):
