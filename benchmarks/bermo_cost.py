@@ -102,7 +102,7 @@ def main() -> None:
                 step, infer = runs[bermo]
                 times[("train", bermo)].append(timed(step, args.steps))
                 times[("infer", bermo)].append(timed(infer, args.steps))
-                times[("build", bermo)].append(timed(lambda bermo=bermo: build(family, bermo, base), 1))
+                times[("build", bermo)].append(timed(lambda b=bermo, f=family, c=base: build(f, b, c), 1))
         med = {k: statistics.median(v) for k, v in times.items()}
         cells = []
         for kind in ("train", "infer", "build"):
