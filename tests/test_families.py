@@ -369,5 +369,7 @@ def test_recipe_model_family_is_validated(tmp_path):
 
     assert parse_recipe({"task": "synthetic", "model": {"family": "roberta"}}).model["family"] == "roberta"
     assert parse_recipe({"task": "synthetic"}).model["family"] is None
-    with pytest.raises(RecipeError, match=r"model.family: unknown value 'robert' \(did you mean 'roberta'\?\)"):
+    with pytest.raises(
+        RecipeError, match=r"model.family: unknown value 'robert' \(did you mean 'roberta'\?\)"
+    ):
         parse_recipe({"task": "synthetic", "model": {"family": "robert"}})
