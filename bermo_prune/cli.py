@@ -201,7 +201,11 @@ def _list(_: argparse.Namespace) -> int:
     print("data sources:  auto, " + ", ".join(SOURCES))
     print("models:        " + ", ".join(ARCHS) + " (plain or BERMo)")
     print("families:      " + ", ".join(available_families()))
-    print("encoders:      " + ", ".join(f"{k} ({v[2]})" for k, v in PACKAGED_ENCODERS.items()) + "  (model.name)")
+    print(
+        "encoders:      "
+        + ", ".join(f"{k} ({v[2]})" for k, v in PACKAGED_ENCODERS.items())
+        + "  (model.name)"
+    )
     return EXIT_OK
 
 

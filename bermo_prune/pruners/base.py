@@ -90,14 +90,15 @@ def topk_mask(layout: Layout, importance: torch.Tensor, remaining: float, scope:
     mask = torch.zeros_like(importance)
     if scope == "global":
         k = int(round(remaining * importance.numel()))
-        _keep_top(mask, importance, k)
+        keep_top(mask, importance, k)
         return mask
     for sl in layout.local_sets:
-        _keep_top(mask[sl], importance[sl], int(round(remaining * (sl.stop - sl.start))))
+        keep_top(mask[sl], importance[sl], int(round(remaining * (sl.stop - sl.start))))
     return mask
 
 
-def _keep_top(mask: torch.Tensor, importance: torch.Tensor, k: int) -> None:
+def keep_top(mask: torch.Tensor, importance: torch.Tensor, k: int) -> None:
+    """Set the all-zero ``mask`` (a view is fine) to 1 at the ``k`` highest ``importance`` values, in place."""
     n = importance.numel()
     if k >= n:
         mask.fill_(1.0)

@@ -3,14 +3,26 @@
 Louizos, Welling & Kingma 2018 ("Learning Sparse Neural Networks through L0 Regularization"). Each unit has a
 gate z in [0, 1] with learnable log-alpha:
 
-    u ~ U(0, 1),  s = sigmoid((log u - log(1 - u) + log_alpha) / beta),  z = clamp(s (r - l) + l, 0, 1)
+    u ~ U(eps, 1 - eps),  s = sigmoid((log u - log(1 - u) + log_alpha) / beta),  z = clamp(s (r - l) + l, 0, 1)
     W' = W * z                                         (training: a fresh sample at every forward)
-    loss += lambda * E[L0] / N,   E[L0] = sum_units size_u * sigmoid(log_alpha_u - beta log(-l / r))
+    loss += lambda * mean_matrices( E[L0 of the matrix] / its weights ),
+    E[L0] = sum_units size_u * sigmoid(log_alpha_u - beta log(-l / r))
 
-with stretch l = -0.1, r = 1.1 and temperature beta = 2/3. At evaluation the gate is deterministic and binary:
-z = 1[clamp(sigmoid(log_alpha)(r - l) + l, 0, 1) > 0.5], i.e. 1[log_alpha > 0], so the pruned model is a plain
-masked model that hardens exactly. The schedule's value is lambda (e.g. cubic from 0 up to the final lambda).
-Defaults: log_alpha starts at 3 (every gate open), score learning rate 1e-1.
+with stretch l = -0.1, r = 1.1, temperature beta = 2/3 and eps = 1e-6. The sampling is CoFi's ``_sample_z``
+(Xia et al. 2022, ``models/l0_module.py``: ``uniform_(eps, 1 - eps)``, then the stretched, clamped sigmoid) and
+Louizos et al.'s; Sanh et al.'s ``emmental/modules/masked_nn.py`` draws ``uniform_()`` and clamps it to
+[1e-4, 1 - 1e-4] instead, which only trims the tails. The penalty averages per-matrix expected densities, as Sanh
+et al.'s ``regularization(mode="l0")`` does, so its lambda values mean the same here.
+
+Evaluation gate (a choice, documented): we use the binary deterministic gate z = 1[log_alpha > 0], i.e. the unit
+is kept when the noise-free gate clamp(sigmoid(log_alpha)(r - l) + l, 0, 1) exceeds 0.5. The references differ:
+Sanh et al. evaluate with that noise-free gate as a *continuous* multiplier (non-zero wherever
+log_alpha > -2.4, scaling kept weights by values below 1), and CoFi keeps soft values for the units it keeps and
+zeroes the expected number of smallest. A binary gate makes the pruned model a plain masked model: kept counts are
+exact integers, hardening is exact, and ``compact()`` removes exactly the zeros; the price is that evaluation does
+not rescale the kept weights (at convergence most log-alphas sit far from 0, where both gates agree). The
+schedule's value is lambda (e.g. cubic from 0 up to the final lambda). Defaults: log_alpha starts at 3 (every gate
+open), score learning rate 1e-1.
 """
 
 from __future__ import annotations
@@ -94,8 +106,14 @@ class L0Pruner(Pruner):
         shift = self.temperature * math.log(-self.stretch_left / self.stretch_right)
         return (torch.sigmoid(state.scores - shift) * layout.unit_sizes).sum()
 
+    def expected_density(self, layout, state) -> torch.Tensor:
+        """Mean over matrices of each matrix's expected share of non-zero gates (the penalised quantity)."""
+        shift = self.temperature * math.log(-self.stretch_left / self.stretch_right)
+        weights = layout.matrix_mean_weights.to(state.scores.device)
+        return (torch.sigmoid(state.scores - shift) * weights).sum()
+
     def penalty(self, layout, state, value):
-        return value * self.expected_l0(layout, state) / layout.total_weights
+        return value * self.expected_density(layout, state)
 
     def initial_value(self):
         return 0.0
