@@ -166,9 +166,13 @@ def _unit_block(pruner: Pruner, role: str, weight_shape: torch.Size, head_size: 
 class PruningState(nn.Module):
     """Flat per-unit tensors, registered on the model as ``bermo_pruning``."""
 
-    def __init__(self, scores: torch.Tensor | None, total_units: int) -> None:
+    def __init__(
+        self, scores: torch.Tensor | None, total_units: int, multipliers: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         self.scores = nn.Parameter(scores) if scores is not None else None
+        #: Lagrange multipliers of a target-controlled penalty method (trained by gradient ascent), or None
+        self.multipliers = nn.Parameter(multipliers) if multipliers is not None else None
         self.register_buffer("mask", torch.ones(total_units))  # binary, per unit
         self.gates: torch.Tensor | None = None  # per-forward gates of stochastic methods (not saved)
         self.unit_counts: list[int] = []  # units per target, in layout order (set by the handle)
@@ -264,7 +268,8 @@ class Pruning:
             if t.tie is not None:
                 t.tie = t.tie.to(device)
         scores = self.pruner.create_scores(self.layout)
-        self.state = PruningState(scores.to(device) if scores is not None else None, offset).to(device)
+        multipliers = self.pruner.create_multipliers()
+        self.state = PruningState(scores, offset, multipliers).to(device)
         self.state.unit_counts = [t.units for t in found]
         model.add_module(STATE_NAME, self.state)
         for t in found:
@@ -288,11 +293,15 @@ class Pruning:
 
     def param_groups(self, lr: float, score_lr: float | None = None, weight_decay: float = 0.0) -> list[dict]:
         """AdamW groups: model weights (decay on matrices only), then the pruning scores at ``score_lr``."""
-        scores = self.state.scores
-        groups = decay_groups((p for p in self.model.parameters() if p is not scores), lr, weight_decay)
+        scores, multipliers = self.state.scores, self.state.multipliers
+        own = {id(scores), id(multipliers)}
+        groups = decay_groups((p for p in self.model.parameters() if id(p) not in own), lr, weight_decay)
         if scores is not None:
             slr = score_lr if score_lr is not None else self.pruner.default_score_lr
             groups.append({"params": [scores], "lr": slr, "weight_decay": 0.0, "name": "pruning_scores"})
+        # Lagrange multipliers are not in any group: step() moves them by plain gradient ascent, whose step is
+        # proportional to the constraint gap (Adam's normalised step keeps them moving at full speed when the gap
+        # is tiny, and the constraint oscillates).
         return [g for g in groups if g["params"]]
 
     def penalty(self) -> torch.Tensor:
@@ -301,7 +310,18 @@ class Pruning:
         return p if p is not None else torch.zeros((), device=self.state.mask.device)
 
     def step(self) -> None:
-        """Advance the schedule by one optimizer step; recompute masks when due. Call after ``optimizer.step()``."""
+        """Advance the schedule by one optimizer step; recompute masks when due. Call after ``optimizer.step()``.
+
+        A target-controlled method's Lagrange multipliers take their plain gradient-ascent step here (their
+        gradient, from the last backward, is consumed and cleared).
+        """
+        multipliers = self.state.multipliers
+        if multipliers is not None and multipliers.grad is not None:
+            with (
+                torch.no_grad()
+            ):  # the gradient is already negated (GradientAscent): descending on it ascends
+                multipliers.sub_(self.pruner.lagrange_lr * multipliers.grad)
+            multipliers.grad = None
         self.scheduler.step += 1
         if self.scheduler.due():
             self.update_masks()

@@ -299,8 +299,8 @@ def _pruner_options(method: str, options: dict | None, problems: list[str]) -> d
         return {}
     cls = pruner_class(method)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _SHARED_PRUNER_FIELDS}
-    if method == "soft_movement":
-        fields.pop("final_threshold", None)  # it is pruning.schedule.final
+    if method == "soft_movement" and not options.get("target_control"):
+        fields.pop("final_threshold", None)  # it is pruning.schedule.final (under target control, an option)
     out = {}
     for key, value in options.items():
         if key not in fields:
@@ -346,7 +346,7 @@ def _cross_checks(r: dict, problems: list[str]) -> None:
     sched = pruning["schedule"]
     if method == NO_PRUNING:
         return
-    key = pruner_class(method).schedule_key
+    key = pruner_class(method).schedule_key_for(pruning["options"] or {})
     kind = sched["kind"]
     fields = {
         "cubic": ("initial", "final"),
@@ -377,7 +377,7 @@ def _cross_checks(r: dict, problems: list[str]) -> None:
             problems.append(f"pruning.schedule.{name}: a sigmoid threshold must be in [0, 1), got {v:g}")
         elif key == "lambda" and v < 0:
             problems.append(f"pruning.schedule.{name}: lambda must be >= 0, got {v:g}")
-    if method == "soft_movement" and kind != "constant" and not sched["final"]:
+    if method == "soft_movement" and key == "threshold" and kind != "constant" and not sched["final"]:
         problems.append("pruning.schedule.final: soft movement needs a final threshold > 0")
     steps = train["max_steps"]
     if steps is not None:
@@ -435,7 +435,7 @@ def build_pruner(pruning: dict):
     from .pruners import get_pruner
 
     kwargs = dict(pruning["options"] or {})
-    if pruning["method"] == "soft_movement":
+    if pruning["method"] == "soft_movement" and not kwargs.get("target_control"):
         sched = pruning["schedule"]
         kwargs["final_threshold"] = sched["value"] if sched["kind"] == "constant" else sched["final"]
     return get_pruner(

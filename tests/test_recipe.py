@@ -139,7 +139,7 @@ def test_cross_field_rules(tmp_path):
         "task: sst2\npruning:\n  method: l0\n  options:\n    temprature: 0.5\n  schedule:\n    final: 1\n",
     ) == [
         "pruning.options.temprature: unknown option of method 'l0' (did you mean 'temperature'?); valid: "
-        "stretch_left, stretch_right, temperature, init_log_alpha"
+        "stretch_left, stretch_right, temperature, init_log_alpha, target_control, lagrange_rho, lagrange_lr"
     ]
 
 

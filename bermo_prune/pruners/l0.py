@@ -23,6 +23,17 @@ exact integers, hardening is exact, and ``compact()`` removes exactly the zeros;
 not rescale the kept weights (at convergence most log-alphas sit far from 0, where both gates agree). The
 schedule's value is lambda (e.g. cubic from 0 up to the final lambda). Defaults: log_alpha starts at 3 (every gate
 open), score learning rate 1e-1.
+
+Target control (``target_control=True``, after CoFi's Lagrangian, Xia et al. 2022
+``l0_module.lagrangian_regularization``): the schedule's value is the remaining-weights target t (e.g. cubic from
+1.0 down to 0.10) and the penalty becomes the augmented Lagrangian
+
+    loss += l (r - t) + rho (r - t)^2,      r = E[L0] / N   (expected remaining share of all target weights)
+
+with the multiplier l trained by plain gradient ascent (``lagrange_lr``, 0.1) and rho fixed (``lagrange_rho``,
+1000); CoFi learns the quadratic weight too, which oscillated here (see :func:`~.base.lagrangian`). The evaluation
+gate is then CoFi's deterministic one, made binary: each matrix keeps round(E[L0 of the matrix]) units, those with
+the highest log-alpha, so the reached share is the expected share the Lagrangian drives to t.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from typing import ClassVar
 import torch
 
 from . import register_pruner
-from .base import Pruner
+from .base import Pruner, keep_top, lagrangian
 
 
 class HardConcreteGate(torch.autograd.Function):
@@ -71,20 +82,51 @@ class L0Pruner(Pruner):
         stretch_left, stretch_right: the stretch interval (l, r).
         temperature: beta.
         init_log_alpha: initial log-alpha of every gate.
+        target_control: the schedule gives a remaining-weights target instead of lambda (see the module doc).
+        lagrange_rho: the fixed quadratic weight of the augmented Lagrangian (target control).
+        lagrange_lr: the gradient-ascent step of its multiplier (target control).
     """
 
     stretch_left: float = -0.1
     stretch_right: float = 1.1
     temperature: float = 2.0 / 3.0
     init_log_alpha: float = 3.0
+    target_control: bool = False
+    lagrange_rho: float = 1000.0
+    lagrange_lr: float = 0.1
     schedule_key: ClassVar[str] = "lambda"
     default_score_lr: ClassVar[float] = 1e-1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.schedule_key = self.schedule_key_for({"target_control": self.target_control})
+
+    @classmethod
+    def schedule_key_for(cls, options: dict) -> str:
+        return "remaining" if options.get("target_control") else "lambda"
+
+    def create_multipliers(self):
+        return torch.zeros(1) if self.target_control else None
 
     def create_scores(self, layout):
         return torch.full((layout.total_units,), float(self.init_log_alpha))
 
     def compute_mask(self, layout, state, value):
-        return (state.scores.detach() > 0).to(state.mask.dtype)
+        scores = state.scores.detach()
+        if not self.target_control:
+            return (scores > 0).to(state.mask.dtype)
+        # CoFi's deterministic gate, binary: each matrix keeps as many units as its gates are expected to keep,
+        # those with the highest log-alpha, so the reached share is the expected one the Lagrangian controls.
+        p = self.open_probability(scores)
+        mask = torch.zeros_like(state.mask)
+        for sl in layout.local_sets:
+            keep_top(mask[sl], scores[sl], int(round(float(p[sl].sum()))))
+        return mask
+
+    def open_probability(self, log_alpha: torch.Tensor) -> torch.Tensor:
+        """P(z != 0) of each gate under the hard-concrete distribution."""
+        shift = self.temperature * math.log(-self.stretch_left / self.stretch_right)
+        return torch.sigmoid(log_alpha - shift)
 
     def before_forward(self, layout, state, training):
         if not training:
@@ -103,17 +145,18 @@ class L0Pruner(Pruner):
 
     def expected_l0(self, layout, state) -> torch.Tensor:
         """Expected number of non-zero target weights, sum_u size_u * P(z_u != 0)."""
-        shift = self.temperature * math.log(-self.stretch_left / self.stretch_right)
-        return (torch.sigmoid(state.scores - shift) * layout.unit_sizes).sum()
+        return (self.open_probability(state.scores) * layout.unit_sizes.to(state.scores.device)).sum()
 
     def expected_density(self, layout, state) -> torch.Tensor:
         """Mean over matrices of each matrix's expected share of non-zero gates (the penalised quantity)."""
-        shift = self.temperature * math.log(-self.stretch_left / self.stretch_right)
         weights = layout.matrix_mean_weights.to(state.scores.device)
-        return (torch.sigmoid(state.scores - shift) * weights).sum()
+        return (self.open_probability(state.scores) * weights).sum()
 
     def penalty(self, layout, state, value):
+        if self.target_control:  # value: the remaining share the schedule asks for now
+            gap = self.expected_l0(layout, state) / layout.total_weights - value
+            return lagrangian(state.multipliers, gap, self.lagrange_rho)
         return value * self.expected_density(layout, state)
 
     def initial_value(self):
-        return 0.0
+        return 1.0 if self.target_control else 0.0

@@ -15,6 +15,13 @@ matrix alive (the reference's "at least 0.5% of the weights are remaining"). At 
 unit's score stands for all its weights (a tied head's "matrix" is its layer's attention or FFN). The reached
 sparsity is whatever the scores end up giving: a larger ``final_lambda`` gives a sparser model. Defaults: score_init
 0 (sigmoid 0.5, all kept at tau 0), final_lambda 10, score learning rate 1e-2.
+
+Target control (``target_control=True``): the schedule's value is the remaining-weights target t (e.g. cubic from
+1.0 to 0.10), tau stays at ``final_threshold``, and the penalty is the augmented Lagrangian of
+:func:`~.base.lagrangian` on the share r the threshold keeps, l (r - t) + rho (r - t)^2. r is a count, so the
+scores receive (l + 2 rho (r - t)) times the gradient of the reference's penalised quantity, the size-weighted mean
+sigmoid(S): pushed down while more than t remains, up while less does. The multiplier l rises by plain gradient
+ascent. This replaces ``final_lambda``; the per-matrix floor still holds.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import ClassVar
 import torch
 
 from . import register_pruner
-from .base import Pruner, StraightThroughMask, keep_top
+from .base import Pruner, StraightThroughMask, keep_top, lagrangian
 
 #: the reference's floor: at least this share of each matrix (plus one unit) stays
 FLOOR_SHARE = 0.005
@@ -38,21 +45,44 @@ class SoftMovementPruner(Pruner):
 
     Attributes:
         final_lambda: penalty weight when the threshold reaches its final value.
-        final_threshold: the schedule's final threshold tau_f (lambda is scaled by tau_t / tau_f).
+        final_threshold: the schedule's final threshold tau_f (lambda is scaled by tau_t / tau_f); under target
+            control, the threshold throughout.
         score_init: initial value of every score.
+        target_control: the schedule gives a remaining-weights target, reached through an augmented Lagrangian
+            instead of ``final_lambda`` (see the module doc).
+        lagrange_rho: the fixed quadratic weight of the augmented Lagrangian (target control).
+        lagrange_lr: the gradient-ascent step of its multiplier (target control).
     """
 
     final_lambda: float = 10.0
     final_threshold: float = 0.1
     score_init: float = 0.0
+    target_control: bool = False
+    lagrange_rho: float = 1000.0
+    lagrange_lr: float = 0.1
     schedule_key: ClassVar[str] = "threshold"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.schedule_key = self.schedule_key_for({"target_control": self.target_control})
+
+    @classmethod
+    def schedule_key_for(cls, options: dict) -> str:
+        return "remaining" if options.get("target_control") else "threshold"
 
     def create_scores(self, layout):
         return torch.full((layout.total_units,), float(self.score_init))
 
+    def create_multipliers(self):
+        return torch.zeros(1) if self.target_control else None
+
+    def threshold(self, value: float) -> float:
+        """tau now: the schedule's value, or under target control the fixed ``final_threshold``."""
+        return self.final_threshold if self.target_control else value
+
     def compute_mask(self, layout, state, value):
         scores = state.scores.detach()
-        mask = (torch.sigmoid(scores) > value).to(state.mask.dtype)
+        mask = (torch.sigmoid(scores) > self.threshold(value)).to(state.mask.dtype)
         for sl in layout.local_sets:  # the per-matrix floor; runs only when masks are recomputed
             floor = int(FLOOR_SHARE * (sl.stop - sl.start)) + 1
             if mask[sl].sum() < floor:
@@ -65,9 +95,24 @@ class SoftMovementPruner(Pruner):
         return StraightThroughMask.apply(weight, scores, target.module._bp_full_mask, target.block)
 
     def penalty(self, layout, state, value):
+        if self.target_control:
+            return self.target_penalty(layout, state, value)
         lam = self.final_lambda * value / self.final_threshold if self.final_threshold else self.final_lambda
         weights = layout.matrix_mean_weights.to(state.scores.device)
         return lam * (torch.sigmoid(state.scores) * weights).sum()
 
+    def target_penalty(self, layout, state, target: float) -> torch.Tensor:
+        """The augmented Lagrangian on the share the threshold keeps now; the scores feel it through the reference's
+        own penalised quantity (their sigmoid), pushed down while too many weights remain and up while too few."""
+        sizes = layout.unit_sizes.to(state.scores.device)
+        probs = torch.sigmoid(state.scores)  # (units,)
+        kept = ((probs.detach() > self.final_threshold).to(probs.dtype) * sizes).sum() / layout.total_weights
+        gap = kept - target
+        surrogate = (probs * sizes).sum() / layout.total_weights
+        push = (state.multipliers.detach()[0] + 2 * self.lagrange_rho * gap) * (
+            surrogate - surrogate.detach()
+        )
+        return lagrangian(state.multipliers, gap, self.lagrange_rho) + push
+
     def initial_value(self):
-        return 0.0
+        return 1.0 if self.target_control else 0.0

@@ -1,0 +1,152 @@
+"""Target control for the penalty methods: soft movement and L0 given a remaining-weights target end within one
+percentage point of it (augmented Lagrangian, multiplier by gradient ascent), and recipes know the mode."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from bermo_prune.cli import main
+from bermo_prune.engine import prune
+from bermo_prune.errors import RecipeError
+from bermo_prune.pruners import get_pruner
+from bermo_prune.recipe import build_pruner, parse_recipe
+from bermo_prune.schedule import Cubic, Scheduler
+from bermo_prune.train import make_optimizer
+
+from .conftest import ROOT
+
+
+def controlled_run(method: str, target: float, steps: int = 400, granularity: str = "weight"):
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+    )
+    model = BertForSequenceClassification(config)
+    pruner = get_pruner(method, target_control=True, granularity=granularity)
+    schedule = Cubic(1.0, target, total=int(steps * 0.8), warmup=int(steps * 0.1), cooldown=int(steps * 0.1))
+    handle = prune(model, Scheduler(pruner, schedule, update_every=10))
+    opt = make_optimizer(handle.param_groups(lr=1e-3, score_lr=0.1), 1e-3)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(1, 100, (32, 12), generator=g)
+    y = (x[:, 0] > 50).long()
+    trace = []
+    for step in range(steps):
+        loss = model(input_ids=x, labels=y).loss + handle.penalty()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        handle.step()
+        if step % 50 == 49:
+            trace.append((handle.value, handle.sparsity()["remaining"]))
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(input_ids=x).logits.argmax(-1) == y).float().mean().item()
+    return handle, trace, accuracy
+
+
+@pytest.mark.parametrize("method", ["l0", "soft_movement"])
+@pytest.mark.parametrize("target", [0.10, 0.03])
+def test_penalty_methods_end_within_one_point_of_the_target(method, target):
+    handle, trace, accuracy = controlled_run(method, target)
+    reached = handle.sparsity()["remaining"]
+    assert abs(reached - target) <= 0.01, trace
+    assert handle.pruner.schedule_key == "remaining" and handle.value == target
+    assert accuracy == 1.0  # the task (one token decides) is still solved at the target
+    # it followed the ramp rather than jumping: halfway through the schedule it had pruned, but not to the end
+    assert 0.9 > trace[3][1] > target, trace
+
+
+def test_the_multiplier_is_trained_by_ascent_and_saved_with_the_model():
+    handle, _, _ = controlled_run("l0", 0.10, steps=200)
+    state = handle.model.state_dict()
+    assert torch.equal(state["bermo_pruning.multipliers"], handle.state.multipliers.detach())
+    assert handle.state.multipliers.item() > 0  # over target most of the way: the price of remaining rose
+    assert all(g.get("name") != "lagrange_multipliers" for g in handle.param_groups(1e-3))  # not under AdamW
+    groups = handle.param_groups(1e-3)
+    assert not any(p is handle.state.multipliers for g in groups for p in g["params"])
+
+
+def test_lambda_mode_is_unchanged_and_has_no_multiplier():
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32))  # fmt: skip
+    handle = prune(model, Scheduler(get_pruner("l0"), Cubic(0.0, 1.0, total=10)))
+    assert handle.state.multipliers is None and handle.pruner.schedule_key == "lambda"
+
+
+def test_recipes_know_the_target_mode():
+    r = parse_recipe(
+        {
+            "task": "sst2",
+            "pruning": {"method": "l0", "options": {"target_control": True}, "schedule": {"final": 0.1}},
+        }
+    )
+    assert r.pruning["schedule"]["initial"] == 1.0  # a remaining fraction starts at 1
+    with pytest.raises(
+        RecipeError, match=r"pruning.schedule.final: a remaining fraction must be in \(0, 1\], got 5"
+    ):
+        parse_recipe(
+            {
+                "task": "sst2",
+                "pruning": {"method": "l0", "options": {"target_control": True}, "schedule": {"final": 5}},
+            }
+        )
+    soft = {
+        "task": "sst2",
+        "pruning": {
+            "method": "soft_movement",
+            "options": {"target_control": True, "final_threshold": 0.2},
+            "schedule": {"final": 0.05},
+        },
+    }
+    pruner = build_pruner(parse_recipe(soft).pruning)
+    assert pruner.target_control and pruner.final_threshold == 0.2 and pruner.threshold(0.5) == 0.2
+    with pytest.raises(RecipeError, match=r"pruning.options.final_threshold: unknown option"):
+        soft["pruning"]["options"] = {"final_threshold": 0.2}  # threshold mode: it is pruning.schedule.final
+        parse_recipe(soft)
+
+
+def test_a_target_controlled_l0_run_on_real_sst2(sst2_dir, tmp_path):
+    run = tmp_path / "run"
+    code = main(
+        [
+            "run",
+            str(ROOT / "recipes" / "sst2_l0.yaml"),
+            f"data.path={sst2_dir}",
+            "data.max_train_samples=4000",
+            "data.max_dev_samples=300",
+            "model.name=null",
+            "model.num_layers=2",
+            "model.hidden_size=64",
+            "model.num_heads=2",
+            "model.intermediate_size=128",
+            "model.vocab_size=1000",
+            "pruning.options.target_control=true",
+            "pruning.schedule.initial=1",
+            "pruning.schedule.final=0.1",
+            "pruning.schedule.warmup=30",
+            "pruning.schedule.cooldown=60",
+            "pruning.score_lr=0.1",
+            "train.max_steps=300",
+            "train.eval_every=150",
+            "train.max_length=48",
+            "train.lr=1e-3",
+            "checkpoint.every=0",
+            "--quiet",
+            "--output-dir",
+            str(run),
+        ]
+    )
+    assert code == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert abs(summary["remaining"] - 0.1) <= 0.01
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("remaining" in rec and rec.get("penalty") is not None for rec in log)
