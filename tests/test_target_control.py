@@ -150,3 +150,16 @@ def test_a_target_controlled_l0_run_on_real_sst2(sst2_dir, tmp_path):
     assert abs(summary["remaining"] - 0.1) <= 0.01
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("remaining" in rec and rec.get("penalty") is not None for rec in log)
+
+
+@pytest.mark.parametrize("recipe", ["sst2_l0.yaml", "sst2_soft_movement.yaml"])
+def test_the_target_mode_line_in_each_penalty_recipe_loads(recipe):
+    """The override line each penalty recipe documents for target control is a valid recipe as written."""
+    from bermo_prune.recipe import load_recipe
+
+    path = ROOT / "recipes" / recipe
+    line = next(x for x in path.read_text().splitlines() if "target_control=true" in x)
+    r = load_recipe(path, line.lstrip("#").split())
+    pruner = build_pruner(r.pruning)
+    assert pruner.target_control and pruner.schedule_key == "remaining"
+    assert (r.pruning["schedule"]["initial"], r.pruning["schedule"]["final"]) == (1.0, 0.1)
