@@ -334,7 +334,7 @@ def _expected(family: Family) -> tuple[tuple[str, ...], tuple[str, ...]]:
     loading as plain)."""
     p = family.prefix
     fresh = (*family.head_weights, f"{p}.pooler.", f"{p}.scalar_mix.")
-    dropped = ("cls.", "lm_head.", "generator_", "discriminator_predictions.", "vocab_", f"{p}.scalar_mix.")
+    dropped = ("cls.", "lm_head.", "generator_", "discriminator_predictions.", f"{p}.scalar_mix.")
     return fresh, (*dropped, "scalar_mix.", f"{p}.pooler.")
 
 
