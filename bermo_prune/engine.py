@@ -37,18 +37,6 @@ logger = logging.getLogger(__name__)
 STATE_NAME = "bermo_pruning"
 
 
-def default_targets(model: nn.Module) -> list[tuple[str, str]]:
-    """``(regex, role)`` of the encoder's prunable linears (Movement Pruning's count: Q, K, V, attention output,
-    FFN in, FFN out) for the model's family; embeddings, pooler, classifier and the BERMo mix never match."""
-    family = find_family(model)
-    if family is None:
-        raise ValueError(
-            f"{type(model).__name__} belongs to no known encoder family ({', '.join(available_families())}); "
-            f"pass targets= (regular expressions on module names)"
-        )
-    return family.target_patterns()
-
-
 def _role_of(name: str, table: list[tuple[str, str]]) -> str:
     """The engine's kind of matrix (qkv, attn_out, ffn_in, ffn_out) for a module name, or "other"."""
     for pattern, role in table:
@@ -228,9 +216,16 @@ class Pruning:
         self.pruner: Pruner = scheduler.pruner
         if any(isinstance(m, MaskedLinear) for m in model.modules()):
             raise ValueError("this model already has masks attached; harden() it first")
+        # The family's role table: (regex, role) of Movement Pruning's count (Q, K, V, attention output, FFN in,
+        # FFN out); embeddings, pooler, classifier and the BERMo mix never match.
         family = find_family(model)
         if targets is None:
-            table = default_targets(model)
+            if family is None:
+                raise ValueError(
+                    f"{type(model).__name__} belongs to no known encoder family "
+                    f"({', '.join(available_families())}); pass targets= (regular expressions on module names)"
+                )
+            table = family.target_patterns()
             targets = [p for p, _ in table]
         else:  # custom patterns: a matrix's role still comes from its family's table (any family's if unknown)
             families = [family] if family else [get_family(n) for n in available_families()]

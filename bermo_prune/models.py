@@ -245,7 +245,7 @@ def build_model(
             family=spec.family,
             **label_kwargs,
         )
-        return model, _fit_inputs(tokenizer, model)
+        return model, _fit_inputs(tokenizer, model.config)
 
     if spec.tokenizer:
         tokenizer = load_tokenizer(spec.tokenizer)
@@ -257,12 +257,11 @@ def build_model(
     config.problem_type = problem_type
     for k, v in label_kwargs.items():
         setattr(config, k, v)
-    return AutoModelForSequenceClassification.from_config(config), _fit_inputs(tokenizer, None, config)
+    return AutoModelForSequenceClassification.from_config(config), _fit_inputs(tokenizer, config)
 
 
-def _fit_inputs(tokenizer, model, config=None):
+def _fit_inputs(tokenizer, config):
     """Drop ``token_type_ids`` from the tokenizer's outputs when the model takes none (DistilBERT)."""
-    config = config if config is not None else model.config
     if getattr(config, "type_vocab_size", None) is None and "token_type_ids" in tokenizer.model_input_names:
         tokenizer.model_input_names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
     return tokenizer

@@ -334,7 +334,7 @@ def test_recipe_runs_bermo_movement_on_a_local_roberta_checkpoint(sst2_dir, tmp_
     )
     assert code == 0
     summary = json.loads((run / "summary.json").read_text())
-    sparsity = summary["sparsity"] if "sparsity" in summary else summary
+    sparsity = summary["sparsity"]
     total = LAYERS * (4 * 64 * 64 + 2 * 64 * 128)
     assert sparsity["remaining"] == pytest.approx(0.25, abs=1e-9)
     assert sparsity["kept"] == round(0.25 * 64 * 64) * 4 * LAYERS + round(0.25 * 64 * 128) * 2 * LAYERS

@@ -18,12 +18,14 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
 from bermo_prune.engine import decay_groups, prune
 from bermo_prune.pruners import get_pruner
 from bermo_prune.pruners.l0 import HardConcreteGate
 from bermo_prune.schedule import Cubic, Scheduler
+
+from .conftest import tiny_config
 
 STEPS = 40
 SCHEDULE = dict(total=30, warmup=4, cooldown=6)
@@ -31,15 +33,9 @@ SCHEDULE = dict(total=30, warmup=4, cooldown=6)
 
 def tiny_model() -> BertForSequenceClassification:
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.0,  # no dropout: both sides must see the same function
-        attention_probs_dropout_prob=0.0,
+    # no dropout: both sides must see the same function
+    config = tiny_config(
+        vocab_size=100, max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
     )
     return BertForSequenceClassification(config).train()
 

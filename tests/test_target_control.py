@@ -17,20 +17,12 @@ from bermo_prune.recipe import build_pruner, parse_recipe
 from bermo_prune.schedule import Cubic, Scheduler
 from bermo_prune.train import make_optimizer
 
-from .conftest import ROOT
+from .conftest import ROOT, tiny_config
 
 
 def controlled_run(method: str, target: float, steps: int = 400, granularity: str = "weight"):
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-    )
-    model = BertForSequenceClassification(config)
+    model = BertForSequenceClassification(tiny_config(vocab_size=100, max_position_embeddings=32))
     pruner = get_pruner(method, target_control=True, granularity=granularity)
     schedule = Cubic(1.0, target, total=int(steps * 0.8), warmup=int(steps * 0.1), cooldown=int(steps * 0.1))
     handle = prune(model, Scheduler(pruner, schedule, update_every=10))

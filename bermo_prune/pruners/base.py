@@ -67,6 +67,8 @@ class Pruner:
             raise ValueError(f"unknown scope {self.scope!r}; use one of {', '.join(SCOPES)}")
         if self.block_rows < 1 or self.block_cols < 1:
             raise ValueError("block_rows and block_cols must be positive")
+        # What this instance's schedule value means (a target-controlled penalty method schedules remaining weights).
+        self.schedule_key = self.schedule_key_for(vars(self))
 
     # ---- the contract -------------------------------------------------------------------------------------
     def create_scores(self, layout: Layout) -> torch.Tensor | None:
@@ -88,9 +90,20 @@ class Pruner:
     def before_forward(self, layout: Layout, state: PruningState, training: bool) -> None:
         return None
 
-    def initial_value(self) -> float | None:
-        """The schedule value that keeps every weight (used for defaults)."""
-        return 1.0 if self.schedule_key == "remaining" else None
+
+class TargetControl:
+    """For a penalty method that can be given a remaining-weights target instead of its own schedule value.
+
+    Placed before :class:`Pruner`; the method declares the recipe fields ``target_control``, ``lagrange_rho`` and
+    ``lagrange_lr`` and uses :func:`lagrangian` in its penalty when ``target_control`` is set.
+    """
+
+    @classmethod
+    def schedule_key_for(cls, options: dict) -> str:
+        return "remaining" if options.get("target_control") else cls.schedule_key
+
+    def create_multipliers(self) -> torch.Tensor | None:
+        return torch.zeros(1) if self.target_control else None
 
 
 def topk_mask(layout: Layout, importance: torch.Tensor, remaining: float, scope: str) -> torch.Tensor:

@@ -45,7 +45,7 @@ from typing import ClassVar
 import torch
 
 from . import register_pruner
-from .base import Pruner, keep_top, lagrangian
+from .base import Pruner, TargetControl, keep_top, lagrangian
 
 
 class HardConcreteGate(torch.autograd.Function):
@@ -75,7 +75,7 @@ class HardConcreteGate(torch.autograd.Function):
 
 @register_pruner("l0")
 @dataclass
-class L0Pruner(Pruner):
+class L0Pruner(TargetControl, Pruner):
     """Hard-concrete L0 gates.
 
     Attributes:
@@ -96,17 +96,6 @@ class L0Pruner(Pruner):
     lagrange_lr: float = 0.1
     schedule_key: ClassVar[str] = "lambda"
     default_score_lr: ClassVar[float] = 1e-1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.schedule_key = self.schedule_key_for({"target_control": self.target_control})
-
-    @classmethod
-    def schedule_key_for(cls, options: dict) -> str:
-        return "remaining" if options.get("target_control") else "lambda"
-
-    def create_multipliers(self):
-        return torch.zeros(1) if self.target_control else None
 
     def create_scores(self, layout):
         return torch.full((layout.total_units,), float(self.init_log_alpha))
@@ -157,6 +146,3 @@ class L0Pruner(Pruner):
             gap = self.expected_l0(layout, state) / layout.total_weights - value
             return lagrangian(state.multipliers, gap, self.lagrange_rho)
         return value * self.expected_density(layout, state)
-
-    def initial_value(self):
-        return 1.0 if self.target_control else 0.0

@@ -32,7 +32,7 @@ from typing import ClassVar
 import torch
 
 from . import register_pruner
-from .base import Pruner, StraightThroughMask, keep_top, lagrangian
+from .base import Pruner, StraightThroughMask, TargetControl, keep_top, lagrangian
 
 #: the reference's floor: at least this share of each matrix (plus one unit) stays
 FLOOR_SHARE = 0.005
@@ -40,7 +40,7 @@ FLOOR_SHARE = 0.005
 
 @register_pruner("soft_movement")
 @dataclass
-class SoftMovementPruner(Pruner):
+class SoftMovementPruner(TargetControl, Pruner):
     """Soft movement pruning.
 
     Attributes:
@@ -62,19 +62,8 @@ class SoftMovementPruner(Pruner):
     lagrange_lr: float = 0.1
     schedule_key: ClassVar[str] = "threshold"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.schedule_key = self.schedule_key_for({"target_control": self.target_control})
-
-    @classmethod
-    def schedule_key_for(cls, options: dict) -> str:
-        return "remaining" if options.get("target_control") else "threshold"
-
     def create_scores(self, layout):
         return torch.full((layout.total_units,), float(self.score_init))
-
-    def create_multipliers(self):
-        return torch.zeros(1) if self.target_control else None
 
     def threshold(self, value: float) -> float:
         """tau now: the schedule's value, or under target control the fixed ``final_threshold``."""
@@ -113,6 +102,3 @@ class SoftMovementPruner(Pruner):
             surrogate - surrogate.detach()
         )
         return lagrangian(state.multipliers, gap, self.lagrange_rho) + push
-
-    def initial_value(self):
-        return 1.0 if self.target_control else 0.0
