@@ -1,7 +1,7 @@
 """Recipes: one YAML file describes a run; this module is the one place that validates it.
 
 A recipe has the sections ``task``, ``seed``, ``output_dir``, ``data``, ``model``, ``pruning``, ``train``,
-``divergence`` and ``checkpoint`` (see ``recipes/*.yaml``; every key has a default except ``task``).
+``divergence``, ``checkpoint`` and ``distill`` (see ``recipes/*.yaml``; every key has a default except ``task``).
 :func:`load_recipe` reads a file, applies ``key=value`` overrides and returns a :class:`Recipe`, or raises one
 :class:`~bermo_prune.errors.RecipeError` listing *every* problem: YAML syntax (with line and column), unknown
 keys (with a "did you mean"), wrong types, values out of range, and cross-field rules (for example a pruning
@@ -134,8 +134,14 @@ SECTIONS: dict[str, dict[str, F]] = {
     "checkpoint": {
         "every": F("int", 0, min=0),
     },
+    "distill": {
+        "teacher": F("str", None, nullable=True),
+        "temperature": F("float", 2.0, min=0.0, min_open=True),
+        "alpha": F("float", 0.9, min=0.0, max=1.0),
+        "cache": F("bool", True),
+    },
 }
-TOP_SECTIONS = ("data", "model", "pruning", "train", "divergence", "checkpoint")
+TOP_SECTIONS = ("data", "model", "pruning", "train", "divergence", "checkpoint", "distill")
 #: Pruner fields set from other recipe keys, never through ``pruning.options``.
 _SHARED_PRUNER_FIELDS = ("granularity", "scope", "block_rows", "block_cols")
 
@@ -154,6 +160,7 @@ class Recipe:
     train: dict
     divergence: dict
     checkpoint: dict
+    distill: dict
 
     def to_dict(self) -> dict:
         """The resolved recipe (what ``recipe.yaml`` in a run directory holds)."""

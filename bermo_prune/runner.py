@@ -26,6 +26,7 @@ import yaml
 from accelerate import PartialState
 
 from .data import load_task_data
+from .distill import DistillConfig, Distiller, load_teacher
 from .engine import prune
 from .errors import InputError, RecipeError
 from .families import family_of
@@ -220,6 +221,12 @@ def run_recipe(
         except ValueError as exc:
             raise InputError(f"{recipe.source}: pruning: {exc}") from None
 
+    distiller = None
+    if recipe.distill["teacher"]:
+        problem_type = "regression" if task.is_regression else "single_label_classification"
+        teacher = load_teacher(recipe.distill["teacher"], task.num_labels, problem_type, tokenizer.get_vocab())
+        distiller = Distiller(teacher, DistillConfig(**recipe.distill), len(data.train), task.num_labels)
+
     # From here on the run directory is written.
     if state == "fresh":
         if out.exists() and overwrite:
@@ -237,6 +244,7 @@ def run_recipe(
         score_lr=recipe.pruning["score_lr"],
         divergence=div,
         checkpoint_every=recipe.checkpoint["every"],
+        distiller=distiller,
     )
     summary = trainer.run(resume=state == "resume")
 

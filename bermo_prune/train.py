@@ -27,6 +27,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .bermo import mix_weights
 from .data import BucketBatchSampler, Collator, EncodedSplit, TaskData, compute_metrics
+from .distill import INDEX_KEY, Distiller, IndexedCollate, IndexedSplit
 from .engine import Pruning, decay_groups
 from .errors import InputError
 from .tracking import DivergenceConfig, DivergenceTracker
@@ -199,6 +200,8 @@ class Trainer:
             ``score_lr`` and its masks follow the schedule.
         divergence: detection thresholds and policy (default: record).
         checkpoint_every: write a checkpoint every N optimizer steps (0: never).
+        distiller: a :class:`~bermo_prune.distill.Distiller`: its term joins the loss (the divergence tracker
+            still watches the task loss) and its teacher-logit cache is checkpointed.
     """
 
     def __init__(
@@ -211,6 +214,7 @@ class Trainer:
         score_lr: float | None = None,
         divergence: DivergenceConfig | None = None,
         checkpoint_every: int = 0,
+        distiller: Distiller | None = None,
     ) -> None:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -218,6 +222,7 @@ class Trainer:
         self.cfg = cfg
         self.handle = handle
         self.job = job
+        self.distiller = distiller
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
@@ -235,13 +240,15 @@ class Trainer:
         eval_sampler = BucketBatchSampler(job.dev_lengths, cfg.eval_batch_size, shuffle=False)
         # Own generators: a DataLoader iterator otherwise draws its base seed from the global torch RNG at every
         # epoch, and a resumed run (which starts a fresh iterator mid-epoch) would drift from the original.
+        train_set, collate = job.train_set, job.collate
+        if distiller is not None:  # batches carry example indices, the teacher-logit cache's keys
+            train_set, collate = IndexedSplit(train_set), IndexedCollate(collate)
         self.train_loader = torch.utils.data.DataLoader(
-            job.train_set, batch_sampler=self.sampler, collate_fn=job.collate, generator=torch.Generator()
+            train_set, batch_sampler=self.sampler, collate_fn=collate, generator=torch.Generator()
         )
         dev_loader = torch.utils.data.DataLoader(
             job.dev_set, batch_sampler=eval_sampler, collate_fn=job.dev_collate, generator=torch.Generator()
         )
-        train_set = job.train_set
         self.steps = total_steps(cfg, len(train_set), acc.num_processes)
         if handle is not None:
             groups = handle.param_groups(cfg.lr, score_lr, cfg.weight_decay)
@@ -254,6 +261,8 @@ class Trainer:
             optimizer, int(cfg.warmup_ratio * self.steps), self.steps
         )
         self.model, self.optimizer, self.dev_loader = self.accelerator.prepare(model, optimizer, dev_loader)
+        if distiller is not None:
+            distiller.teacher.to(self.accelerator.device)
         self.tracker = DivergenceTracker(divergence or DivergenceConfig(), majority_rate=job.majority_rate)
         # progress
         self.step = 0
@@ -288,6 +297,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "lr_schedule": self.lr_schedule.state_dict(),
             "pruning": self.handle.state_dict() if self.handle is not None else None,
+            "distill": self.distiller.state_dict() if self.distiller is not None else None,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -319,6 +329,8 @@ class Trainer:
         self.lr_schedule.load_state_dict(state["lr_schedule"])
         if self.handle is not None:
             self.handle.load_state_dict(state["pruning"])
+        if self.distiller is not None:
+            self.distiller.load_state_dict(state.get("distill"))
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -389,10 +401,16 @@ class Trainer:
 
     def _train_step(self, batch) -> None:
         cfg, handle, model = self.cfg, self.handle, self.model
+        index = batch.pop(INDEX_KEY, None)
         batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
-        task_loss = model(**batch).loss
+        out = model(**batch)
+        task_loss = out.loss
+        loss, distill_term = task_loss, None
+        if self.distiller is not None:
+            loss, distill_term = self.distiller.loss(out.logits, task_loss, batch, index)
         penalty = handle.penalty() if handle is not None else None
-        loss = task_loss if penalty is None else task_loss + penalty
+        if penalty is not None:
+            loss = loss + penalty
         loss_value = float(task_loss.detach())
         event = self.tracker.observe_loss(self.step + 1, loss_value)
         if event is not None:
@@ -413,6 +431,8 @@ class Trainer:
         if self.step % cfg.log_every == 0 or self.step == self.steps:
             record = {"step": self.step, "loss": loss_value, "lr": self.lr_schedule.get_last_lr()[0]}
             post = {"loss": f"{loss_value:.3f}"}
+            if distill_term is not None:
+                record["distill_loss"] = float(distill_term)
             if handle is not None:
                 record[handle.pruner.schedule_key] = handle.value
                 record["penalty"] = float(penalty.detach())
@@ -541,13 +561,15 @@ def fine_tune(
     divergence: DivergenceConfig | None = None,
     checkpoint_every: int = 0,
     resume: bool = False,
+    distiller: Distiller | None = None,
 ) -> dict:
     """Fine-tune ``model`` on ``data``, pruning it through ``handle`` (from :func:`~bermo_prune.engine.prune`).
 
     With a handle, the method's penalty joins the loss, scores train at ``score_lr``, masks follow the schedule,
     and the summary reports the remaining weights. The masks stay attached: ``handle.harden()`` bakes them in.
+    With a ``distiller`` (:class:`~bermo_prune.distill.Distiller`) the loss mixes in the teacher's.
     See :class:`Trainer` for checkpoints, resume and divergence handling.
     """
     job = classification_job(tokenizer, data, cfg)
-    trainer = Trainer(model, job, cfg, output_dir, handle, score_lr, divergence, checkpoint_every)
+    trainer = Trainer(model, job, cfg, output_dir, handle, score_lr, divergence, checkpoint_every, distiller)
     return trainer.run(resume=resume)
