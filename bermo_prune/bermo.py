@@ -51,7 +51,7 @@ from .families import Family, family_of
 
 MIX_LAYER_CHOICES = ("all", "encoder")
 #: config keys that only a BERMo config carries
-MIX_KEYS = ("mix_layers", "mix_layer_norm", "mix_trainable", "mix_init", "mix_gamma_init")
+MIX_KEYS = ("mix_layers", "mix_layer_norm", "mix_trainable", "mix_gamma_trainable", "mix_init", "mix_gamma_init")
 _NOT_COPIED = ("model_type", "architectures", "transformers_version")
 
 
@@ -64,6 +64,8 @@ class MixOptions:
             ``"encoder"`` mixes the L encoder layers only.
         mix_layer_norm: normalise each state before mixing (AllenNLP ScalarMix ``do_layer_norm``).
         mix_trainable: learn ``w`` and ``gamma``; when False they stay at their initial values.
+        mix_gamma_trainable: learn ``gamma`` (with ``mix_trainable``); when False only ``w`` learns and
+            ``gamma`` stays at ``mix_gamma_init``.
         mix_init: initial ``w`` (one value per mixed state); None means zeros, a uniform softmax.
         mix_gamma_init: initial ``gamma``.
     """
@@ -71,6 +73,7 @@ class MixOptions:
     mix_layers: str = "all"
     mix_layer_norm: bool = False
     mix_trainable: bool = True
+    mix_gamma_trainable: bool = True
     mix_init: list[float] | None = None
     mix_gamma_init: float = 1.0
 
@@ -89,6 +92,7 @@ class ScalarMix(nn.Module):
         trainable: bool = True,
         init: list[float] | None = None,
         gamma_init: float = 1.0,
+        gamma_trainable: bool = True,
     ) -> None:
         super().__init__()
         if init is not None and len(init) != num_states:
@@ -98,7 +102,7 @@ class ScalarMix(nn.Module):
         self.init = init
         self.gamma_init = float(gamma_init)
         self.weights = nn.Parameter(torch.zeros(num_states), requires_grad=trainable)  # (num_states,)
-        self.gamma = nn.Parameter(torch.zeros(1), requires_grad=trainable)  # (1,)
+        self.gamma = nn.Parameter(torch.zeros(1), requires_grad=trainable and gamma_trainable)  # (1,)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -157,6 +161,7 @@ class BermoBaseMixin:
             trainable=config.mix_trainable,
             init=config.mix_init,
             gamma_init=config.mix_gamma_init,
+            gamma_trainable=config.mix_gamma_trainable,
         )
         # A compacted BERMo records per-layer head counts and FFN sizes: build those shapes, so from_pretrained
         # loads it natively.

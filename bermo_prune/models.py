@@ -67,7 +67,8 @@ class ModelSpec:
         num_layers, hidden_size, num_heads, intermediate_size, max_position_embeddings: the from-scratch config.
         vocab_size: size of the WordPiece vocabulary trained from scratch.
         dropout: hidden and attention dropout of a from-scratch model (a checkpoint keeps its own).
-        mix_layers, mix_layer_norm, mix_trainable: BERMo's mix options (see :class:`BermoConfig`).
+        mix_layers, mix_layer_norm, mix_trainable, mix_gamma_trainable: BERMo's mix options (see
+            :class:`~bermo_prune.bermo.MixOptions`).
     """
 
     arch: str = "bert"
@@ -84,12 +85,14 @@ class ModelSpec:
     mix_layers: str = "all"
     mix_layer_norm: bool = False
     mix_trainable: bool = True
+    mix_gamma_trainable: bool = True
 
     def mix_options(self) -> dict:
         return {
             "mix_layers": self.mix_layers,
             "mix_layer_norm": self.mix_layer_norm,
             "mix_trainable": self.mix_trainable,
+            "mix_gamma_trainable": self.mix_gamma_trainable,
         }
 
 

@@ -80,6 +80,7 @@ SECTIONS: dict[str, dict[str, F]] = {
         "mix_layers": F("str", "all", choices=("all", "encoder")),
         "mix_layer_norm": F("bool", False),
         "mix_trainable": F("bool", True),
+        "mix_gamma_trainable": F("bool", True),
     },
     "pruning": {
         "method": F("str", NO_PRUNING, choices=(NO_PRUNING, *available_pruners())),

@@ -79,6 +79,17 @@ def test_frozen_mix_has_no_trainable_scalars():
     assert not bermo.bert.scalar_mix.gamma.requires_grad
 
 
+def test_a_frozen_gamma_keeps_its_value_while_the_layer_weights_learn(batch):
+    cfg = bermo_config_from_bert(tiny_config(), mix_gamma_trainable=False, mix_gamma_init=2.0)
+    bermo = BermoForSequenceClassification(cfg)
+    mix = bermo.bert.scalar_mix
+    assert not mix.gamma.requires_grad and mix.weights.requires_grad
+    opt = torch.optim.AdamW([p for p in bermo.parameters() if p.requires_grad], lr=0.1)
+    bermo(**batch, labels=torch.tensor([0, 1, 1])).loss.backward()
+    opt.step()
+    assert mix.gamma.item() == 2.0 and mix.weights.abs().sum() > 0
+
+
 def test_encoder_only_mix_excludes_embeddings(tiny_bert, batch):
     cfg = bermo_config_from_bert(tiny_bert.config, mix_layers="encoder", mix_init=[-float("inf"), 0.0])
     bermo = BermoForSequenceClassification(cfg).eval()
