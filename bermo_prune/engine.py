@@ -307,15 +307,16 @@ class Pruning:
     def step(self) -> None:
         """Advance the schedule by one optimizer step; recompute masks when due. Call after ``optimizer.step()``.
 
-        A target-controlled method's Lagrange multipliers take their plain gradient-ascent step here (their
-        gradient, from the last backward, is consumed and cleared).
+        A target-controlled method's Lagrange multipliers take their plain gradient-ascent step here once the
+        schedule has reached its final value (their gradient, from the last backward, is consumed and cleared).
         """
         multipliers = self.state.multipliers
         if multipliers is not None and multipliers.grad is not None:
-            with (
-                torch.no_grad()
-            ):  # the gradient is already negated (GradientAscent): descending on it ascends
-                multipliers.sub_(self.pruner.lagrange_lr * multipliers.grad)
+            # Integrate the gap only once the target has stopped moving: while it ramps, the quadratic term tracks
+            # it and a multiplier summing the ramp's lag would wind up and overshoot the final target.
+            if self.scheduler.step >= self.scheduler.schedule.end_step():
+                with torch.no_grad():  # the gradient is already negated (GradientAscent): descending on it ascends
+                    multipliers.sub_(self.pruner.lagrange_lr * multipliers.grad)
             multipliers.grad = None
         self.scheduler.step += 1
         if self.scheduler.due():

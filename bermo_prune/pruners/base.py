@@ -192,17 +192,17 @@ class GradientAscent(torch.autograd.Function):
         return -grad
 
 
-def lagrangian(multiplier: torch.Tensor, gap: torch.Tensor, rho: float) -> torch.Tensor:
-    """The augmented Lagrangian ``l (r - t) + rho (r - t)^2`` of the constraint "remaining share r = target t".
+def lagrangian(multiplier: torch.Tensor, gap: torch.Tensor, rho: float, force: float = 1.0) -> torch.Tensor:
+    """``force * (l (r - t) + rho (r - t)^2)``: the augmented Lagrangian of the constraint "remaining share r = t".
 
-    ``l`` (``multiplier``, one value) is trained by gradient ascent (its gradient is negated here and
-    :meth:`~bermo_prune.engine.Pruning.step` takes a plain step on it); ``rho`` is fixed. CoFi (Xia et al. 2022)
-    writes the same term with the quadratic weight learned too and both multipliers under Adam; measured on a tiny
-    BERT (L0, 400 steps, target 0.10) that oscillated (reached 0.014 at multiplier lr 1e-2, 0.20 at 1e-2 with score
-    lr 1e-2, 0.06 with plain ascent), while a fixed ``rho`` of 1000 tracked the ramp and ended at 0.0997.
-
-    Known limit: the gradient this puts on one gate scales as 1 / (number of gated weights), the task's does not,
-    so gains tuned on a tiny model lag on a large one (all-MiniLM-L6-v2, L0, target 0.10 over 800 steps: 0.174).
+    ``l`` (``multiplier``, one value) is trained by gradient ascent on ``r - t`` alone (its gradient is negated
+    here and :meth:`~bermo_prune.engine.Pruning.step` takes a plain step on it); ``rho`` is fixed. ``force``
+    multiplies what the scores feel, not the multiplier's step: a method passes its number of units so that the
+    push on one unit, ``force * d r / d unit``, does not shrink as the model grows (a unit of one weight in a
+    model of N weights moves r by 1 / N). CoFi (Xia et al. 2022) writes the same term with the quadratic weight
+    learned too and both multipliers under Adam; measured on a tiny BERT (L0, 400 steps, target 0.10) that
+    oscillated, while a fixed ``rho`` tracked the ramp.
     """
-    lam = GradientAscent.apply(multiplier)
-    return lam[0] * gap + rho * gap * gap
+    lam = GradientAscent.apply(multiplier)[0]
+    scores_side = force * (lam.detach() * gap + rho * gap * gap)
+    return scores_side + (lam - lam.detach()) * gap.detach()  # value unchanged; gives l its gradient r - t

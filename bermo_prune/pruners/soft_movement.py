@@ -21,7 +21,9 @@ Target control (``target_control=True``): the schedule's value is the remaining-
 :func:`~.base.lagrangian` on the share r the threshold keeps, l (r - t) + rho (r - t)^2. r is a count, so the
 scores receive (l + 2 rho (r - t)) times the gradient of the reference's penalised quantity, the size-weighted mean
 sigmoid(S): pushed down while more than t remains, up while less does. The multiplier l rises by plain gradient
-ascent. This replaces ``final_lambda``; the per-matrix floor still holds.
+ascent once the target has stopped moving. This replaces ``final_lambda``; the per-matrix floor still holds. Unlike
+L0's, this Lagrangian is not scaled by the number of units: the threshold count reacts to scores crossing tau, and
+with rho 1000 it reached its target exactly on all-MiniLM-L6-v2 as on the tiny model.
 """
 
 from __future__ import annotations
