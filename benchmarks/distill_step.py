@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from transformers.utils import logging as hf_logging
 
 from bermo_prune.data import Collator
 from bermo_prune.distill import DistillConfig, Distiller
@@ -70,6 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    hf_logging.set_verbosity_error()  # the fresh heads' load report
     student, teacher, tokenizer, name = student_and_teacher()
     data = batches(tokenizer, args.data, args.steps, args.batch, args.length)
     n = len(data) * args.batch
