@@ -110,7 +110,7 @@ SECTIONS: dict[str, dict[str, F]] = {
         "batch_size": F("int", 32, min=1),
         "eval_batch_size": F("int", 128, min=1),
         "lr": F("float", 3e-5, min=0.0, min_open=True),
-        "mix_lr": F("float", None, nullable=True, min=0.0, min_open=True),
+        "mix_lr": F("float", 1e-2, nullable=True, min=0.0, min_open=True),
         "weight_decay": F("float", 0.0, min=0.0),
         "warmup_ratio": F("float", 0.1, min=0.0, max=1.0),
         "max_length": F("int", 128, min=8),

@@ -44,7 +44,7 @@ class TrainConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     lr: float = 3e-5
-    mix_lr: float | None = None
+    mix_lr: float | None = 1e-2  # BERMo's layer mix (see split_mix_group); None: train.lr
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
     max_length: int = 128
@@ -103,7 +103,11 @@ def split_mix_group(groups: list[dict], model: nn.Module, mix_lr: float) -> list
 
     The mix has one logit per layer plus gamma. At a fine-tuning lr (1e-5 to 1e-4), Adam moves each by at most
     about lr per step, so a few hundred steps leave the softmax close to its initial uniform value; a separate
-    rate lets the mix actually learn. A model without a mix is returned unchanged."""
+    rate lets the mix actually learn. The default, 1e-2, was measured on all-MiniLM-L6-v2 (SST-2, movement to 10%,
+    800 steps, seeds 42 and 1): dev 0.780 / 0.796 against 0.792 / 0.784 at the encoder's lr (the mix then stays
+    uniform), with a learned mix (0.35 on layer 1, gamma 1.35-1.46) and a faster recovery from the first pruning
+    step (0.62-0.63 at step 200 against 0.51); 1e-3 barely moved it (0.791); 1e-1 put 0.96 on the last layer and
+    collapsed (0.509). A model without a mix is returned unchanged."""
     mix = {id(p) for n, p in model.named_parameters() if "scalar_mix." in n and p.requires_grad}
     if not mix:
         return groups
