@@ -88,9 +88,10 @@ def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_pa
     ]
     assert all(r["status"] == "ok" and r["diverged"] is False and len(r["curve"]) == 2 for r in rows)
     assert rows[1]["mix"] is not None and rows[0]["mix"] is None
-    # Interrupted sweep: one run lost its summary (as if killed); a rerun redoes only that one.
+    # Interrupted sweep: one run was killed before it finished (no summary, no row); a rerun redoes only that one.
     stamps = {r["run"]: (out / "runs" / r["run"] / "summary.json").stat().st_mtime_ns for r in rows}
     (out / "runs" / "bermo_movement_0.5_s0" / "summary.json").unlink()
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
     spec = load_spec(path)
     messages = []
     again = run_sweep(spec, log=messages.append)
@@ -113,6 +114,94 @@ def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_pa
     assert [(s["ran"], s["skipped"]) for s in meta["sittings"]] == [(4, 0), (1, 3)]
     assert meta["elapsed_s"] == pytest.approx(sum(s["elapsed_s"] for s in meta["sittings"]), abs=0.2)
     assert all(s["workers"] == spec.workers and s["elapsed_s"] > 0 for s in meta["sittings"])
+    assert all(s["device"].startswith("cpu: ") for s in meta["sittings"])
+
+
+def test_distilled_cells_resume_on_a_fresh_machine_from_committed_results(tmp_path):
+    """Only results.jsonl and sweep.json survive (committed); the run directories are gone. Finished runs are not
+    redone, a distilled cell added to the spec runs after its teacher, and the teacher, known only from its row,
+    is run again first because its model is needed (same seed: the same result)."""
+    methods = {"none": {}, "movement": {"targets": [0.5]}}
+    path = write_spec(tmp_path, models=["bert"], seeds=[0, 1], methods=methods, workers=1)
+    spec = load_spec(path)
+    messages = []
+    first = run_sweep(spec, log=messages.append)
+    # seed by seed: every cell of seed 0 first, results in grid order
+    assert messages == [
+        "bert_none_dense_s0: ok",
+        "bert_movement_0.5_s0: ok",
+        "bert_none_dense_s1: ok",
+        "bert_movement_0.5_s1: ok",
+    ]
+    assert [r["run"] for r in first] == [
+        "bert_none_dense_s0",
+        "bert_none_dense_s1",
+        "bert_movement_0.5_s0",
+        "bert_movement_0.5_s1",
+    ]
+    out = tmp_path / "bench"
+    import shutil
+
+    shutil.rmtree(out / "runs")  # a fresh machine with the committed files only
+    methods["movement_kd"] = {"method": "movement", "targets": [0.5], "distill": True}
+    path = write_spec(tmp_path, models=["bert"], seeds=[0], methods=methods, workers=1)
+    spec = load_spec(path)
+    student = spec.cells[-1]
+    assert student.name == "bert_movement_kd_0.5_s0" and student.teacher == "bert_none_dense_s0"
+    assert student.overrides()[-2:] == [
+        f"distill.teacher={out / 'runs' / 'bert_none_dense_s0'}",
+        "pruning.schedule.final=0.5",
+    ]
+    messages = []
+    rows = run_sweep(spec, log=messages.append)
+    assert messages == [
+        "bert_movement_0.5_s0: skipped (finished)",
+        "bert_none_dense_s0: ok",  # the teacher again: its model is needed
+        "bert_movement_kd_0.5_s0: ok",
+    ]
+    by_run = {r["run"]: r for r in rows}
+    assert [r["run"] for r in rows] == [
+        "bert_none_dense_s0",
+        "bert_movement_0.5_s0",
+        "bert_movement_kd_0.5_s0",
+    ]
+    assert by_run["bert_none_dense_s0"]["final"] == first[0]["final"]
+    kd = by_run["bert_movement_kd_0.5_s0"]
+    assert (kd["method"], kd["pruning_method"], kd["teacher"]) == (
+        "movement_kd",
+        "movement",
+        "bert_none_dense_s0",
+    )
+    assert kd["status"] == "ok" and kd["remaining"] == pytest.approx(0.5, abs=1e-3)
+    recipe = (out / "runs" / "bert_movement_kd_0.5_s0" / "recipe.yaml").read_text()
+    assert f"teacher: {out / 'runs' / 'bert_none_dense_s0'}" in recipe
+    # the student's metrics log the distillation term
+    assert "distill_loss" in (out / "runs" / "bert_movement_kd_0.5_s0" / "metrics.jsonl").read_text()
+    meta = json.loads((out / "sweep.json").read_text())
+    assert [(s["ran"], s["skipped"]) for s in meta["sittings"]] == [(4, 0), (2, 1)]
+
+
+def test_spec_method_entries_are_checked(tmp_path):
+    with pytest.raises(RecipeError) as info:
+        load_spec(
+            write_spec(
+                tmp_path,
+                methods={
+                    "movement": {"targets": [0.5], "distill": True},
+                    "magnitude": {"method": "movement", "targets": [0.5]},
+                    "kd": {"method": "movment", "targets": [0.5]},
+                    "l0": {"targets": [0.5], "teacher": "x"},
+                    "m2": {"method": "movement", "targets": [0.5], "distill": "yes"},
+                },
+            )
+        )
+    assert info.value.problems == [
+        "methods.movement.distill: the teacher is the dense run of the same model and seed: add `none: {}` to methods",
+        "methods.magnitude.method: a label that names a method must run that method",
+        "methods.kd: unknown method; use none, l0, magnitude, movement, soft_movement",
+        "methods.l0.teacher: unknown key; valid: targets, key, overrides, method, distill",
+        "methods.m2.distill: expected true or false, got 'yes'",
+    ]
 
 
 def test_paper_scale_spec_validates_without_running():

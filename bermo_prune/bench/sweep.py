@@ -11,19 +11,29 @@
         targets: [10, 50]
         key: pruning.options.final_lambda
         overrides: [pruning.schedule.initial=0, pruning.schedule.final=0.1]
+      movement_kd:                             # a label: another series of the same method
+        method: movement
+        targets: [0.1]
+        distill: true                          # teacher: the dense (none) run of the same task, model and seed
     seeds: [0, 1, 2]
     workers: auto                              # parallel runs; torch threads = cores // workers each
     output_dir: runs/bench                     # relative to the working directory
 
-Each run has its own directory under ``OUTPUT/runs/``. A finished run (its ``summary.json`` exists) is skipped, a
-half-finished one resumes from its checkpoint, and a failed or diverged run is recorded in the results, never
-dropped. ``OUTPUT/results.jsonl`` holds one row per run.
+Each run has its own directory under ``OUTPUT/runs/``; ``OUTPUT/results.jsonl`` holds one row per finished run in
+grid order and is rewritten (atomically) each time a run finishes, and ``OUTPUT/sweep.json`` logs each sitting as it
+goes, so a sweep can be stopped at any time and both files committed. A run with a row in ``results.jsonl`` (other
+than ``failed``) or a ``summary.json`` is skipped: a sweep resumes on a fresh machine from the committed results
+alone (delete a row to redo that run). A half-finished run resumes from its checkpoint; a failed or diverged run is
+recorded, never dropped. Runs go seed by seed (every cell of the first seed first), so a partial sweep covers the
+whole grid at one seed before adding seeds; distilled runs go last, after their teachers, and a teacher known only
+from ``results.jsonl`` is run again first (its model directory is needed; same seed, same model).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +46,7 @@ from ..pruners import available_pruners
 from ..recipe import NO_PRUNING, load_recipe, read_yaml
 
 SPEC_KEYS = ("base", "overrides", "tasks", "models", "methods", "seeds", "workers", "output_dir")
+METHOD_KEYS = ("targets", "key", "overrides", "method", "distill")
 RESULTS = "results.jsonl"
 SWEEP_LOG = "sweep.json"
 
@@ -51,12 +62,19 @@ class Cell:
     key: str | None  # the recipe key the target sets
     task: str | None = None  # None: the base recipe's task
     extra: tuple[str, ...] = ()  # the method's own overrides (e.g. a threshold schedule for soft movement)
+    label: str | None = None  # the spec's name for this series when it differs from the method (movement_kd)
+    teacher: str | None = None  # name of the cell whose model this one distills from
+
+    @property
+    def series(self) -> str:
+        """The name results and the report group this run under."""
+        return self.label or self.method
 
     @property
     def name(self) -> str:
         target = "dense" if self.target is None else f"{self.target:g}"
         prefix = f"{self.task}_" if self.task else ""
-        return f"{prefix}{self.model}_{self.method}_{target}_s{self.seed}"
+        return f"{prefix}{self.model}_{self.series}_{target}_s{self.seed}"
 
     def overrides(self) -> list[str]:
         out = [f"model.arch={self.model}", f"pruning.method={self.method}", f"seed={self.seed}"]
@@ -114,11 +132,30 @@ def load_spec(path: str | Path) -> Spec:
         methods = {}
     if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         problems.append(f"seeds: expected a list of non-negative integers, got {seeds!r}")
+    output = Path(raw.get("output_dir") or Path("runs") / Path(path).stem)
     cells: list[Cell] = []
-    for method, conf in methods.items():
+    for label, conf in methods.items():
         conf = conf or {}
+        unknown = [k for k in conf if k not in METHOD_KEYS] if isinstance(conf, dict) else []
+        if unknown:
+            problems.append(f"methods.{label}.{unknown[0]}: unknown key; valid: {', '.join(METHOD_KEYS)}")
+            continue
+        method = conf.get("method", label) if isinstance(conf, dict) else label
         if method != NO_PRUNING and method not in available_pruners():
-            problems.append(f"methods.{method}: unknown method; use none, {', '.join(available_pruners())}")
+            problems.append(f"methods.{label}: unknown method; use none, {', '.join(available_pruners())}")
+            continue
+        if label != method and (label == NO_PRUNING or label in available_pruners()):
+            problems.append(f"methods.{label}.method: a label that names a method must run that method")
+            continue
+        distill = conf.get("distill", False) if isinstance(conf, dict) else False
+        if distill not in (True, False):
+            problems.append(f"methods.{label}.distill: expected true or false, got {distill!r}")
+            continue
+        if distill and (label == NO_PRUNING or NO_PRUNING not in methods):
+            problems.append(
+                f"methods.{label}.distill: the teacher is the dense run of the same model and seed: "
+                "add `none: {}` to methods"
+            )
             continue
         targets = conf.get("targets") if isinstance(conf, dict) else None
         key = conf.get("key", "pruning.schedule.final") if isinstance(conf, dict) else None
@@ -140,7 +177,12 @@ def load_spec(path: str | Path) -> Spec:
                 for target in targets:
                     for seed in seeds:
                         value = None if target is None else float(target)
-                        cells.append(Cell(model, method, value, seed, key, task, tuple(extra)))
+                        teacher = Cell(model, NO_PRUNING, None, seed, None, task).name if distill else None
+                        own = [*extra, f"distill.teacher={output / 'runs' / teacher}"] if teacher else extra
+                        label_or_none = label if label != method else None
+                        cells.append(
+                            Cell(model, method, value, seed, key, task, tuple(own), label_or_none, teacher)
+                        )
     workers = raw.get("workers", "auto")
     cores = os.cpu_count() or 1
     if workers == "auto":
@@ -157,7 +199,6 @@ def load_spec(path: str | Path) -> Spec:
             problems += [f"{cell.name}: {p}" for p in exc.problems]
     if problems:
         raise RecipeError(source, problems)
-    output = Path(raw.get("output_dir") or Path("runs") / Path(path).stem)
     return Spec(source, base_path, overrides, cells, workers, output)
 
 
@@ -188,7 +229,9 @@ def _row(cell: Cell, outcome: dict) -> dict:
     row = {
         "run": cell.name,
         "model": cell.model,
-        "method": cell.method,
+        "method": cell.series,
+        "pruning_method": cell.method,
+        "teacher": cell.teacher,
         "target": cell.target,
         "target_key": cell.key if cell.target is not None else None,
         "seed": cell.seed,
@@ -216,59 +259,133 @@ def _row(cell: Cell, outcome: dict) -> dict:
     }
 
 
-def record_sitting(spec: Spec, started: float, finished: float, ran: int, skipped: int, threads: int) -> dict:
-    """Append one sitting (one ``bench`` invocation) to ``OUTPUT/sweep.json``: the spec it ran (path and text),
-    start and end times, workers and threads, runs finished in it and runs skipped as already finished. ``elapsed_s`` sums the sittings: the sweep's
-    wall-clock time however many times it was resumed."""
-    path = spec.output_dir / SWEEP_LOG
-    meta = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"sittings": []}
-    meta["spec"] = spec.source
-    meta["spec_text"] = Path(spec.source).read_text(encoding="utf-8")
-    meta["output_dir"] = str(spec.output_dir)
-    stamp = "%Y-%m-%dT%H:%M:%S%z"
-    meta["sittings"].append(
-        {
-            "started": time.strftime(stamp, time.localtime(started)),
-            "finished": time.strftime(stamp, time.localtime(finished)),
-            "elapsed_s": round(finished - started, 1),
+def device_description() -> str:
+    """Where the runs of a sitting execute (recorded in ``sweep.json``)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"cpu: {platform.machine()} {platform.processor() or ''}".rstrip() + f", {os.cpu_count()} cores"
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class SweepLog:
+    """``OUTPUT/sweep.json``: the spec (path and text) and one entry per sitting (one ``bench`` invocation): start
+    and latest time, workers and threads, the device, runs finished in it and runs skipped as already finished.
+    The sitting's entry is rewritten after every run, so a killed sitting is logged up to its last finished run.
+    ``elapsed_s`` sums the sittings: the sweep's wall-clock time however many times it was resumed."""
+
+    STAMP = "%Y-%m-%dT%H:%M:%S%z"
+
+    def __init__(self, spec: Spec, threads: int):
+        self.path = spec.output_dir / SWEEP_LOG
+        self.meta = (
+            json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {"sittings": []}
+        )
+        self.meta["spec"] = spec.source
+        self.meta["spec_text"] = Path(spec.source).read_text(encoding="utf-8")
+        self.meta["output_dir"] = str(spec.output_dir)
+        self.started = time.time()
+        self.sitting = {
+            "started": time.strftime(self.STAMP, time.localtime(self.started)),
             "workers": spec.workers,
             "threads_per_worker": threads,
-            "ran": ran,
-            "skipped": skipped,
+            "device": device_description(),
+            "ran": 0,
+            "skipped": 0,
         }
-    )
-    meta["elapsed_s"] = round(sum(s["elapsed_s"] for s in meta["sittings"]), 1)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return meta
+        self.meta["sittings"].append(self.sitting)
+
+    def update(self, ran: int, skipped: int) -> dict:
+        now = time.time()
+        self.sitting.update(
+            finished=time.strftime(self.STAMP, time.localtime(now)),
+            elapsed_s=round(now - self.started, 1),
+            ran=ran,
+            skipped=skipped,
+        )
+        self.meta["elapsed_s"] = round(sum(s.get("elapsed_s", 0) for s in self.meta["sittings"]), 1)
+        _write_json(self.path, self.meta)
+        return self.meta
 
 
-def run_sweep(spec: Spec, log=print) -> list[dict]:
-    """Run (or resume) every cell; returns and writes the results rows in grid order, and records the sitting
-    in ``sweep.json``."""
-    started = time.time()
-    runs = spec.output_dir / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // spec.workers)
-    jobs = [(c, str(spec.base), spec.overrides + c.overrides(), str(runs / c.name)) for c in spec.cells]
-    rows: dict[str, dict] = {}
-    skipped = 0
-    try:
-        with ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_run_cell, base, ov, out, threads): cell for cell, base, ov, out in jobs}
-            for fut in futures:
-                cell = futures[fut]
-                outcome = fut.result()
-                rows[cell.name] = _row(cell, outcome)
-                skipped += bool(outcome.get("skipped"))
-                state = "skipped (finished)" if outcome.get("skipped") else rows[cell.name]["status"]
-                log(f"{cell.name}: {state}")
-    finally:  # an interrupted sitting still counts towards the sweep's time
-        record_sitting(spec, started, time.time(), len(rows) - skipped, skipped, threads)
-    ordered = [rows[c.name] for c in spec.cells]
+def read_results(output_dir: Path) -> dict[str, dict]:
+    """The rows of an earlier sitting's ``results.jsonl`` by run name (empty if there is none)."""
+    path = output_dir / RESULTS
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {r["run"]: r for r in rows}
+
+
+def write_results(spec: Spec, rows: dict[str, dict]) -> list[dict]:
+    """Rewrite ``OUTPUT/results.jsonl`` atomically: one row per cell that has one, in grid order."""
+    ordered = [rows[c.name] for c in spec.cells if c.name in rows]
     tmp = spec.output_dir / (RESULTS + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in ordered), encoding="utf-8")
     os.replace(tmp, spec.output_dir / RESULTS)
     return ordered
+
+
+def plan(spec: Spec, recorded: dict[str, dict]) -> tuple[list[Cell], list[Cell], list[Cell]]:
+    """(cells already finished per ``results.jsonl``, cells to run first, distilled cells to run after them).
+
+    The cells to run go seed by seed in grid order; a finished teacher of a distilled cell still to run is run
+    again when its run directory holds no model (a fresh machine resuming from committed results)."""
+    runs = spec.output_dir / "runs"
+    done = {c.name for c in spec.cells if recorded.get(c.name, {}).get("status", "failed") != "failed"}
+    needed = {c.teacher for c in spec.cells if c.teacher and c.name not in done}
+    for name in needed & done:
+        if not (runs / name / "model" / "config.json").is_file():
+            done.discard(name)
+    seed_rank = {s: i for i, s in enumerate(dict.fromkeys(c.seed for c in spec.cells))}
+    todo = sorted(
+        (c for c in spec.cells if c.name not in done),
+        key=lambda c: seed_rank[c.seed],  # stable: grid order within a seed
+    )
+    finished = [c for c in spec.cells if c.name in done]
+    return finished, [c for c in todo if not c.teacher], [c for c in todo if c.teacher]
+
+
+def run_sweep(spec: Spec, log=print) -> list[dict]:
+    """Run (or resume) every cell; returns the results rows in grid order. ``results.jsonl`` and the sitting's
+    entry in ``sweep.json`` are rewritten after each run."""
+    runs = spec.output_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // spec.workers)
+    sweep_log = SweepLog(spec, threads)
+    recorded = read_results(spec.output_dir)
+    finished, first, students = plan(spec, recorded)
+    rows: dict[str, dict] = {c.name: recorded[c.name] for c in finished}
+    for cell in finished:
+        log(f"{cell.name}: skipped (finished)")
+    skipped, ran = len(finished), 0
+    sweep_log.update(ran, skipped)
+    write_results(spec, rows)
+    with ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn")) as pool:
+        for wave in (first, students):  # a teacher finishes before its students start
+            futures = {
+                pool.submit(
+                    _run_cell, str(spec.base), spec.overrides + c.overrides(), str(runs / c.name), threads
+                ): c
+                for c in wave
+            }
+            for fut in futures:
+                cell = futures[fut]
+                outcome = fut.result()
+                rows[cell.name] = _row(cell, outcome)
+                if outcome.get("skipped"):
+                    skipped += 1
+                else:
+                    ran += 1
+                state = "skipped (finished)" if outcome.get("skipped") else rows[cell.name]["status"]
+                log(f"{cell.name}: {state}")
+                write_results(spec, rows)
+                sweep_log.update(ran, skipped)
+    return write_results(spec, rows)
