@@ -39,7 +39,12 @@ def student_and_teacher():
         make = lambda: BertForSequenceClassification.from_pretrained(path, num_labels=2)  # noqa: E731
         return make(), make().eval(), AutoTokenizer.from_pretrained(path), "all-MiniLM-L6-v2"
     cfg = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
-    return BertForSequenceClassification(cfg), BertForSequenceClassification(cfg).eval(), None, "random BERT 6x384"
+    return (
+        BertForSequenceClassification(cfg),
+        BertForSequenceClassification(cfg).eval(),
+        None,
+        "random BERT 6x384",
+    )
 
 
 def batches(tokenizer, data: Path, n: int, batch: int, length: int) -> list[dict]:
@@ -48,10 +53,16 @@ def batches(tokenizer, data: Path, n: int, batch: int, length: int) -> list[dict
         with open(data / "train.tsv", encoding="utf-8") as fh:
             rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))[1 : n * batch + 1]
         enc = tokenizer([r[0] for r in rows], truncation=True, max_length=length)
-        items = [(ids, tt, int(r[1])) for ids, tt, r in zip(enc["input_ids"], enc["token_type_ids"], rows, strict=True)]
+        items = [
+            (ids, tt, int(r[1]))
+            for ids, tt, r in zip(enc["input_ids"], enc["token_type_ids"], rows, strict=True)
+        ]
     else:
         g = torch.Generator().manual_seed(0)
-        items = [(torch.randint(5, 8000, (length,), generator=g).tolist(), [0] * length, i % 2) for i in range(n * batch)]
+        items = [
+            (torch.randint(5, 8000, (length,), generator=g).tolist(), [0] * length, i % 2)
+            for i in range(n * batch)
+        ]
     out = []
     for i in range(n):
         b = collate(items[i * batch : (i + 1) * batch])
@@ -78,7 +89,11 @@ def main() -> None:
     cached = Distiller(teacher, DistillConfig(teacher="bench"), n, 2)
     for b in data:  # fill the cache: the state of every step from the second epoch on
         cached.teacher_logits({k: v for k, v in b.items() if k != "index"}, b["index"])
-    variants = {"plain": None, "cached": cached, "uncached": Distiller(teacher, DistillConfig("bench", cache=False), n, 2)}
+    variants = {
+        "plain": None,
+        "cached": cached,
+        "uncached": Distiller(teacher, DistillConfig("bench", cache=False), n, 2),
+    }
     opt = make_optimizer([{"params": [p for p in student.parameters()]}], 1e-5)
     student.train()
 
@@ -101,7 +116,9 @@ def main() -> None:
                 step(distiller, b)
                 times[key].append(time.perf_counter() - t0)
     base = statistics.median(times["plain"])
-    print(f"torch {torch.__version__}, {args.threads} threads, {name}, batch {args.batch}, max length {args.length}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {name}, batch {args.batch}, max length {args.length}"
+    )
     for key in variants:
         med = statistics.median(times[key])
         print(f"{key:>9}: {med * 1000:7.1f} ms/step   ratio to plain {med / base:.3f}")

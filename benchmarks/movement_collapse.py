@@ -75,7 +75,9 @@ def lowest(values: torch.Tensor, share: float) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="run directory (or model directory) of a dense fine-tuned BERT")
+    ap.add_argument(
+        "--model", required=True, help="run directory (or model directory) of a dense fine-tuned BERT"
+    )
     ap.add_argument("--data", type=Path, default=Path("../shared/data/sst2"))
     ap.add_argument("--score-steps", type=int, default=100)
     ap.add_argument("--score-lr", type=float, default=1e-2)
@@ -146,9 +148,13 @@ def main() -> None:
         mag = [lowest(w.abs(), share) for w in weights]
         for name, pick in selectors.items():
             removed = [lowest(pick(i), share) for i in range(len(targets))]
-            predicted = sum(float((-gr * w)[m].sum()) for gr, w, m in zip(grads, weights, removed, strict=True))
+            predicted = sum(
+                float((-gr * w)[m].sum()) for gr, w, m in zip(grads, weights, removed, strict=True)
+            )
             rel = statistics.mean(
-                float(w.abs()[m].mean() / w.abs().mean()) for w, m in zip(weights, removed, strict=True) if m.any()
+                float(w.abs()[m].mean() / w.abs().mean())
+                for w, m in zip(weights, removed, strict=True)
+                if m.any()
             )
             overlap = sum(int((m & a).sum()) for m, a in zip(removed, mag, strict=True)) / max(
                 1, sum(int(m.sum()) for m in removed)

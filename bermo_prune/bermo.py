@@ -51,7 +51,14 @@ from .families import Family, family_of
 
 MIX_LAYER_CHOICES = ("all", "encoder")
 #: config keys that only a BERMo config carries
-MIX_KEYS = ("mix_layers", "mix_layer_norm", "mix_trainable", "mix_gamma_trainable", "mix_init", "mix_gamma_init")
+MIX_KEYS = (
+    "mix_layers",
+    "mix_layer_norm",
+    "mix_trainable",
+    "mix_gamma_trainable",
+    "mix_init",
+    "mix_gamma_init",
+)
 _NOT_COPIED = ("model_type", "architectures", "transformers_version")
 
 

@@ -55,7 +55,9 @@ def teacher_dir(path: str | Path) -> Path:
     )
 
 
-def load_teacher(path: str | Path, num_labels: int, problem_type: str | None, student_vocab: dict | None = None):
+def load_teacher(
+    path: str | Path, num_labels: int, problem_type: str | None, student_vocab: dict | None = None
+):
     """The fine-tuned classifier under ``path`` in eval mode with frozen weights, checked against the task.
 
     A teacher must be a sequence classifier with ``num_labels`` outputs, and (when ``student_vocab`` is given and
@@ -70,7 +72,9 @@ def load_teacher(path: str | Path, num_labels: int, problem_type: str | None, st
     d = teacher_dir(path)
     config = AutoConfig.from_pretrained(d)
     if not any(a.endswith("ForSequenceClassification") for a in config.architectures or []):
-        raise InputError(f"distill.teacher: {d}: not a fine-tuned sequence classifier ({config.architectures})")
+        raise InputError(
+            f"distill.teacher: {d}: not a fine-tuned sequence classifier ({config.architectures})"
+        )
     if config.num_labels != num_labels:
         raise InputError(f"distill.teacher: {d}: has {config.num_labels} outputs, the task has {num_labels}")
     if student_vocab is not None and (d / "tokenizer_config.json").is_file():

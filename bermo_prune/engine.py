@@ -315,7 +315,9 @@ class Pruning:
             # Integrate the gap only once the target has stopped moving: while it ramps, the quadratic term tracks
             # it and a multiplier summing the ramp's lag would wind up and overshoot the final target.
             if self.scheduler.step >= self.scheduler.schedule.end_step():
-                with torch.no_grad():  # the gradient is already negated (GradientAscent): descending on it ascends
+                with (
+                    torch.no_grad()
+                ):  # the gradient is already negated (GradientAscent): descending on it ascends
                     multipliers.sub_(self.pruner.lagrange_lr * multipliers.grad)
             multipliers.grad = None
         self.scheduler.step += 1

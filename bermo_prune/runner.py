@@ -224,7 +224,9 @@ def run_recipe(
     distiller = None
     if recipe.distill["teacher"]:
         problem_type = "regression" if task.is_regression else "single_label_classification"
-        teacher = load_teacher(recipe.distill["teacher"], task.num_labels, problem_type, tokenizer.get_vocab())
+        teacher = load_teacher(
+            recipe.distill["teacher"], task.num_labels, problem_type, tokenizer.get_vocab()
+        )
         distiller = Distiller(teacher, DistillConfig(**recipe.distill), len(data.train), task.num_labels)
 
     # From here on the run directory is written.

@@ -79,7 +79,9 @@ def test_with_the_cache_each_example_costs_one_teacher_forward_and_gets_its_own_
     e.load_state_dict(d.state_dict())
     assert torch.equal(e.cache, d.cache) and torch.equal(e.filled, d.filled)
     with pytest.raises(Exception, match=r"cache has shape \(6, 2\), this run's training set needs \(5, 2\)"):
-        Distiller(teacher, DistillConfig(teacher="x"), num_examples=5, num_outputs=2).load_state_dict(d.state_dict())
+        Distiller(teacher, DistillConfig(teacher="x"), num_examples=5, num_outputs=2).load_state_dict(
+            d.state_dict()
+        )
 
 
 def test_indexed_batches_carry_the_example_indices():
@@ -109,7 +111,10 @@ def teacher_run(tmp_path_factory):
 
 def test_a_bad_teacher_is_one_line_exit_2_and_writes_nothing(teacher_run, tmp_path, capsys):
     out = tmp_path / "student"
-    assert run_cli(QUICK, *TINY, f"distill.teacher={tmp_path / 'nowhere'}", "--output-dir", str(out)) == EXIT_BAD_INPUT
+    assert (
+        run_cli(QUICK, *TINY, f"distill.teacher={tmp_path / 'nowhere'}", "--output-dir", str(out))
+        == EXIT_BAD_INPUT
+    )
     err = capsys.readouterr().err.strip()
     assert err.endswith(f"distill.teacher: {tmp_path / 'nowhere'}: not a run directory (with model/) or a model "
                         "directory (with config.json)") and "\n" not in err  # fmt: skip
@@ -129,7 +134,9 @@ def test_a_distilled_run_is_sigkill_safe_and_bit_identical(teacher_run, tmp_path
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "bermo_prune.cli", "run", QUICK, *args, "--quiet", "--output-dir"]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([*cmd, str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*cmd, str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while _metrics_steps(killed / "metrics.jsonl") < 230 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -144,7 +151,10 @@ def test_a_distilled_run_is_sigkill_safe_and_bit_identical(teacher_run, tmp_path
     a = json.loads((killed / "summary.json").read_text())
     b = json.loads((whole / "summary.json").read_text())
     assert a["history"] == b["history"] and a["sparsity"] == b["sparsity"]
-    wa, wb = load_file(killed / "model" / "model.safetensors"), load_file(whole / "model" / "model.safetensors")
+    wa, wb = (
+        load_file(killed / "model" / "model.safetensors"),
+        load_file(whole / "model" / "model.safetensors"),
+    )
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     la = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     lb = [json.loads(x) for x in (whole / "metrics.jsonl").read_text().splitlines()]

@@ -61,13 +61,18 @@ def test_the_multiplier_is_trained_by_ascent_once_the_target_stops_and_saved_wit
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config(vocab_size=100, max_position_embeddings=32))
     pruner = get_pruner("l0", target_control=True, lagrange_lr=0.01)
-    handle = prune(model, Scheduler(pruner, Cubic(1.0, 0.3, total=40, warmup=5, cooldown=10), update_every=10))
+    handle = prune(
+        model, Scheduler(pruner, Cubic(1.0, 0.3, total=40, warmup=5, cooldown=10), update_every=10)
+    )
     opt = make_optimizer(handle.param_groups(lr=1e-3, score_lr=0.1), 1e-3)
     x = torch.randint(1, 100, (8, 12), generator=torch.Generator().manual_seed(1))
     y = (x[:, 0] > 50).long()
     expected = 0.0
     for step in range(40):
-        gap = pruner.expected_l0(handle.layout, handle.state).item() / handle.layout.total_weights - handle.value
+        gap = (
+            pruner.expected_l0(handle.layout, handle.state).item() / handle.layout.total_weights
+            - handle.value
+        )
         (model(input_ids=x, labels=y).loss + handle.penalty()).backward()
         opt.step()
         opt.zero_grad()
