@@ -108,9 +108,19 @@ class ScalarMix(nn.Module):
         self.layer_norm = layer_norm
         self.init = init
         self.gamma_init = float(gamma_init)
-        self.weights = nn.Parameter(torch.zeros(num_states), requires_grad=trainable)  # (num_states,)
-        self.gamma = nn.Parameter(torch.zeros(1), requires_grad=trainable and gamma_trainable)  # (1,)
+        self.trainable = trainable
+        self.gamma_trainable = trainable and gamma_trainable
+        self.weights = nn.Parameter(torch.zeros(num_states))  # (num_states,)
+        self.gamma = nn.Parameter(torch.zeros(1))  # (1,)
+        self.sync_requires_grad()
         self.reset_parameters()
+
+    def sync_requires_grad(self) -> None:
+        """Set ``requires_grad`` from the configuration. ``from_pretrained`` in transformers 5 materialises new
+        parameters with ``requires_grad=True`` whatever the module set, so loaders call this after loading; the
+        forward pass also detaches a frozen scalar, so a frozen value cannot move even if a caller forgets."""
+        self.weights.requires_grad_(self.trainable)
+        self.gamma.requires_grad_(self.gamma_trainable)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -126,8 +136,10 @@ class ScalarMix(nn.Module):
         stacked = torch.stack(states, dim=0)  # (num_states, batch, seq, hidden)
         if self.layer_norm:
             stacked = self.normalise(stacked, mask)
-        probs = torch.softmax(self.weights, dim=0).to(stacked.dtype)  # (num_states,)
-        return self.gamma.to(stacked.dtype) * torch.einsum("l,lbsh->bsh", probs, stacked)
+        weights = self.weights if self.trainable else self.weights.detach()
+        gamma = self.gamma if self.gamma_trainable else self.gamma.detach()
+        probs = torch.softmax(weights, dim=0).to(stacked.dtype)  # (num_states,)
+        return gamma.to(stacked.dtype) * torch.einsum("l,lbsh->bsh", probs, stacked)
 
     @staticmethod
     def normalise(stacked: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertTokenizer
 
-from .bermo import bermo_classifier, bermo_config_from, is_bermo_config, plain_config_from
+from .bermo import ScalarMix, bermo_classifier, bermo_config_from, is_bermo_config, plain_config_from
 from .errors import InputError
 from .families import Family, available_families, find_family, get_family, scratch_config
 
@@ -327,6 +327,9 @@ def load_classifier(
     finally:
         hf_logging.set_verbosity(verbosity)
     _report_load(name, fam, info)
+    for module in model.modules():  # from_pretrained resets requires_grad of the fresh mix
+        if isinstance(module, ScalarMix):
+            module.sync_requires_grad()
     return model
 
 

@@ -90,6 +90,30 @@ def test_a_frozen_gamma_keeps_its_value_while_the_layer_weights_learn(batch):
     assert mix.gamma.item() == 2.0 and mix.weights.abs().sum() > 0
 
 
+@pytest.mark.parametrize(
+    "options, frozen",
+    [({"mix_gamma_trainable": False}, ("gamma",)), ({"mix_trainable": False}, ("gamma", "weights"))],
+)
+def test_frozen_mix_scalars_stay_frozen_when_loaded_from_a_checkpoint(tmp_path, tiny_bert, batch, options, frozen):
+    """transformers 5's from_pretrained materialises the fresh mix with requires_grad=True; a recipe's
+    model.mix_gamma_trainable=false once trained gamma anyway (measured on MiniLM: gamma 1.46, not 1.0)."""
+    from bermo_prune.models import load_classifier
+
+    tiny_bert.save_pretrained(tmp_path)
+    bermo = load_classifier(tmp_path, "bermo", 2, None, options)
+    mix = bermo.bert.scalar_mix
+    assert {n for n in ("gamma", "weights") if not getattr(mix, n).requires_grad} == set(frozen)
+    before = {n: getattr(mix, n).detach().clone() for n in ("gamma", "weights")}
+    opt = torch.optim.AdamW(bermo.parameters(), lr=0.1)  # every parameter, as a careless custom loop would
+    for _ in range(2):
+        opt.zero_grad()
+        bermo(**batch, labels=torch.tensor([0, 1, 1])).loss.backward()
+        opt.step()
+    for n in ("gamma", "weights"):
+        moved = not torch.equal(getattr(mix, n), before[n])
+        assert moved == (n not in frozen), n
+
+
 def test_encoder_only_mix_excludes_embeddings(tiny_bert, batch):
     cfg = bermo_config_from_bert(tiny_bert.config, mix_layers="encoder", mix_init=[-float("inf"), 0.0])
     bermo = BermoForSequenceClassification(cfg).eval()
