@@ -94,7 +94,9 @@ def test_a_frozen_gamma_keeps_its_value_while_the_layer_weights_learn(batch):
     "options, frozen",
     [({"mix_gamma_trainable": False}, ("gamma",)), ({"mix_trainable": False}, ("gamma", "weights"))],
 )
-def test_frozen_mix_scalars_stay_frozen_when_loaded_from_a_checkpoint(tmp_path, tiny_bert, batch, options, frozen):
+def test_frozen_mix_scalars_stay_frozen_when_loaded_from_a_checkpoint(
+    tmp_path, tiny_bert, batch, options, frozen
+):
     """transformers 5's from_pretrained materialises the fresh mix with requires_grad=True; a recipe's
     model.mix_gamma_trainable=false once trained gamma anyway (measured on MiniLM: gamma 1.46, not 1.0)."""
     from bermo_prune.models import load_classifier
