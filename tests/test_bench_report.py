@@ -107,6 +107,22 @@ def test_report_figures_and_numbers(tmp_path, capsys):
         and f"no significant difference in {3 - higher - lower}" in report
     )
     assert "- Diverged runs (section 2): BERT 1 of 12; BERMo 0 of 12." in report
+    # The paper's claims, each verdict from its stated rule on numbers equal to direct scipy calls.
+    p = stats.fisher_exact([[1, 8], [0, 9]], alternative="greater")[1]
+    assert (
+        f"Diverged pruned runs (section 2's definition): BERT 1 of 9 (11%), BERMo 0 of 9 (0%); one-sided Fisher "
+        f"exact test that BERT diverges more often: p = {p:.3g}." in report
+    )
+    assert "Per method (BERT vs BERMo): l0 0/3 vs 0/3; movement 1/6 vs 0/6." in report
+    assert "Verdict: **inconclusive**: fewer BERMo divergences, but not significantly." in report
+    # BERT's seed-0 movement-0.1 run ends lower (its own noise) and never reaches 95% of BERT's dense mean
+    assert "over 8 pruned (method, level, seed) pairs reached by both: BERT/BERMo ratio 1.66" in report
+    assert "reached by BERMo only in 1 pair, by BERT only in 0 pairs." in report
+    assert "lies below 1.15. Verdict: **supported**." in report
+    diff = np.subtract(finals(rows, "bermo", "l0", 1.0), finals(rows, "bert", "l0", 1.0))
+    res = stats.ttest_rel(finals(rows, "bermo", "l0", 1.0), finals(rows, "bert", "l0", 1.0))
+    assert f"3 pairs, BERMo - BERT {diff.mean():+.4f}" in report and f"p = {res.pvalue:.3g}" in report
+    assert report.index("## The paper's claims") < report.index("## 1.")
     assert "- Best BERT at <= 10% remaining:" in report and "(movement 0.1, 10.0% remaining)" in report
 
 
@@ -171,7 +187,7 @@ def test_committed_sst2_report_is_what_report_writes_from_its_results(tmp_path):
     assert {r["method"] for r in rows} == {"none", "magnitude", "movement", "soft_movement", "l0"}
     again = tmp_path / committed.name
     again.mkdir()
-    for name in ("results.jsonl", "sweep.json"):
+    for name in ("results.jsonl", "sweep.json", "notes.md"):
         shutil.copy(committed / name, again / name)
     assert main(["report", str(again)]) == 0
 
@@ -182,3 +198,8 @@ def test_committed_sst2_report_is_what_report_writes_from_its_results(tmp_path):
     assert comparable((again / "REPORT.md").read_text()) == comparable((committed / "REPORT.md").read_text())
     # Penalty cells whose two models ended far apart in remaining weights are not counted as paired findings.
     assert "- Left out of that count: 8 penalty cells" in (committed / "REPORT.md").read_text()
+    # It says what it is: a smoke test of the tooling (hand-written notes.md, under a heading that says so).
+    assert (
+        "## Notes (written by hand, not generated)\n\n**A tooling smoke test"
+        in (again / "REPORT.md").read_text()
+    )

@@ -1,9 +1,12 @@
 """``bermo-prune report RESULTS_DIR``: REPORT.md and PNG figures from a sweep's ``results.jsonl``.
 
-Sections: (1) accuracy versus remaining encoder weights with 95% CIs over seeds and each model's Pareto front;
+Opens with computed findings and the paper's three claims (stability, convergence speed, parameter efficiency of
+penalty methods), each with a verdict from a rule stated in the text. Sections: (1) accuracy versus remaining
+encoder weights with 95% CIs over seeds and each model's Pareto front;
 (2) divergence rates; (3) convergence speed, steps to a fraction of the dense accuracy and the BERT/BERMo step
 ratio; (4) BERMo's learned layer weights per sparsity; (5) paired BERMo-vs-BERT comparisons per sparsity;
-(6) how to reproduce.
+(6) how to reproduce; then ``notes.md`` from the results directory, if there is one (hand-written interpretation,
+under a heading that says so).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from ..tracking import DivergenceTracker
 from .stats import mean_ci, paired_comparison, pareto_front, ratio_ci
 
 COLORS = {"bert": "tab:blue", "bermo": "tab:orange"}
+#: an optional hand-written file next to results.jsonl, included at the end of the report under its own heading
+NOTES = "notes.md"
 MARKERS = {"magnitude": "o", "movement": "s", "soft_movement": "^", "l0": "D", "none": "*"}
 
 
@@ -156,6 +161,144 @@ def _findings(groups, dense, paired, ratios, metric: str, fraction: float) -> li
             f"{math.exp(sum(math.log(r.mean) for r in ratios) / len(ratios)):.2f}."
         )
     out.append("")
+    return out
+
+
+#: A convergence speed-up the data must rule out before "not supported": the smaller of the paper's two figures
+#: (1.67x on MNLI, 1.15x on QQP).
+PAPER_SPEEDUP = 1.15
+#: Accuracy gain (absolute) below which a difference is too small to call BERMo "more parameter-efficient".
+MIN_GAIN = 0.01
+#: Two runs compare at equal remaining weights when their shares differ by at most this fraction of the larger.
+EQUAL_SHARE = 0.1
+
+
+def _pairs(n: int) -> str:
+    return f"{n} pair" + ("s" if n != 1 else "")
+
+
+def pruning_method(row: dict) -> str:
+    """The pruning method a row ran (its ``method`` may be a series label such as ``movement_kd``)."""
+    return row.get("pruning_method") or row["method"]
+
+
+def is_penalty_method(name: str) -> bool:
+    """A method that prunes through a loss penalty (soft movement, L0): its class overrides ``Pruner.penalty``."""
+    from ..pruners import Pruner, available_pruners, pruner_class
+
+    return name in available_pruners() and pruner_class(name).penalty is not Pruner.penalty
+
+
+def _claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fraction: float) -> list[str]:
+    """The paper's three claims, each with a verdict computed from the runs by the rules stated in the text."""
+    from scipy import stats as sps
+
+    runs = [r for r in rows if r["status"] != "failed" and r["method"] != "none"]
+    out = [
+        "## The paper's claims, one by one",
+        "",
+        "Verdicts follow fixed rules (stated with each claim) applied to the pruned runs of this sweep; they hold "
+        "for this encoder, task and schedule only.",
+        "",
+    ]
+    # 1. stability
+    div = {m: [bool(r.get("diverged")) for r in runs if r["model"] == m] for m in ("bert", "bermo")}
+    if all(div.values()):
+        (db, nb), (dm, nm) = ((sum(v), len(v)) for v in (div["bert"], div["bermo"]))
+        p = float(sps.fisher_exact([[db, nb - db], [dm, nm - dm]], alternative="greater")[1])
+        if db == 0 and dm == 0:
+            verdict = "**not supported**: no pruned run of either model diverged"
+        elif p < 0.05:
+            verdict = "**supported**"
+        elif dm / nm >= db / nb:
+            verdict = "**not supported**: BERMo diverged at least as often as BERT"
+        else:
+            verdict = "**inconclusive**: fewer BERMo divergences, but not significantly"
+        per = "; ".join(
+            f"{meth} {sum(bool(r.get('diverged')) for r in runs if r['method'] == meth and r['model'] == 'bert')}"
+            f"/{sum(r['method'] == meth and r['model'] == 'bert' for r in runs)} vs "
+            f"{sum(bool(r.get('diverged')) for r in runs if r['method'] == meth and r['model'] == 'bermo')}"
+            f"/{sum(r['method'] == meth and r['model'] == 'bermo' for r in runs)}"
+            for meth in sorted({r["method"] for r in runs})
+        )
+        out += [
+            "1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.* "
+            f"Diverged pruned runs (section 2's definition): BERT {db} of {nb} ({db / nb:.0%}), BERMo {dm} of {nm} "
+            f"({dm / nm:.0%}); one-sided Fisher exact test that BERT diverges more often: p = {p:.3g}. "
+            f"Per method (BERT vs BERMo): {per}. Rule: supported if p < 0.05; not supported if BERMo's rate is "
+            f"at least BERT's. Verdict: {verdict}.",
+            "",
+        ]
+    # 2. convergence speed
+    if level:
+        pairs, only = [], {"bert": 0, "bermo": 0}
+        by_cell = {(r["model"], r["method"], r["target"], r["seed"]): r for r in runs}
+        for (model, method, target, seed), r in by_cell.items():
+            other = by_cell.get(("bermo", method, target, seed))
+            if model != "bert" or other is None:
+                continue
+            a, b = steps_to(r["curve"], level["bert"]), steps_to(other["curve"], level["bermo"])
+            if a and b:
+                pairs.append((a, b))
+            elif a or b:
+                only["bert" if a else "bermo"] += 1
+        if len(pairs) >= 2:
+            rc = ratio_ci([a for a, _ in pairs], [b for _, b in pairs])
+            if rc.low > 1:
+                verdict = "**supported**"
+            elif rc.high < PAPER_SPEEDUP:
+                verdict = f"**not supported**: the interval rules out a {PAPER_SPEEDUP:.2f}x speed-up"
+            else:
+                verdict = "**inconclusive**"
+            out += [
+                f"2. *BERMo converges faster (1.67x on MNLI, 1.15x on QQP).* Steps to {fraction:.0%} of each "
+                f"model's dense {metric}, over {len(pairs)} pruned (method, level, seed) pairs reached by both: "
+                f"BERT/BERMo ratio {rc.mean:.2f} (95% CI {_fmt(rc.low, 2)} to {_fmt(rc.high, 2)}); reached by "
+                f"BERMo only in {_pairs(only['bermo'])}, by BERT only in {_pairs(only['bert'])}. Rule: supported if the "
+                f"interval lies above 1; not supported if it lies below {PAPER_SPEEDUP:.2f}. Verdict: {verdict}.",
+                "",
+            ]
+        else:
+            out += [
+                "2. *BERMo converges faster.* Fewer than 2 pruned pairs reached the level: **inconclusive**.",
+                "",
+            ]
+    # 3. parameter efficiency of penalty methods
+    pen = [r for r in runs if is_penalty_method(pruning_method(r))]
+    by_cell = {(r["model"], r["method"], r["target"], r["seed"]): r for r in pen}
+    pairs, apart = [], 0
+    for (model, method, target, seed), r in sorted(by_cell.items(), key=lambda kv: str(kv[0])):
+        other = by_cell.get(("bermo", method, target, seed))
+        if model != "bert" or other is None:
+            continue
+        if abs(r["remaining"] - other["remaining"]) <= EQUAL_SHARE * max(r["remaining"], other["remaining"]):
+            pairs.append((r["final"], other["final"]))
+        else:
+            apart += 1
+    if len(pairs) >= 2:
+        pc = paired_comparison([a for a, _ in pairs], [b for _, b in pairs])
+        if pc.p_value < 0.05 and pc.mean_difference > 0 and pc.mean_difference >= MIN_GAIN:
+            verdict = "**supported**"
+        elif (pc.p_value < 0.05 and pc.mean_difference < 0) or pc.ci_high < MIN_GAIN:
+            verdict = f"**not supported**: the interval rules out a gain of {MIN_GAIN:.2f}"
+        else:
+            verdict = "**inconclusive**"
+        out += [
+            "3. *BERMo is more parameter-efficient under penalty-based pruning.* "
+            f"{', '.join(sorted({r['method'] for r in pen}))}, paired by (method, level, seed) at equal remaining "
+            f"weights (within {EQUAL_SHARE:.0%}; {apart} pairs further apart left out): {len(pairs)} pairs, BERMo "
+            f"- BERT {pc.mean_difference:+.4f} (95% CI {_fmt(pc.ci_low)} to {_fmt(pc.ci_high)}), paired t-test "
+            f"p = {pc.p_value:.3g}. Rule: supported if significantly higher (p < 0.05) by at least {MIN_GAIN:.2f}; "
+            f"not supported if significantly lower or the interval lies below +{MIN_GAIN:.2f}. Verdict: {verdict}.",
+            "",
+        ]
+    else:
+        out += [
+            "3. *BERMo is more parameter-efficient under penalty-based pruning.* Fewer than 2 pairs of penalty runs "
+            f"at equal remaining weights (within {EQUAL_SHARE:.0%}; {_pairs(apart)} further apart): "
+            "**inconclusive**.",
+            "",
+        ]
     return out
 
 
@@ -398,7 +541,19 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         lines += ["The spec as run:", "", "```yaml", meta["spec_text"].rstrip(), "```", ""]
     if failed:
         lines += ["Failed runs:", ""] + [f"- {r['run']}: {r.get('error', '')}" for r in failed] + [""]
-    lines[summary_at:summary_at] = _findings(groups, dense, paired_results, ratios, metric, fraction)
+    notes = out / NOTES
+    if notes.is_file():
+        lines += [
+            "## Notes (written by hand, not generated)",
+            "",
+            notes.read_text(encoding="utf-8").strip(),
+            "",
+        ]
+    level = {m: fraction * dense[m].mean for m in dense} if len(dense) == 2 else None
+    lines[summary_at:summary_at] = [
+        *_findings(groups, dense, paired_results, ratios, metric, fraction),
+        *_claims(rows, dense, level, metric, fraction),
+    ]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
