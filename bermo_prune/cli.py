@@ -1,7 +1,8 @@
 """``bermo-prune`` command line.
 
 Exit codes: 0 success, 1 anything unexpected, 2 bad input (recipe, data, model path, run directory),
-3 a run stopped by divergence (policy ``stop``, or ``rollback`` out of retries).
+3 a run stopped by divergence (policy ``stop``, or ``rollback`` out of retries), 4 a run (or sweep) stopped by
+SIGTERM or SIGINT after writing a checkpoint (continue with ``--resume``, or run the sweep again).
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import argparse
 import logging
 import sys
 
-from .errors import InputError
+from .errors import InputError, RunInterrupted
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
 
 EPILOG = (
     "exit codes: 0 success, 1 unexpected error, 2 bad input (recipe, data, model path, run directory), "
-    "3 run stopped by divergence"
+    "3 run stopped by divergence, 4 stopped by SIGTERM/SIGINT after a checkpoint (continue with --resume)"
 )
 
 
@@ -152,6 +153,12 @@ def _bench(args: argparse.Namespace) -> int:
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     print("results: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    missing = len(spec.cells) - len(rows)
+    if missing:
+        print(
+            f"stopped by a signal: {missing} of {len(spec.cells)} runs not finished; run the sweep again to continue"
+        )
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
@@ -239,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"bermo-prune: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RunInterrupted as exc:
+        print(f"bermo-prune: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def entry() -> None:  # pragma: no cover - thin wrapper used by the console script

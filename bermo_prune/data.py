@@ -301,14 +301,28 @@ def _resolve_local(spec, path, train_file, dev_file) -> tuple[Path, Path]:
     return train, dev
 
 
+def read_text(file: str | os.PathLike, name: str | None = None) -> str:
+    """A data file's text, which must be UTF-8 (a leading byte-order mark is dropped); otherwise a DataError naming
+    the file (as ``name`` when given), the line and the offending byte."""
+    data = Path(file).read_bytes()
+    try:
+        raw = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{name or file}: line {line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "re-save the file as UTF-8"
+        ) from None
+    return raw[1:] if raw.startswith("\ufeff") else raw
+
+
 def read_split(spec: TaskSpec, file: str | os.PathLike, columns: dict[str, str] | None = None) -> Split:
     """Read one local file (``.tsv``, ``.csv`` or ``.jsonl``), checking every row; errors name file and line."""
     file = Path(file)
     suffix = file.suffix.lower()
     if suffix not in (".tsv", ".csv", ".jsonl"):
         raise DataError(f"{file}: unsupported file type {suffix!r}; use .tsv, .csv or .jsonl")
-    with open(file, encoding="utf-8", newline="") as fh:
-        raw = fh.read()
+    raw = read_text(file)
     if not raw.strip():
         raise DataError(f"{file}: empty file")
     rows = _jsonl_rows(file, raw) if suffix == ".jsonl" else _delimited_rows(spec, file, raw, suffix)

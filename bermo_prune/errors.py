@@ -22,3 +22,15 @@ class RecipeError(InputError):
 
 class DataError(InputError):
     """Bad data: the message names the file and, where there is one, the line."""
+
+
+class RunInterrupted(Exception):
+    """SIGTERM or SIGINT stopped a run at a step boundary, after a checkpoint was written (CLI exit code 4)."""
+
+    def __init__(self, signal_name: str, step: int, run_dir: str | None) -> None:
+        self.signal_name, self.step, self.run_dir = signal_name, step, run_dir
+        if run_dir is None:
+            message = f"stopped by {signal_name} at step {step} (no run directory: nothing was saved)"
+        else:
+            message = f"{run_dir}: stopped by {signal_name} at step {step}; checkpoint written, continue with --resume"
+        super().__init__(message)

@@ -22,18 +22,21 @@ import csv
 import json
 import math
 import re
-import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+from accelerate import PartialState
 from transformers import BertConfig, BertForMaskedLM
 
-from .errors import DataError, RecipeError
+from .data import read_text
+from .errors import DataError, InputError, RecipeError
 from .models import train_wordpiece
 from .recipe import PRECISIONS, F, parse_sections, read_yaml
+from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
 from .train import Job, TrainConfig, Trainer
 
 PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
@@ -129,10 +132,7 @@ def read_corpus(files: list[str], text_column: str = "sentence", base: Path | No
             path = base / path
         if not path.is_file():
             raise DataError(f"corpus.files: {name}: no such file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise DataError(f"{name}: not UTF-8 text") from None
+        text = read_text(path, name)
         if not text.strip():
             raise DataError(f"{name}: empty file: no text to pretrain on")
         suffix = path.suffix.lower()
@@ -288,12 +288,10 @@ def run_pretrain(
     progress: bool = True,
 ) -> dict:
     """Pretrain as the recipe says; returns the summary (also written to ``summary.json``)."""
-    from .runner import RECIPE, SUMMARY, _atomic_write, check_run_dir, finish_run_dir
 
     out = Path(output_dir or recipe["output_dir"] or Path("runs") / Path(recipe.source).stem)
-    state = check_run_dir(
-        out, resume, overwrite, recipe.to_dict(), lambda raw, src: parse_pretrain_recipe(raw, src).to_dict()
-    )
+    parse_saved = lambda raw, src: parse_pretrain_recipe(raw, src).to_dict()  # noqa: E731
+    state = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved)
     if state == "finished":
         return {**json.loads((out / SUMMARY).read_text(encoding="utf-8")), "skipped": True}
 
@@ -342,17 +340,27 @@ def run_pretrain(
         threads=t["threads"],
         progress=progress,
     )
-    if state == "fresh":
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        _atomic_write(
-            out / RECIPE,
-            f"# resolved from {recipe.source}\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False),
-        )
-        tokenizer.save_pretrained(out / "tokenizer")
-    trainer = Trainer(model, job, cfg, output_dir=out, checkpoint_every=recipe["checkpoint"]["every"])
-    summary = trainer.run(resume=state == "resume")
+    with RunLock(out) if PartialState().is_main_process else nullcontext():
+        again = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved)
+        if again == "finished":
+            return {**json.loads((out / SUMMARY).read_text(encoding="utf-8")), "skipped": True}
+        if again != state:
+            raise InputError(f"{out}: changed by another process while this run was starting; run it again")
+        if state == "fresh":
+            prepare_fresh(out)
+            atomic_write(
+                out / RECIPE,
+                f"# resolved from {recipe.source}\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False),
+            )
+            tokenizer.save_pretrained(out / "tokenizer")
+        trainer = Trainer(model, job, cfg, output_dir=out, checkpoint_every=recipe["checkpoint"]["every"])
+        summary = trainer.run(resume=state == "resume")
+        return _finish(recipe, out, trainer, tokenizer, docs, sequences, job, cfg, summary)
+
+
+def _finish(recipe, out: Path, trainer, tokenizer, docs, sequences, job, cfg, summary: dict) -> dict:
+    """The summary of a pretraining run and the final model (see :func:`bermo_prune.rundir.finish_run_dir`)."""
+    t = recipe["train"]
     model = trainer.accelerator.unwrap_model(trainer.model)
     tokens = summary["steps"] * cfg.batch_size * t["seq_length"] * trainer.accelerator.num_processes
     summary = {

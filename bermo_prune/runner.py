@@ -3,26 +3,25 @@
     RUN_DIR/recipe.yaml       the resolved recipe (defaults filled in, overrides applied)
     RUN_DIR/tokenizer/        the tokenizer the run used
     RUN_DIR/metrics.jsonl     step, loss, lr, remaining weights, threshold/lambda, evaluations, BERMo mix, events
-    RUN_DIR/checkpoint/       the latest checkpoint while the run is unfinished (removed when it ends)
+    RUN_DIR/checkpoint/       the latest two checkpoints while the run is unfinished (removed when it ends)
     RUN_DIR/model/            the hardened final model (safetensors) and its tokenizer
     RUN_DIR/summary.json      final and best metrics, remaining weights, wall time, steps to fractions of the
                               best metric, divergence events
 
 Everything that can be wrong with the input (recipe, data, model path) is checked before the directory is made,
-so a bad run writes nothing.
+so a bad run writes nothing. The directory's rules (checks, lock, checkpoints, finish) live in
+:mod:`bermo_prune.rundir`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from accelerate import PartialState
 
 from .data import load_task_data
@@ -32,14 +31,14 @@ from .errors import InputError, RecipeError
 from .families import family_of
 from .models import ModelSpec, build_model
 from .recipe import Recipe, build_pruner, build_schedule, dump_recipe, parse_recipe, schedule_problems
+from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
 from .schedule import Scheduler
 from .tracking import DivergenceConfig
-from .train import CHECKPOINT_DIR, CHECKPOINT_FILE, TrainConfig, Trainer, classification_job, total_steps
+from .train import TrainConfig, Trainer, classification_job, total_steps
 
 logger = logging.getLogger(__name__)
 
-SUMMARY = "summary.json"
-RECIPE = "recipe.yaml"
+__all__ = ["RECIPE", "SUMMARY", "RunResult", "format_result", "run_recipe", "finish_run_dir", "check_run_dir"]
 
 
 @dataclass
@@ -58,81 +57,6 @@ def default_output_dir(recipe: Recipe) -> Path:
         return Path(recipe.output_dir)
     stem = Path(recipe.source).stem if recipe.source and not recipe.source.startswith("<") else "run"
     return Path("runs") / stem
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(a) | set(b)):
-        path = f"{prefix}{key}"
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _differences(va, vb, path + ".")
-        elif va != vb:
-            out.append(path)
-    return out
-
-
-def finish_run_dir(out: Path, model, tokenizer, summary: dict, writer: bool = True) -> None:
-    """The end of a run: ``model/`` (weights and tokenizer), ``summary.json`` (atomically), checkpoint removed.
-
-    ``writer`` is False on all but the main process of a data-parallel run.
-    """
-    if not writer:
-        return
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
-    _atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
-
-
-def check_run_dir(out: Path, resume: bool, overwrite: bool, current: dict, parse_saved) -> str:
-    """``fresh``, ``resume`` or ``finished`` for a run directory; raises InputError on a conflict (nothing is touched).
-
-    ``current`` is the resolved recipe of this call and ``parse_saved(raw, source)`` resolves the directory's
-    ``recipe.yaml`` the same way, so a resume with other settings is refused.
-    """
-    if not out.exists():
-        if resume:
-            raise InputError(f"{out}: --resume given, but there is no run to resume there")
-        return "fresh"
-    if not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory")
-    if overwrite:
-        return "fresh"
-    if not any(out.iterdir()):
-        if resume:
-            raise InputError(f"{out}: --resume given, but the directory is empty")
-        return "fresh"
-    if not resume:
-        raise InputError(
-            f"{out}: already holds a run; pass --resume to continue it, --overwrite to replace it, "
-            "or choose another --output-dir"
-        )
-    saved = out / RECIPE
-    if not saved.is_file():
-        raise InputError(f"{out}: not a bermo-prune run directory (no {RECIPE}); cannot resume")
-    ours = dict(current)
-    theirs = parse_saved(yaml.safe_load(saved.read_text(encoding="utf-8")), str(saved))
-    ours.pop("output_dir", None), theirs.pop("output_dir", None)
-    diff = _differences(ours, theirs)
-    if diff:
-        raise InputError(
-            f"{out}: --resume with a recipe that differs from the run's {RECIPE} in {', '.join(diff)}; "
-            "resume with the same recipe and overrides"
-        )
-    if (out / SUMMARY).is_file():
-        return "finished"
-    if not (out / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
-        raise InputError(
-            f"{out}: the run has no checkpoint yet (set checkpoint.every); start it again instead"
-        )
-    return "resume"
 
 
 def train_config(recipe: Recipe, progress: bool) -> TrainConfig:
@@ -167,9 +91,8 @@ def run_recipe(
 ) -> RunResult:
     """Run a validated recipe to the end; see the module docstring for what the run directory holds."""
     out = Path(output_dir) if output_dir is not None else default_output_dir(recipe)
-    state = check_run_dir(
-        out, resume, overwrite, recipe.to_dict(), lambda raw, src: parse_recipe(raw, src).to_dict()
-    )
+    parse_saved = lambda raw, src: parse_recipe(raw, src).to_dict()  # noqa: E731
+    state = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved)
     if state == "finished":
         summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
         return RunResult(summary, out, skipped=True)
@@ -229,27 +152,36 @@ def run_recipe(
         )
         distiller = Distiller(teacher, DistillConfig(**recipe.distill), len(data.train), task.num_labels)
 
-    # From here on the run directory is written.
-    if state == "fresh":
-        if out.exists() and overwrite:
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / RECIPE, f"# resolved from {recipe.source}\n" + dump_recipe(recipe))
-        tokenizer.save_pretrained(out / "tokenizer")
-    div = DivergenceConfig(**recipe.divergence)
-    trainer = Trainer(
-        model,
-        classification_job(tokenizer, data, cfg),
-        cfg,
-        output_dir=out,
-        handle=handle,
-        score_lr=recipe.pruning["score_lr"],
-        divergence=div,
-        checkpoint_every=recipe.checkpoint["every"],
-        distiller=distiller,
-    )
-    summary = trainer.run(resume=state == "resume")
+    # From here on the run directory is written, under its lock (main process only).
+    with RunLock(out) if PartialState().is_main_process else nullcontext():
+        again = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved)
+        if again == "finished":  # another process finished it while this one was loading
+            return RunResult(json.loads((out / SUMMARY).read_text(encoding="utf-8")), out, skipped=True)
+        if again != state:
+            raise InputError(f"{out}: changed by another process while this run was starting; run it again")
+        if state == "fresh":
+            prepare_fresh(out)
+            atomic_write(out / RECIPE, f"# resolved from {recipe.source}\n" + dump_recipe(recipe))
+            tokenizer.save_pretrained(out / "tokenizer")
+        div = DivergenceConfig(**recipe.divergence)
+        trainer = Trainer(
+            model,
+            classification_job(tokenizer, data, cfg),
+            cfg,
+            output_dir=out,
+            handle=handle,
+            score_lr=recipe.pruning["score_lr"],
+            divergence=div,
+            checkpoint_every=recipe.checkpoint["every"],
+            distiller=distiller,
+        )
+        summary = trainer.run(resume=state == "resume")
+        return _finish(recipe, out, trainer, handle, tokenizer, summary)
 
+
+def _finish(recipe: Recipe, out: Path, trainer: Trainer, handle, tokenizer, summary: dict) -> RunResult:
+    """Harden the masks, write the final model and summary, drop the checkpoints."""
+    m = recipe.model
     final_model = trainer.accelerator.unwrap_model(trainer.model)
     if handle is not None:
         handle.harden()

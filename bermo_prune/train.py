@@ -4,7 +4,9 @@ Built on Accelerate (device placement, mixed precision where available, DDP unde
 AdamW with a separate learning rate for pruning scores, linear warmup and decay; length-bucketed, dynamically
 padded batches; evaluation every ``eval_every`` steps and at the end; divergence tracking
 (:mod:`bermo_prune.tracking`); atomic checkpoints every N steps with exact resume: model, optimizer, lr
-schedule, pruning state (scores, gates, masks, scheduler step), RNG states, data position, metrics-log offset.
+schedule, pruning state (scores, gates, masks, scheduler step), RNG states, data position, metrics-log offset
+(the last two are kept, see :mod:`bermo_prune.rundir`). SIGTERM or SIGINT during training writes a checkpoint at
+the next step boundary and raises :class:`~bermo_prune.errors.RunInterrupted`; ``--resume`` continues exactly.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +32,8 @@ from .bermo import mix_weights
 from .data import BucketBatchSampler, Collator, EncodedSplit, TaskData, compute_metrics
 from .distill import INDEX_KEY, Distiller, IndexedCollate, IndexedSplit
 from .engine import Pruning, decay_groups
-from .errors import InputError
+from .errors import InputError, RunInterrupted
+from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .tracking import DivergenceConfig, DivergenceTracker
 
 logger = logging.getLogger(__name__)
@@ -128,8 +132,6 @@ def make_optimizer(groups: list[dict], lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
 
 
-CHECKPOINT_DIR = "checkpoint"
-CHECKPOINT_FILE = "state.pt"
 #: fractions of the best dev metric whose first reaching step the summary reports (convergence speed).
 FRACTIONS = (0.9, 0.95, 0.99)
 
@@ -278,6 +280,7 @@ class Trainer:
         self.elapsed_before = 0.0
         self.stopped = False
         self._log = None
+        self._signal: str | None = None  # set by the SIGTERM/SIGINT handler while run() is active
 
     # ---- logging ---------------------------------------------------------------------------------------------
     def _write(self, record: dict) -> None:
@@ -291,11 +294,9 @@ class Trainer:
         return self.output_dir / CHECKPOINT_DIR / CHECKPOINT_FILE if self.output_dir is not None else None
 
     def save_checkpoint(self) -> None:
-        """Write everything a resume needs to ``checkpoint/state.pt``, atomically (temporary file, rename)."""
+        """Write everything a resume needs to ``checkpoint/state.pt`` (atomically; the previous one is kept)."""
         if not self.accelerator.is_main_process:
             return
-        path = self.checkpoint_path
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "model": self.accelerator.unwrap_model(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -315,19 +316,12 @@ class Trainer:
             "metrics_offset": self._log.tell() if self._log is not None else 0,
             "elapsed_s": self.elapsed_before + (time.perf_counter() - self._start),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        save_checkpoint(self.output_dir, state)
 
     def _load_checkpoint(self) -> dict:
-        path = self.checkpoint_path
-        if path is None or not path.is_file():
-            raise InputError(
-                f"{self.output_dir}: no checkpoint to resume from ({CHECKPOINT_DIR}/{CHECKPOINT_FILE})"
-            )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if self.output_dir is None:
+            raise InputError("no run directory: no checkpoint to resume from")
+        state = load_checkpoint(self.output_dir)
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_schedule.load_state_dict(state["lr_schedule"])
@@ -472,6 +466,7 @@ class Trainer:
             dynamic_ncols=True,
             mininterval=1.0,
         )
+        restore = self._catch_signals()
         try:
             while self.step < self.steps and not self.stopped:
                 try:
@@ -480,6 +475,7 @@ class Trainer:
                     self._bar.n = self.step
                     continue
         finally:
+            restore()
             self._bar.close()
             if self._log is not None:
                 self._log.close()
@@ -501,8 +497,43 @@ class Trainer:
                 self.save_checkpoint()
             if self.step >= self.steps:
                 return
+            if self._signal_received():
+                self._interrupt()
         self.epoch += 1
         self.batch_in_epoch = 0
+
+    # ---- signals ---------------------------------------------------------------------------------------------
+    def _catch_signals(self):
+        """Route SIGTERM and SIGINT to a flag the step loop reads; returns the function restoring the previous
+        handlers. A second signal while the first is handled gets the default action (a hard stop)."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None  # handlers can only be installed from the main thread
+
+        def handler(signum, frame):
+            if self._signal is not None:
+                signal.signal(signum, signal.SIG_DFL)
+            self._signal = signal.Signals(signum).name
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        return lambda: [signal.signal(sig, h) for sig, h in previous.items()]
+
+    def _signal_received(self) -> bool:
+        """Whether any process got a stop signal (all processes agree, so they stop at the same step)."""
+        received = self._signal is not None
+        if self.accelerator.num_processes > 1:
+            flag = torch.tensor([float(received)], device=self.accelerator.device)
+            received = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+        return received
+
+    def _interrupt(self) -> None:
+        """Checkpoint at this step boundary and stop the run."""
+        if self.output_dir is not None:
+            self.save_checkpoint()
+        if self._log is not None:
+            self._log.flush()
+        name = self._signal or "a signal on another process"
+        logger.warning("%s: checkpoint written at step %d, stopping", name, self.step)
+        raise RunInterrupted(name, self.step, str(self.output_dir) if self.output_dir is not None else None)
 
     def _summary(self) -> dict:
         handle = self.handle

@@ -32,8 +32,11 @@ from ``results.jsonl`` is run again first (its model directory is needed; same s
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
+import signal
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -206,7 +209,9 @@ def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
     """One run in a worker process; returns a results row (never raises)."""
     import torch
 
-    from ..runner import SUMMARY, run_recipe
+    from ..errors import RunInterrupted
+    from ..rundir import SUMMARY, has_checkpoint
+    from ..runner import run_recipe
 
     torch.set_num_threads(threads)
     out_path = Path(out)
@@ -214,9 +219,11 @@ def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
         recipe = load_recipe(base, [*overrides, f"train.threads={threads}"])
         # Finished: skipped; checkpointed: resumed; anything else (never started, killed before a checkpoint):
         # started again.
-        keep = (out_path / SUMMARY).is_file() or (out_path / "checkpoint" / "state.pt").is_file()
+        keep = (out_path / SUMMARY).is_file() or has_checkpoint(out_path)
         result = run_recipe(recipe, out_path, resume=keep, overwrite=not keep, progress=False)
         return {"status": "ok", "summary": result.summary, "skipped": result.skipped}
+    except RunInterrupted as exc:  # not a result: the run resumes from its checkpoint in the next sitting
+        return {"status": "interrupted", "error": str(exc)}
     except Exception as exc:  # a failed run is a result too
         return {
             "status": "failed",
@@ -352,6 +359,35 @@ def plan(spec: Spec, recorded: dict[str, dict]) -> tuple[list[Cell], list[Cell],
     return finished, [c for c in todo if not c.teacher], [c for c in todo if c.teacher]
 
 
+class _StopOnSignal:
+    """While active, SIGTERM or SIGINT to the sweep is passed on to its worker processes (each checkpoints its run
+    at the next step and stops) and no further run starts; the previous handlers come back on exit."""
+
+    def __init__(self):
+        self.received = False
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        self.received = True
+        for child in multiprocessing.active_children():
+            if child.pid is not None:
+                try:
+                    os.kill(child.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {
+                sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)
+            }
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def run_sweep(spec: Spec, log=print) -> list[dict]:
     """Run (or resume) every cell; returns the results rows in grid order. ``results.jsonl`` and the sitting's
     entry in ``sweep.json`` are rewritten after each run."""
@@ -368,8 +404,11 @@ def run_sweep(spec: Spec, log=print) -> list[dict]:
     skipped, ran = len(finished), 0
     sweep_log.update(ran, skipped)
     write_results(spec, rows)
-    with ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn")) as pool:
+    stop = _StopOnSignal()
+    with stop, ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn")) as pool:
         for wave in (first, students):  # a teacher finishes before its students start
+            if stop.received:
+                break
             futures = {
                 pool.submit(
                     _run_cell, str(spec.base), spec.overrides + c.overrides(), str(runs / c.name), threads
@@ -378,7 +417,21 @@ def run_sweep(spec: Spec, log=print) -> list[dict]:
             }
             for fut in futures:
                 cell = futures[fut]
-                outcome = fut.result()
+                if stop.received and fut.cancel():
+                    continue
+                try:
+                    outcome = fut.result()
+                except (
+                    Exception
+                ) as exc:  # a worker killed outright (the signal came before its training began)
+                    if not stop.received:
+                        raise
+                    log(f"{cell.name}: interrupted (worker ended: {type(exc).__name__})")
+                    continue
+                if outcome["status"] == "interrupted":
+                    log(f"{cell.name}: interrupted ({outcome['error']})")
+                    stop.received = True
+                    continue
                 rows[cell.name] = _row(cell, outcome)
                 if outcome.get("skipped"):
                     skipped += 1
