@@ -18,6 +18,7 @@ from bermo_prune.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main
 from bermo_prune.errors import InputError
 from bermo_prune.rundir import LOCK, RunLock, load_checkpoint, save_checkpoint
 
+from .conftest import ROOT
 from .test_run import QUICK, TINY, _metrics_steps
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -213,3 +214,42 @@ def test_overwrite_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
         "it holds 1 other entry"
     )
     assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+
+
+# ---- bad input ---------------------------------------------------------------------------------------------------
+def test_bad_files_and_directories_are_one_line_exit_2_and_write_nothing(tmp_path, monkeypatch, capsys):
+    from transformers import BertConfig
+
+    monkeypatch.chdir(tmp_path)
+    BertConfig(
+        num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64
+    ).save_pretrained("noweights")
+    Path("badcfg").mkdir()
+    Path("badcfg/config.json").write_text("{not json")
+    Path("afile").write_text("")
+    Path("d").mkdir()
+    Path("d/train.tsv").write_bytes(b"sentence\tlabel\nok\t1\ncaf\xe9\t0\n")  # Latin-1, not UTF-8
+    Path("d/dev.tsv").write_text("sentence\tlabel\nok\t1\n")
+    sst2 = str(ROOT / "recipes" / "sst2_movement.yaml")
+    cases = [
+        (
+            [QUICK, "model.name=noweights", "--output-dir", "o"],
+            "noweights: could not load the model weights (Error no file named model.safetensors, or "
+            "pytorch_model.bin, found in directory noweights.)",
+        ),
+        ([QUICK, "model.name=badcfg", "--output-dir", "o"], "badcfg: could not load the "),
+        (
+            [QUICK, *TINY, "--output-dir", "afile/run"],
+            "afile/run: cannot create the run directory (Not a directory)",
+        ),
+        (
+            [sst2, "data.path=d", "--output-dir", "o"],
+            f"{Path('d') / 'train.tsv'}: line 3: not UTF-8 (byte 0xe9 at offset 23); re-save the file as UTF-8",
+        ),
+    ]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args, message in cases:
+        assert main(["run", *args, "--quiet"]) == EXIT_BAD_INPUT, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"bermo-prune: error: {message}"), err
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
