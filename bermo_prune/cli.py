@@ -108,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _main_process() -> bool:
+    """False on the other processes of a data-parallel run (they print nothing)."""
+    from .train import process_state
+
+    return process_state().is_main_process
+
+
 def _run(args: argparse.Namespace) -> int:
     from .recipe import load_recipe
     from .runner import format_result, run_recipe
@@ -116,7 +123,8 @@ def _run(args: argparse.Namespace) -> int:
     result = run_recipe(
         recipe, args.output_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
     )
-    print(format_result(result))
+    if _main_process():
+        print(format_result(result))
     if result.diverged_and_stopped:
         return EXIT_DIVERGED
     return EXIT_OK
@@ -129,7 +137,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     summary = run_pretrain(
         recipe, args.output_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
     )
-    print(format_pretrain(summary))
+    if _main_process():
+        print(format_pretrain(summary))
     return EXIT_OK
 
 

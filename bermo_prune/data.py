@@ -507,8 +507,15 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.epoch = epoch
         self.skip = skip
 
+    @property
+    def global_batch_size(self) -> int:
+        """Examples per optimizer step over all processes: ``batch_size`` per process times ``num_shards``."""
+        return self.batch_size * self.num_shards
+
     def batches(self) -> list[list[int]]:
+        """The epoch's global batches (all processes' examples of each step), in order."""
         n = len(self.lengths)
+        size = self.global_batch_size
         if not self.shuffle:
             order = list(range(n))
             if self.bucket_factor:
@@ -518,36 +525,44 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         order = list(range(n))
         rng.shuffle(order)
         if self.bucket_factor:
-            pool = self.batch_size * self.bucket_factor
+            pool = size * self.bucket_factor
             order = [
                 i
                 for s in range(0, n, pool)
                 for i in sorted(order[s : s + pool], key=lambda j: self.lengths[j])
             ]
-        batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
-            batches.pop()
+        batches = [order[i : i + size] for i in range(0, n, size)]
+        if batches and len(batches[-1]) < (size if self.drop_last else self.num_shards):
+            batches.pop()  # a last batch too small to give every process an example
         if self.bucket_factor:
             rng.shuffle(batches)
         return batches
 
     def shard_batches(self) -> list[list[int]]:
-        """This process's batches of the epoch: every ``num_shards``-th one (data-parallel training), the epoch cut
-        to a multiple of ``num_shards`` so that every process takes the same number of steps."""
+        """This process's batches of the epoch: its contiguous part of every global batch (data-parallel
+        training; parts differ in size by at most one). The union of the processes' batches at a step is the
+        batch a single process with ``batch_size * num_shards`` takes at that step, so a run on N processes sees
+        the same global batches as one process with N times the batch size."""
         batches = self.batches()
-        if self.num_shards > 1:
-            batches = batches[: len(batches) - len(batches) % self.num_shards][self.shard :: self.num_shards]
-        return batches
+        if self.num_shards == 1:
+            return batches
+        out = []
+        for b in batches:
+            q, r = divmod(len(b), self.num_shards)
+            start = self.shard * q + min(self.shard, r)
+            out.append(b[start : start + q + (self.shard < r)])
+        return out
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.shard_batches()[self.skip :]
 
     def __len__(self) -> int:
         n = len(self.lengths)
-        full = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         if not self.shuffle:
             return -(-n // self.batch_size)
-        return max(full // self.num_shards - self.skip, 0)
+        size = self.global_batch_size
+        full = n // size + (n % size >= (size if self.drop_last else self.num_shards))
+        return max(full - self.skip, 0)
 
 
 def padding_stats(sampler: BucketBatchSampler) -> dict[str, float]:

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from accelerate import PartialState
 from transformers import BertConfig, BertForMaskedLM
 
 from .data import read_text
@@ -37,7 +36,7 @@ from .errors import DataError, InputError, RecipeError
 from .models import train_wordpiece
 from .recipe import PRECISIONS, F, parse_sections, read_yaml
 from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
-from .train import Job, TrainConfig, Trainer
+from .train import Job, TrainConfig, Trainer, process_state
 
 PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
     "": {"seed": F("int", 0, min=0), "output_dir": F("str", None, nullable=True)},
@@ -226,23 +225,42 @@ class _Rows(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def evaluate_mlm(model, loader, accelerator=None) -> dict[str, float]:
-    """Masked-token loss, accuracy and perplexity on fixed (pre-masked) evaluation batches."""
+    """Masked-token loss, accuracy and perplexity on fixed (pre-masked) evaluation batches. Under data
+    parallelism each process scores its share; per-sequence sums are gathered (``gather_for_metrics`` drops the
+    sequences repeated to even out the last batch), so every validation sequence counts exactly once."""
     was = model.training
     model.eval()
-    total_loss, correct, count = 0.0, 0, 0
+    total_loss, correct, count, sequences = 0.0, 0, 0, 0
     for batch in loader:
         batch = {k: v.to(accelerator.device if accelerator else "cpu") for k, v in batch.items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         labels = batch["labels"]
-        sel = labels != -100
-        n = int(sel.sum())
-        if n:
-            total_loss += float(torch.nn.functional.cross_entropy(logits[sel], labels[sel], reduction="sum"))
-            correct += int((logits[sel].argmax(-1) == labels[sel]).sum())
-            count += n
+        sel = labels != -100  # (batch, seq)
+        token_loss = torch.nn.functional.cross_entropy(
+            logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none"
+        )  # (batch, seq), 0 where not masked
+        stats = torch.stack(
+            [
+                token_loss.sum(1),
+                ((logits.argmax(-1) == labels) & sel).sum(1).float(),
+                sel.sum(1).float(),
+            ],
+            dim=1,
+        )  # (batch, 3): loss sum, correct, masked tokens per sequence
+        if accelerator is not None:
+            stats = accelerator.gather_for_metrics(stats)
+        total_loss += float(stats[:, 0].sum())
+        correct += int(stats[:, 1].sum())
+        count += int(stats[:, 2].sum())
+        sequences += len(stats)
     model.train(was)
     loss = total_loss / max(count, 1)
-    return {"loss": loss, "masked_accuracy": correct / max(count, 1), "perplexity": math.exp(min(loss, 50.0))}
+    return {
+        "loss": loss,
+        "masked_accuracy": correct / max(count, 1),
+        "perplexity": math.exp(min(loss, 50.0)),
+        "examples": sequences,
+    }
 
 
 def mlm_job(tokenizer, sequences: torch.Tensor, recipe: PretrainRecipe, seed: int) -> Job:
@@ -292,6 +310,7 @@ def run_pretrain(
     out = Path(output_dir or recipe["output_dir"] or Path("runs") / Path(recipe.source).stem)
     parse_saved = lambda raw, src: parse_pretrain_recipe(raw, src).to_dict()  # noqa: E731
     state = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved)
+    process_state().wait_for_everyone()  # every process has judged the directory before any writes to it
     if state == "finished":
         return {**json.loads((out / SUMMARY).read_text(encoding="utf-8")), "skipped": True}
 
@@ -340,19 +359,21 @@ def run_pretrain(
         threads=t["threads"],
         progress=progress,
     )
-    with RunLock(out) if PartialState().is_main_process else nullcontext():
-        again = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved)
+    main = process_state().is_main_process
+    with RunLock(out) if main else nullcontext():
+        again = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved) if main else state
         if again == "finished":
             return {**json.loads((out / SUMMARY).read_text(encoding="utf-8")), "skipped": True}
         if again != state:
             raise InputError(f"{out}: changed by another process while this run was starting; run it again")
-        if state == "fresh":
+        if state == "fresh" and main:
             prepare_fresh(out)
             atomic_write(
                 out / RECIPE,
                 f"# resolved from {recipe.source}\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False),
             )
             tokenizer.save_pretrained(out / "tokenizer")
+        process_state().wait_for_everyone()  # the other processes start once the directory is ready
         trainer = Trainer(model, job, cfg, output_dir=out, checkpoint_every=recipe["checkpoint"]["every"])
         summary = trainer.run(resume=state == "resume")
         return _finish(recipe, out, trainer, tokenizer, docs, sequences, job, cfg, summary)

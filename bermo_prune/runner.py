@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 
 from .data import load_task_data
 from .distill import DistillConfig, Distiller, load_teacher
@@ -34,7 +33,7 @@ from .recipe import Recipe, build_pruner, build_schedule, dump_recipe, parse_rec
 from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
 from .schedule import Scheduler
 from .tracking import DivergenceConfig
-from .train import TrainConfig, Trainer, classification_job, total_steps
+from .train import TrainConfig, Trainer, classification_job, process_state, total_steps
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +92,7 @@ def run_recipe(
     out = Path(output_dir) if output_dir is not None else default_output_dir(recipe)
     parse_saved = lambda raw, src: parse_recipe(raw, src).to_dict()  # noqa: E731
     state = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved)
+    process_state().wait_for_everyone()  # every process has judged the directory before any writes to it
     if state == "finished":
         summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
         return RunResult(summary, out, skipped=True)
@@ -113,7 +113,7 @@ def run_recipe(
         synthetic_dev_size=d["synthetic_dev_size"],
     )
     cfg = train_config(recipe, progress)
-    steps = total_steps(cfg, len(data.train), PartialState().num_processes)
+    steps = total_steps(cfg, len(data.train), process_state().num_processes)
     if recipe.pruned:
         problems: list[str] = []
         schedule_problems(recipe.pruning, steps, problems)
@@ -153,16 +153,18 @@ def run_recipe(
         distiller = Distiller(teacher, DistillConfig(**recipe.distill), len(data.train), task.num_labels)
 
     # From here on the run directory is written, under its lock (main process only).
-    with RunLock(out) if PartialState().is_main_process else nullcontext():
-        again = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved)
+    main = process_state().is_main_process
+    with RunLock(out) if main else nullcontext():
+        again = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved) if main else state
         if again == "finished":  # another process finished it while this one was loading
             return RunResult(json.loads((out / SUMMARY).read_text(encoding="utf-8")), out, skipped=True)
         if again != state:
             raise InputError(f"{out}: changed by another process while this run was starting; run it again")
-        if state == "fresh":
+        if state == "fresh" and main:
             prepare_fresh(out)
             atomic_write(out / RECIPE, f"# resolved from {recipe.source}\n" + dump_recipe(recipe))
             tokenizer.save_pretrained(out / "tokenizer")
+        process_state().wait_for_everyone()  # the other processes start once the directory is ready
         div = DivergenceConfig(**recipe.divergence)
         trainer = Trainer(
             model,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -63,31 +63,43 @@ class TrainConfig:
     progress: bool = True
 
 
+def process_state() -> PartialState:
+    """This process's place in a data-parallel run (Accelerate's shared state). On a machine without CUDA it must
+    be created with ``cpu=True``: otherwise Accelerate sets up no process group under ``torchrun`` or ``accelerate
+    launch``, and every process trains alone (and writes the same run directory)."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:
-    """Optimizer steps of a run: ``max_steps`` or ``epochs`` worth of batches (each of ``processes`` data-parallel
-    processes takes every ``processes``-th batch, so an epoch is that many times fewer steps)."""
+    """Optimizer steps of a run: ``max_steps`` or ``epochs`` worth of global batches (``batch_size`` examples on
+    each of ``processes`` data-parallel processes per step, as :class:`~bermo_prune.data.BucketBatchSampler`
+    cuts them)."""
     if cfg.max_steps:
         return cfg.max_steps
-    batches = math.ceil(num_train / cfg.batch_size)
-    if processes > 1:
-        batches //= processes
+    size = cfg.batch_size * processes
+    batches = num_train // size + (num_train % size >= processes)
     return max(1, math.ceil(cfg.epochs * batches))
 
 
 @torch.no_grad()
 def evaluate(model, loader, task, accelerator: Accelerator | None = None) -> dict[str, float]:
-    """The task's metrics of ``model`` on ``loader``, plus the mean loss and the share of the majority prediction."""
+    """The task's metrics of ``model`` on ``loader``, plus the mean per-example loss, the share of the majority
+    prediction and the number of examples scored. Under data parallelism each process scores its share and the
+    results are gathered (``gather_for_metrics`` drops the examples repeated to even out the last batch), so every
+    example counts exactly once."""
     was_training = model.training
     model.eval()
     preds, golds, losses = [], [], []
     for batch in loader:
-        out = model(**batch)
-        logits = out.logits
-        if accelerator is not None:
-            logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        labels = batch["labels"]
+        if task.is_regression:
+            loss = (logits.squeeze(-1).float() - labels.float()) ** 2
         else:
-            labels = batch["labels"]
-        losses.append(float(out.loss))
+            loss = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
+        if accelerator is not None:
+            logits, labels, loss = accelerator.gather_for_metrics((logits, labels, loss))
+        losses.append(loss.cpu().numpy())
         if task.is_regression:
             preds.append(logits.squeeze(-1).float().cpu().numpy())
         else:
@@ -96,7 +108,8 @@ def evaluate(model, loader, task, accelerator: Accelerator | None = None) -> dic
     model.train(was_training)
     p, g = np.concatenate(preds), np.concatenate(golds)
     metrics = compute_metrics(task, p, g)
-    metrics["loss"] = float(np.mean(losses))
+    metrics["loss"] = float(np.concatenate(losses).mean())
+    metrics["examples"] = len(g)
     if not task.is_regression:
         metrics["majority_prediction_share"] = float(np.bincount(p.astype(int)).max() / len(p))
     return metrics
@@ -231,6 +244,7 @@ class Trainer:
         self.distiller = distiller
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
+        process_state()  # the shared state first, with the right device (see process_state)
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
         acc = self.accelerator
         self.sampler = (
@@ -409,7 +423,7 @@ class Trainer:
         penalty = handle.penalty() if handle is not None else None
         if penalty is not None:
             loss = loss + penalty
-        loss_value = float(task_loss.detach())
+        loss_value = self._global_mean(task_loss)
         event = self.tracker.observe_loss(self.step + 1, loss_value)
         if event is not None:
             self._handle_event(event)
@@ -501,6 +515,15 @@ class Trainer:
                 self._interrupt()
         self.epoch += 1
         self.batch_in_epoch = 0
+
+    def _global_mean(self, value: torch.Tensor) -> float:
+        """A per-process scalar averaged over the data-parallel processes (each holds an equal share of the global
+        batch), so the log and the divergence tracker see the global batch's loss and every process takes the
+        same divergence decision."""
+        value = value.detach().float().reshape(1)
+        if self.accelerator.num_processes > 1:
+            value = self.accelerator.reduce(value.to(self.accelerator.device), reduction="mean")
+        return float(value)
 
     # ---- signals ---------------------------------------------------------------------------------------------
     def _catch_signals(self):

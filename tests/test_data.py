@@ -190,17 +190,24 @@ def test_metrics_against_direct_computations():
 
 
 def test_bucket_sampler_shards_batches_for_data_parallel_processes():
+    """Three processes of batch 32 take, at every step, the three parts of the batch one process of 96 takes."""
     from bermo_prune.train import TrainConfig, total_steps
 
     lengths = [5 + (i * 7) % 40 for i in range(1000)]
-    whole = BucketBatchSampler(lengths, 32, seed=3)
+    whole = BucketBatchSampler(lengths, 96, seed=3)
     shards = [BucketBatchSampler(lengths, 32, seed=3, num_shards=3, shard=k) for k in range(3)]
     for s in [whole, *shards]:
         s.set_epoch(2)
     per = [list(s) for s in shards]
-    assert [len(p) for p in per] == [len(s) for s in shards] == [10, 10, 10]  # 32 batches cut to 30, 10 each
-    assert [b for k in range(10) for b in (per[0][k], per[1][k], per[2][k])] == whole.batches()[:30]
+    # 1000 = 10 x 96 + 40: 11 steps; the last global batch of 40 splits 14/13/13
+    assert [len(p) for p in per] == [len(s) for s in shards] == [11, 11, 11] == [len(whole)] * 3
+    assert [per[0][k] + per[1][k] + per[2][k] for k in range(11)] == list(whole)
+    assert sorted(len(p[k]) for p in per for k in range(11) if len(p[k]) != 32) == [13, 13, 14]
     shards[1].set_epoch(2, skip=4)  # resume mid-epoch in one process
-    assert list(shards[1]) == per[1][4:]
-    assert total_steps(TrainConfig(epochs=2, batch_size=32), 1000, processes=3) == 20
+    assert list(shards[1]) == per[1][4:] and len(shards[1]) == 7
+    assert total_steps(TrainConfig(epochs=2, batch_size=32), 1000, processes=3) == 22
+    # a last global batch smaller than the number of processes is dropped (one process would get nothing)
+    tiny = [BucketBatchSampler([5] * 97, 32, seed=0, num_shards=3, shard=k) for k in range(3)]
+    assert [len(list(s)) for s in tiny] == [len(s) for s in tiny] == [1, 1, 1]
+    assert total_steps(TrainConfig(epochs=1, batch_size=32), 97, processes=3) == 1
     assert total_steps(TrainConfig(epochs=2, batch_size=32), 1000) == 64
