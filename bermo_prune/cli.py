@@ -77,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("spec", help="sweep spec YAML")
     bench.add_argument("--workers", type=int, help="parallel runs (default: the spec's, else cores // 2)")
+    bench.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="where runs execute: local worker processes (default) or Ray tasks (pip install 'bermo-prune[ray]')",
+    )
+    bench.add_argument(
+        "--address", help="with --backend ray: a running cluster (auto or HOST:PORT); default: start one"
+    )
     rep = sub.add_parser(
         "report",
         help="write REPORT.md and PNG figures from a sweep's results",
@@ -156,8 +165,8 @@ def _bench(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if args.workers:
         spec.workers = args.workers
-    print(f"{len(spec.cells)} runs, {spec.workers} workers -> {spec.output_dir}")
-    rows = run_sweep(spec)
+    print(f"{len(spec.cells)} runs, {spec.workers} workers ({args.backend}) -> {spec.output_dir}")
+    rows = run_sweep(spec, backend=args.backend, address=args.address)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

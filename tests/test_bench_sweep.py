@@ -27,6 +27,7 @@ TINY = [
 
 
 def write_spec(tmp_path, **changes):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     spec = {
         "base": str(ROOT / "recipes" / "quickstart.yaml"),
         "overrides": TINY,
@@ -226,3 +227,34 @@ def test_paper_scale_spec_validates_without_running():
     assert spec.workers == 1 and spec.base.name == "sst2_movement.yaml"
     assert main(["validate", str(ROOT / "benchmarks" / "paper_scale.yaml")]) == 0
     assert len(load_spec(ROOT / "benchmarks" / "sst2_tiny" / "spec.yaml").cells) == 2 * (1 + 4 * 4) * 3
+
+
+def test_the_same_sweep_on_a_local_ray_instance_gives_the_same_results(tmp_path, capsys):
+    """4 cells as Ray tasks (a local instance started here) against the local backend: the same rows."""
+    ray = pytest.importorskip("ray")
+    local = load_spec(write_spec(tmp_path / "a"))
+    rows_local = run_sweep(local, log=lambda _: None)
+    path = write_spec(tmp_path / "b")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        assert main(["bench", str(path), "--backend", "ray"]) == 0
+    finally:
+        ray.shutdown()
+    assert "4 runs, 2 workers (ray)" in capsys.readouterr().out
+    out = tmp_path / "b" / "bench"
+    rows_ray = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+
+    def comparable(row):
+        return {k: v for k, v in row.items() if k != "wall_time_s"}
+
+    assert [comparable(r) for r in rows_ray] == [comparable(r) for r in rows_local]
+    assert all(r["status"] == "ok" for r in rows_ray) and len(rows_ray) == 4
+    [sitting] = json.loads((out / "sweep.json").read_text())["sittings"]
+    assert sitting["device"].startswith("ray (local instance): 2 CPUs, 0 GPUs") and sitting["ran"] == 4
+    assert sitting["threads_per_worker"] == 1  # 2 CPUs shared by 2 concurrent runs
+
+
+def test_ray_backend_errors_are_one_line(tmp_path, capsys):
+    path = write_spec(tmp_path)
+    assert main(["bench", str(path), "--address", "127.0.0.1:1"]) == 2
+    assert capsys.readouterr().err.strip() == "bermo-prune: error: --address is for --backend ray"

@@ -32,21 +32,18 @@ from ``results.jsonl`` is run again first (its model directory is needed; same s
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import platform
 import signal
 import threading
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 from ..errors import RecipeError
 from ..pruners import available_pruners
 from ..recipe import NO_PRUNING, load_recipe, read_yaml
+from .backends import make_backend
 
 SPEC_KEYS = ("base", "overrides", "tasks", "models", "methods", "seeds", "workers", "output_dir")
 METHOD_KEYS = ("targets", "key", "overrides", "method", "distill")
@@ -266,15 +263,6 @@ def _row(cell: Cell, outcome: dict) -> dict:
     }
 
 
-def device_description() -> str:
-    """Where the runs of a sitting execute (recorded in ``sweep.json``)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    return f"cpu: {platform.machine()} {platform.processor() or ''}".rstrip() + f", {os.cpu_count()} cores"
-
-
 def _write_json(path: Path, data) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -289,7 +277,7 @@ class SweepLog:
 
     STAMP = "%Y-%m-%dT%H:%M:%S%z"
 
-    def __init__(self, spec: Spec, threads: int):
+    def __init__(self, spec: Spec, threads: int, device: str):
         self.path = spec.output_dir / SWEEP_LOG
         self.meta = (
             json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {"sittings": []}
@@ -302,7 +290,7 @@ class SweepLog:
             "started": time.strftime(self.STAMP, time.localtime(self.started)),
             "workers": spec.workers,
             "threads_per_worker": threads,
-            "device": device_description(),
+            "device": device,
             "ran": 0,
             "skipped": 0,
         }
@@ -360,21 +348,17 @@ def plan(spec: Spec, recorded: dict[str, dict]) -> tuple[list[Cell], list[Cell],
 
 
 class _StopOnSignal:
-    """While active, SIGTERM or SIGINT to the sweep is passed on to its worker processes (each checkpoints its run
-    at the next step and stops) and no further run starts; the previous handlers come back on exit."""
+    """While active, SIGTERM or SIGINT to the sweep stops its backend's runs (each checkpoints and stops) and no
+    further run starts; the previous handlers come back on exit."""
 
-    def __init__(self):
+    def __init__(self, backend):
+        self.backend = backend
         self.received = False
         self._previous: dict = {}
 
     def _handle(self, signum, frame):
         self.received = True
-        for child in multiprocessing.active_children():
-            if child.pid is not None:
-                try:
-                    os.kill(child.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        self.backend.stop()
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -388,30 +372,31 @@ class _StopOnSignal:
             signal.signal(sig, handler)
 
 
-def run_sweep(spec: Spec, log=print) -> list[dict]:
-    """Run (or resume) every cell; returns the results rows in grid order. ``results.jsonl`` and the sitting's
-    entry in ``sweep.json`` are rewritten after each run."""
-    runs = spec.output_dir / "runs"
+def run_sweep(spec: Spec, log=print, backend: str = "local", address: str | None = None) -> list[dict]:
+    """Run (or resume) every cell on ``backend`` (``local`` or ``ray``, see :mod:`.backends`); returns the results
+    rows in grid order. ``results.jsonl`` and the sitting's entry in ``sweep.json`` are rewritten after each run."""
+    runs = (spec.output_dir / "runs").resolve()
     runs.mkdir(parents=True, exist_ok=True)
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // spec.workers)
-    sweep_log = SweepLog(spec, threads)
     recorded = read_results(spec.output_dir)
     finished, first, students = plan(spec, recorded)
     rows: dict[str, dict] = {c.name: recorded[c.name] for c in finished}
-    for cell in finished:
-        log(f"{cell.name}: skipped (finished)")
     skipped, ran = len(finished), 0
-    sweep_log.update(ran, skipped)
-    write_results(spec, rows)
-    stop = _StopOnSignal()
-    with stop, ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn")) as pool:
+    with make_backend(backend, spec.workers, address) as pool, _StopOnSignal(pool) as stop:
+        sweep_log = SweepLog(spec, pool.threads, pool.describe())
+        for cell in finished:
+            log(f"{cell.name}: skipped (finished)")
+        sweep_log.update(ran, skipped)
+        write_results(spec, rows)
         for wave in (first, students):  # a teacher finishes before its students start
             if stop.received:
                 break
             futures = {
                 pool.submit(
-                    _run_cell, str(spec.base), spec.overrides + c.overrides(), str(runs / c.name), threads
+                    _run_cell,
+                    str(spec.base),
+                    spec.overrides + c.overrides(),
+                    str(runs / c.name),
+                    pool.threads,
                 ): c
                 for c in wave
             }
@@ -421,9 +406,7 @@ def run_sweep(spec: Spec, log=print) -> list[dict]:
                     continue
                 try:
                     outcome = fut.result()
-                except (
-                    Exception
-                ) as exc:  # a worker killed outright (the signal came before its training began)
+                except Exception as exc:  # a worker ended outright (a signal before its training began)
                     if not stop.received:
                         raise
                     log(f"{cell.name}: interrupted (worker ended: {type(exc).__name__})")
