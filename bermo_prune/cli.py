@@ -86,6 +86,39 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--address", help="with --backend ray: a running cluster (auto or HOST:PORT); default: start one"
     )
+    pdata = sub.add_parser(
+        "probe-data",
+        help="generate probing tasks (SentEval format) from local text",
+        description="Write SentLen, WordContent, BShift and CoordInv probing files (split<TAB>label<TAB>sentence) "
+        "generated from text files (WikiText-style .txt, or the sentence column of a .tsv); labels come from the "
+        "text itself.",
+        epilog=EPILOG,
+    )
+    pdata.add_argument("output", help="directory for TASK.txt files")
+    pdata.add_argument(
+        "--text", nargs="+", required=True, help="text files (.txt, .tsv with a sentence column)"
+    )
+    pdata.add_argument("--tasks", nargs="+", help="which generated tasks (default: all four)")
+    pdata.add_argument("--seed", type=int, default=0)
+    pdata.add_argument("--max-per-label", type=int, default=2000, help="cap per label (default 2000)")
+    prb = sub.add_parser(
+        "probe",
+        help="probe every layer of models on SentEval-format tasks; writes results, REPORT.md and figures",
+        description="Train a simple classifier on frozen per-layer features (and BERMo's mix) of each model.",
+        epilog=EPILOG,
+    )
+    prb.add_argument("tasks", nargs="+", help="SentEval-format files (split<TAB>label<TAB>sentence)")
+    prb.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="NAME=DIR",
+        help="a run or model directory (repeatable)",
+    )
+    prb.add_argument("--output", required=True, help="directory for results.jsonl, REPORT.md and figures")
+    prb.add_argument("--pooling", choices=("cls", "mean"), default="cls")
+    prb.add_argument("--classifier", choices=("logreg", "mlp"), default="logreg")
+    prb.add_argument("--seeds", type=int, default=3, help="probe seeds (intervals over them)")
     rep = sub.add_parser(
         "report",
         help="write REPORT.md and PNG figures from a sweep's results",
@@ -180,6 +213,48 @@ def _bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _probe_data(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .probe.tasks import GENERATED, generate, sentences_from_file, write_senteval
+
+    tasks = args.tasks or list(GENERATED)
+    unknown = [t for t in tasks if t not in GENERATED]
+    if unknown:
+        raise InputError(f"--tasks: unknown task {unknown[0]!r}; generated tasks: {', '.join(GENERATED)}")
+    sentences = [s for f in args.text for s in sentences_from_file(f)]
+    for name in tasks:
+        task = generate(name, sentences, seed=args.seed, max_per_label=args.max_per_label)
+        path = write_senteval(task, Path(args.output) / f"{name}.txt")
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in task.examples.items())
+        print(f"{path}: {len(task.labels)} labels; {sizes}")
+    return EXIT_OK
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .probe.probing import model_dir, probe_task
+    from .probe.report import write_probe_report
+    from .probe.tasks import read_senteval
+
+    models = {}
+    for item in args.model:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--model {item}: expected NAME=DIR")
+        model_dir(path)  # checked before any work
+        models[name] = path
+    tasks = [read_senteval(t) for t in args.tasks]  # every file checked before any work
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for task in tasks:
+        rows += probe_task(task, models, args.pooling, args.classifier, tuple(range(args.seeds)))
+    print(f"wrote {write_probe_report(out, rows)}")
+    return EXIT_OK
+
+
 def _report(args: argparse.Namespace) -> int:
     from .bench.report import write_report
 
@@ -239,6 +314,8 @@ COMMANDS = {
     "pretrain": _pretrain,
     "compact": _compact,
     "bench": _bench,
+    "probe-data": _probe_data,
+    "probe": _probe,
     "report": _report,
     "validate": _validate,
     "list": _list,

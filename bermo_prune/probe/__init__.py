@@ -1,0 +1,18 @@
+"""Probing (SentEval-style): which linguistic information each layer of BERT and BERMo holds, before and after
+pruning. ``tasks`` reads SentEval files and generates tasks from local text, ``probing`` extracts per-layer features
+and fits the probe, ``report`` writes the per-layer plot and tables."""
+
+from .probing import fit_probe, layer_features, probe_task
+from .tasks import GENERATED, ProbeTask, generate, read_senteval, sentences_from_file, write_senteval
+
+__all__ = [
+    "GENERATED",
+    "ProbeTask",
+    "fit_probe",
+    "generate",
+    "layer_features",
+    "probe_task",
+    "read_senteval",
+    "sentences_from_file",
+    "write_senteval",
+]
