@@ -373,9 +373,6 @@ class Pruning:
             "nonzero_parameters": model_params - (total - kept_total),
         }
 
-    def kept_units(self) -> int:
-        return int(self.state.mask.sum().item())
-
     # ---- end of pruning ------------------------------------------------------------------------------------
     @torch.no_grad()
     def harden(self) -> nn.Module:

@@ -7,7 +7,7 @@ resume restores one integer and continues exactly.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 SCHEDULES: dict[str, type[Schedule]] = {}
@@ -30,9 +30,6 @@ class Schedule:
     def end_step(self) -> int:
         """The first step from which the value no longer changes."""
         return 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **asdict(self)}
 
 
 @_register

@@ -29,8 +29,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("non_finite_loss", "loss_spike", "collapse", "no_learning")
-
 
 @dataclass
 class DivergenceConfig:

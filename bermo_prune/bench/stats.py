@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -34,9 +34,6 @@ class Interval:
     low: float
     high: float
     n: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
@@ -65,9 +62,6 @@ class Paired:
     wilcoxon_p: float
     effect_size_dz: float  # Cohen's d_z = mean(d) / sd(d)
     verdict: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def paired_comparison(bert: Sequence[float], bermo: Sequence[float], alpha: float = 0.05) -> Paired:

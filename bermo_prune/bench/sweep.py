@@ -43,6 +43,7 @@ from pathlib import Path
 from ..errors import RecipeError
 from ..pruners import available_pruners
 from ..recipe import NO_PRUNING, load_recipe, read_yaml
+from ..rundir import atomic_write
 from .backends import make_backend
 
 SPEC_KEYS = ("base", "overrides", "tasks", "models", "methods", "seeds", "workers", "output_dir")
@@ -263,12 +264,6 @@ def _row(cell: Cell, outcome: dict) -> dict:
     }
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 class SweepLog:
     """``OUTPUT/sweep.json``: the spec (path and text) and one entry per sitting (one ``bench`` invocation): start
     and latest time, workers and threads, the device, runs finished in it and runs skipped as already finished.
@@ -305,7 +300,7 @@ class SweepLog:
             skipped=skipped,
         )
         self.meta["elapsed_s"] = round(sum(s.get("elapsed_s", 0) for s in self.meta["sittings"]), 1)
-        _write_json(self.path, self.meta)
+        atomic_write(self.path, json.dumps(self.meta, indent=1) + "\n")
         return self.meta
 
 
@@ -321,9 +316,7 @@ def read_results(output_dir: Path) -> dict[str, dict]:
 def write_results(spec: Spec, rows: dict[str, dict]) -> list[dict]:
     """Rewrite ``OUTPUT/results.jsonl`` atomically: one row per cell that has one, in grid order."""
     ordered = [rows[c.name] for c in spec.cells if c.name in rows]
-    tmp = spec.output_dir / (RESULTS + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in ordered), encoding="utf-8")
-    os.replace(tmp, spec.output_dir / RESULTS)
+    atomic_write(spec.output_dir / RESULTS, "".join(json.dumps(r) + "\n" for r in ordered))
     return ordered
 
 

@@ -110,7 +110,10 @@ def _train_one(
         with torch.no_grad():
             logits = net(xs["va"])
             acc = float((logits.argmax(1) == ys["va"]).float().mean())
-            score = (acc, -float(nn.functional.cross_entropy(logits, ys["va"])))  # accuracy, then loss breaks ties
+            score = (
+                acc,
+                -float(nn.functional.cross_entropy(logits, ys["va"])),
+            )  # accuracy, then loss breaks ties
         if score > best:
             best, best_state, waited = score, {k: v.clone() for k, v in net.state_dict().items()}, 0
         else:

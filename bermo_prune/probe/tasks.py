@@ -225,7 +225,9 @@ def invert_coordination(sentence: str) -> str | None:
     words = second.split()
     end = words[-1] if words[-1] in (".", "!", "?") else None
     second_body = " ".join(words[:-1]) if end else second
-    if first[:1].isupper() and second_body[:1].islower():  # no case cue: the sentence still starts capitalised
+    if (
+        first[:1].isupper() and second_body[:1].islower()
+    ):  # no case cue: the sentence still starts capitalised
         first, second_body = first[:1].lower() + first[1:], second_body[:1].upper() + second_body[1:]
     return f"{second_body} , {conj} {first}" + (f" {end}" if end else "")
 
