@@ -251,7 +251,16 @@ def _probe(args: argparse.Namespace) -> int:
     rows = []
     for task in tasks:
         rows += probe_task(task, models, args.pooling, args.classifier, tuple(range(args.seeds)))
-    print(f"wrote {write_probe_report(out, rows)}")
+    command = "bermo-prune probe " + " ".join(
+        [
+            *args.tasks,
+            *(f"--model {m}" for m in args.model),
+            f"--output {args.output}",
+            f"--pooling {args.pooling}",
+        ]
+        + [f"--classifier {args.classifier}", f"--seeds {args.seeds}"]
+    )
+    print(f"wrote {write_probe_report(out, rows, command)}")
     return EXIT_OK
 
 

@@ -30,7 +30,10 @@ def _pairs(models: list[str]) -> list[tuple[str, str]]:
     ]
 
 
-def write_probe_report(out: str | Path, rows: list[dict]) -> Path:
+def write_probe_report(out: str | Path, rows: list[dict], command: str | None = None) -> Path:
+    """Write ``results.jsonl``, REPORT.md and the figures into ``out``. ``command`` (the command line that made
+    the rows) goes into a "How to reproduce" section; a hand-written ``notes.md`` in ``out`` is appended under a
+    heading that says so."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,6 +136,16 @@ def write_probe_report(out: str | Path, rows: list[dict]) -> Path:
                 label = f"mix vs BERT's layer {last}" if layer == "mix" else layer
                 lines.append(f"| {label} | {c.mean:+.4f}{ci} |")
             lines.append("")
+    if command:
+        lines += ["## How to reproduce", "", "```", command, "```", ""]
+    notes = out / "notes.md"
+    if notes.is_file():
+        lines += [
+            "## Notes (written by hand, not generated)",
+            "",
+            notes.read_text(encoding="utf-8").strip(),
+            "",
+        ]
     path = out / "REPORT.md"
     atomic_write(path, "\n".join(lines))
     return path
