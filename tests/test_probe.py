@@ -172,6 +172,7 @@ def test_probe_cli_end_to_end_and_bad_input(tmp_path, capsys):
     report = (out / "REPORT.md").read_text()
     assert "## sentence_length" in report and "![bigram_shift](fig_bigram_shift.png)" in report
     assert (out / "fig_sentence_length.png").stat().st_size > 10_000
+    assert f"## How to reproduce\n\n```\nbermo-prune probe {files[0]} {files[1]} --model bermo_q={run}" in report
     # bad input: one line, exit 2, before any work
     bad = tmp_path / "bad.txt"
     bad.write_text("tr\tA\tx\n")
