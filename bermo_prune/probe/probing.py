@@ -130,6 +130,15 @@ def fit_probe(
     """Fit on ``tr``, select on ``va``, score on ``te``: ``{"va": ..., "te": ..., "config": ...}``."""
     if kind not in ("logreg", "mlp"):
         raise InputError(f"classifier {kind!r}: use logreg or mlp")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is fastest, and several thrash on a busy machine
+    try:
+        return _fit(features, labels, kind, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(features: dict[str, np.ndarray], labels: dict[str, np.ndarray], kind: str, seed: int) -> dict:
     xs = _standardise(features)
     ys = {k: torch.from_numpy(v).long() for k, v in labels.items()}
     n_classes = int(max(int(v.max()) for v in labels.values())) + 1
