@@ -172,7 +172,9 @@ def test_probe_cli_end_to_end_and_bad_input(tmp_path, capsys):
     report = (out / "REPORT.md").read_text()
     assert "## sentence_length" in report and "![bigram_shift](fig_bigram_shift.png)" in report
     assert (out / "fig_sentence_length.png").stat().st_size > 10_000
-    assert f"## How to reproduce\n\n```\nbermo-prune probe {files[0]} {files[1]} --model bermo_q={run}" in report
+    assert (
+        f"## How to reproduce\n\n```\nbermo-prune probe {files[0]} {files[1]} --model bermo_q={run}" in report
+    )
     # bad input: one line, exit 2, before any work
     bad = tmp_path / "bad.txt"
     bad.write_text("tr\tA\tx\n")
@@ -186,3 +188,24 @@ def test_probe_cli_end_to_end_and_bad_input(tmp_path, capsys):
     assert main(["probe", files[0], "--model", "m", "--output", str(tmp_path / "p2")]) == EXIT_BAD_INPUT
     assert capsys.readouterr().err.strip() == "bermo-prune: error: --model m: expected NAME=DIR"
     assert not (tmp_path / "p2").exists()
+
+
+def test_committed_probing_report_is_what_the_report_writes_from_its_results(tmp_path):
+    """benchmarks/probing/REPORT.md is generated, not edited: the same function on the committed results (and the
+    hand-written notes) writes the same report; every task has its figure."""
+    import shutil
+
+    from bermo_prune.probe.report import write_probe_report
+
+    from .conftest import ROOT
+
+    committed = ROOT / "benchmarks" / "probing"
+    rows = [json.loads(x) for x in (committed / "results.jsonl").read_text().splitlines()]
+    report = (committed / "REPORT.md").read_text()
+    command = report.split("## How to reproduce\n\n```\n")[1].split("\n```")[0]
+    shutil.copy(committed / "notes.md", tmp_path / "notes.md")
+    assert write_probe_report(tmp_path, rows, command).read_text() == report
+    tasks = {r["task"] for r in rows}
+    assert tasks == {"sentence_length", "word_content", "bigram_shift", "coordination_inversion"}
+    assert all((committed / f"fig_{t}.png").stat().st_size > 10_000 for t in tasks)
+    assert {"bert_dense", "bermo_dense", "majority", "bag_of_words"} <= {r["model"] for r in rows}

@@ -62,21 +62,33 @@ def write_probe_report(out: str | Path, rows: list[dict], command: str | None = 
         xs = {layer: i for i, layer in enumerate(layers)}
         for model in models:
             pts = [
-                (xs[layer], mean_ci([r["te"] for r in by[(task, model, layer)]]))
+                (layer, mean_ci([r["te"] for r in by[(task, model, layer)]]))
                 for layer in layers
                 if by.get((task, model, layer))
             ]
-            ax.errorbar(
-                [x for x, _ in pts],
-                [c.mean for _, c in pts],
-                yerr=[
-                    [c.mean - c.low if c.n > 1 else 0 for _, c in pts],
-                    [c.high - c.mean if c.n > 1 else 0 for _, c in pts],
-                ],
-                marker="o",
-                capsize=3,
-                label=model,
-            )
+            color = None
+            for part, marker, line in (
+                ([p for p in pts if p[0] != "mix"], "o", "-"),
+                ([p for p in pts if p[0] == "mix"], "D", "none"),
+            ):
+                if not part:
+                    continue
+                drawn = ax.errorbar(
+                    [xs[layer] for layer, _ in part],
+                    [c.mean for _, c in part],
+                    yerr=[
+                        [c.mean - c.low if c.n > 1 else 0 for _, c in part],
+                        [c.high - c.mean if c.n > 1 else 0 for _, c in part],
+                    ],
+                    marker=marker,
+                    linestyle=line,
+                    capsize=3,
+                    color=color,
+                    label=model if color is None else None,
+                )
+                color = drawn.lines[
+                    0
+                ].get_color()  # the mix point in its model's colour, not joined to layer L
         for base, style in zip(BASELINES, (":", "--"), strict=True):
             if by.get((task, base, None)):
                 ax.axhline(
