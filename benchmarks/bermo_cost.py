@@ -21,7 +21,7 @@ import torch
 
 from bermo_prune.bermo import bermo_classifier, bermo_config_from
 from bermo_prune.families import get_family, scratch_config
-from bermo_prune.train import make_optimizer
+from bermo_prune.optim import make_optimizer
 
 
 def config(family: str, hidden: int, layers: int):

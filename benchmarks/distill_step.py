@@ -27,7 +27,7 @@ from transformers.utils import logging as hf_logging
 from bermo_prune.data import Collator
 from bermo_prune.distill import DistillConfig, Distiller
 from bermo_prune.models import resolve_model_name
-from bermo_prune.train import make_optimizer
+from bermo_prune.optim import make_optimizer
 
 
 def student_and_teacher():

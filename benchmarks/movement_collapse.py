@@ -33,9 +33,9 @@ from bermo_prune.data import Collator
 from bermo_prune.distill import teacher_dir
 from bermo_prune.engine import prune
 from bermo_prune.models import load_classifier, load_tokenizer
+from bermo_prune.optim import make_optimizer
 from bermo_prune.pruners import get_pruner
 from bermo_prune.schedule import Constant, Scheduler
-from bermo_prune.train import make_optimizer
 
 
 def read_tsv(path: Path, limit: int | None = None) -> list[tuple[str, int]]:

@@ -18,9 +18,9 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from bermo_prune.engine import prune
+from bermo_prune.optim import make_optimizer
 from bermo_prune.pruners import GRANULARITIES, available_pruners, get_pruner
 from bermo_prune.schedule import Cubic, Scheduler
-from bermo_prune.train import make_optimizer
 
 
 def build(hidden: int, variant: tuple[str, str, int] | None, total: int):

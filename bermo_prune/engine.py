@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .families import ROLE_KIND, available_families, find_family, get_family
+from .optim import decay_groups
 from .pruners.base import Pruner
 from .schedule import Scheduler
 
@@ -286,11 +287,22 @@ class Pruning:
     def _after_forward(self, module, args, output):
         self.state._parts = None
 
-    def param_groups(self, lr: float, score_lr: float | None = None, weight_decay: float = 0.0) -> list[dict]:
-        """AdamW groups: model weights (decay on matrices only), then the pruning scores at ``score_lr``."""
+    def param_groups(
+        self,
+        lr: float,
+        score_lr: float | None = None,
+        weight_decay: float = 0.0,
+        groups: list[dict] | None = None,
+    ) -> list[dict]:
+        """AdamW groups: model weights (decay on matrices only), then the pruning scores at ``score_lr``.
+
+        ``groups``: the model's groups to start from (default: :func:`~bermo_prune.optim.decay_groups` of the
+        model's parameters at ``lr`` and ``weight_decay``); the handle's own tensors are taken out of them."""
         scores, multipliers = self.state.scores, self.state.multipliers
         own = {id(scores), id(multipliers)}
-        groups = decay_groups((p for p in self.model.parameters() if id(p) not in own), lr, weight_decay)
+        if groups is None:
+            groups = decay_groups(self.model.parameters(), lr, weight_decay)
+        groups = [{**g, "params": [p for p in g["params"] if id(p) not in own]} for g in groups]
         if scores is not None:
             slr = score_lr if score_lr is not None else self.pruner.default_score_lr
             groups.append({"params": [scores], "lr": slr, "weight_decay": 0.0, "name": "pruning_scores"})
@@ -430,18 +442,6 @@ def _tied_layout(targets: list[Target]) -> tuple[Layout, int]:
         sets.append(slice(offset, offset + n))
         offset += n
     return Layout(targets, torch.cat(sizes), sets, tied=True), offset
-
-
-def decay_groups(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> list[dict]:
-    """AdamW groups with weight decay on matrices only (biases and LayerNorm excluded); frozen params skipped."""
-    decay, no_decay = [], []
-    for p in params:
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [
-        {"params": decay, "lr": lr, "weight_decay": weight_decay},
-        {"params": no_decay, "lr": lr, "weight_decay": 0.0},
-    ]
 
 
 def prune(

@@ -18,7 +18,6 @@ tokenizer); ``model.name=RUN/model`` in any ``run`` recipe fine-tunes a ``bert``
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -31,12 +30,13 @@ import torch
 import yaml
 from transformers import BertConfig, BertForMaskedLM
 
-from .data import read_text
+from .data.files import delimited_rows, jsonl_rows, read_text
 from .errors import DataError, InputError, RecipeError
+from .jobs import Job
 from .models import train_wordpiece
 from .recipe import PRECISIONS, F, parse_sections, read_yaml
 from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
-from .train import Job, TrainConfig, Trainer, process_state
+from .train import TrainConfig, Trainer, process_state
 
 PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
     "": {"seed": F("int", 0, min=0), "output_dir": F("str", None, nullable=True)},
@@ -136,29 +136,19 @@ def read_corpus(files: list[str], text_column: str = "sentence", base: Path | No
             raise DataError(f"{name}: empty file: no text to pretrain on")
         suffix = path.suffix.lower()
         before = len(docs)
-        if suffix in (".tsv", ".csv"):
-            reader = csv.DictReader(
-                text.splitlines(),
-                delimiter="\t" if suffix == ".tsv" else ",",
-                quoting=csv.QUOTE_NONE if suffix == ".tsv" else csv.QUOTE_MINIMAL,
-            )
-            if reader.fieldnames is None or text_column not in reader.fieldnames:
+        if suffix in (".tsv", ".csv", ".jsonl"):  # the task files' row readers: errors name the line
+            rows = jsonl_rows(text) if suffix == ".jsonl" else delimited_rows(text, suffix)
+            _, header = next(rows)
+            if suffix != ".jsonl" and text_column not in header:
                 raise DataError(
-                    f"{name}: no column {text_column!r} (columns: {', '.join(reader.fieldnames or [])}); "
-                    "set corpus.text_column"
+                    f"{name}: no column {text_column!r} (columns: {', '.join(header)}); set corpus.text_column"
                 )
-            docs += [row[text_column].strip() for row in reader if (row.get(text_column) or "").strip()]
-        elif suffix == ".jsonl":
-            for i, line in enumerate(text.splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{name}: line {i}: invalid JSON ({exc.msg})") from None
-                value = row.get(text_column, row.get("text")) if isinstance(row, dict) else None
-                if not isinstance(value, str):
-                    raise DataError(f"{name}: line {i}: no text field {text_column!r}")
+            for line, row in rows:
+                if isinstance(row, str):
+                    raise DataError(f"{name}: line {line}: {row}")
+                value = row.get(text_column, row.get("text")) if suffix == ".jsonl" else row[text_column]
+                if value is None:
+                    raise DataError(f"{name}: line {line}: no text field {text_column!r}")
                 if value.strip():
                     docs.append(value.strip())
         else:

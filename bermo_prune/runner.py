@@ -28,12 +28,13 @@ from .distill import DistillConfig, Distiller, load_teacher
 from .engine import prune
 from .errors import InputError, RecipeError
 from .families import family_of
+from .jobs import classification_job
 from .models import ModelSpec, build_model
 from .recipe import Recipe, build_pruner, build_schedule, dump_recipe, parse_recipe, schedule_problems
 from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
 from .schedule import Scheduler
 from .tracking import DivergenceConfig
-from .train import TrainConfig, Trainer, classification_job, process_state, total_steps
+from .train import TrainConfig, Trainer, process_state, total_steps
 
 logger = logging.getLogger(__name__)
 

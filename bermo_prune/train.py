@@ -21,18 +21,18 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
-from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .bermo import mix_weights
-from .data import BucketBatchSampler, Collator, EncodedSplit, TaskData, compute_metrics
-from .distill import INDEX_KEY, Distiller, IndexedCollate, IndexedSplit
-from .engine import Pruning, decay_groups
+from .data import BucketBatchSampler, TaskData
+from .distill import Distiller
+from .engine import Pruning
 from .errors import InputError, RunInterrupted
+from .hooks import TrainHook, standard_hooks
+from .jobs import Job, classification_job
+from .optim import decay_groups, make_optimizer
 from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .tracking import DivergenceConfig, DivergenceTracker
 
@@ -48,7 +48,7 @@ class TrainConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     lr: float = 3e-5
-    mix_lr: float | None = 1e-2  # BERMo's layer mix (see split_mix_group); None: train.lr
+    mix_lr: float | None = 1e-2  # BERMo's layer mix (see optim.split_mix_group); None: train.lr
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
     max_length: int = 128
@@ -81,126 +81,8 @@ def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:
     return max(1, math.ceil(cfg.epochs * batches))
 
 
-@torch.no_grad()
-def evaluate(model, loader, task, accelerator: Accelerator | None = None) -> dict[str, float]:
-    """The task's metrics of ``model`` on ``loader``, plus the mean per-example loss, the share of the majority
-    prediction and the number of examples scored. Under data parallelism each process scores its share and the
-    results are gathered (``gather_for_metrics`` drops the examples repeated to even out the last batch), so every
-    example counts exactly once."""
-    was_training = model.training
-    model.eval()
-    preds, golds, losses = [], [], []
-    for batch in loader:
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        labels = batch["labels"]
-        if task.is_regression:
-            loss = (logits.squeeze(-1).float() - labels.float()) ** 2
-        else:
-            loss = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
-        if accelerator is not None:
-            logits, labels, loss = accelerator.gather_for_metrics((logits, labels, loss))
-        losses.append(loss.cpu().numpy())
-        if task.is_regression:
-            preds.append(logits.squeeze(-1).float().cpu().numpy())
-        else:
-            preds.append(logits.argmax(-1).cpu().numpy())
-        golds.append(labels.cpu().numpy())
-    model.train(was_training)
-    p, g = np.concatenate(preds), np.concatenate(golds)
-    metrics = compute_metrics(task, p, g)
-    metrics["loss"] = float(np.concatenate(losses).mean())
-    metrics["examples"] = len(g)
-    if not task.is_regression:
-        metrics["majority_prediction_share"] = float(np.bincount(p.astype(int)).max() / len(p))
-    return metrics
-
-
-def split_mix_group(groups: list[dict], model: nn.Module, mix_lr: float) -> list[dict]:
-    """Move BERMo's layer-mix parameters (``scalar_mix.*``) into their own AdamW group at ``mix_lr``, no decay.
-
-    The mix has one logit per layer plus gamma. At a fine-tuning lr (1e-5 to 1e-4), Adam moves each by at most
-    about lr per step, so a few hundred steps leave the softmax close to its initial uniform value; a separate
-    rate lets the mix actually learn. The default, 1e-2, was measured on all-MiniLM-L6-v2 (SST-2, movement to 10%,
-    800 steps, seeds 42 and 1): dev 0.780 / 0.796 against 0.792 / 0.784 at the encoder's lr (the mix then stays
-    uniform), with a learned mix (0.35 on layer 1, gamma 1.35-1.46) and a faster recovery from the first pruning
-    step (0.62-0.63 at step 200 against 0.51); 1e-3 barely moved it (0.791); 1e-1 put 0.96 on the last layer and
-    collapsed (0.509). A model without a mix is returned unchanged."""
-    mix = {id(p) for n, p in model.named_parameters() if "scalar_mix." in n and p.requires_grad}
-    if not mix:
-        return groups
-    out, taken = [], []
-    for g in groups:
-        taken += [p for p in g["params"] if id(p) in mix]
-        kept = [p for p in g["params"] if id(p) not in mix]
-        if kept:
-            out.append({**g, "params": kept})
-    out.append({"params": taken, "lr": mix_lr, "weight_decay": 0.0, "name": "scalar_mix"})
-    return out
-
-
-def make_optimizer(groups: list[dict], lr: float) -> torch.optim.Optimizer:
-    """AdamW, fused when every parameter sits on a device with a fused kernel (4x faster on CPU than foreach)."""
-    devices = {p.device.type for g in groups for p in g["params"]}
-    fused = devices <= {"cpu", "cuda", "mps", "xpu"}
-    return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
-
-
 #: fractions of the best dev metric whose first reaching step the summary reports (convergence speed).
 FRACTIONS = (0.9, 0.95, 0.99)
-
-
-@dataclass
-class Job:
-    """What a :class:`Trainer` trains on and how it scores: the part that differs between fine-tuning and MLM.
-
-    Attributes:
-        name: the task name reported in the summary.
-        train_set: a map-style dataset of encoded examples; ``train_lengths`` their token counts (for bucketing).
-        collate: builds a batch (a dict of tensors including ``labels``) from a list of examples.
-        dev_set, dev_collate: the evaluation split and its collate function.
-        evaluate: ``(model, loader, accelerator) -> metrics`` on the evaluation split.
-        main_metric: the metric that picks the best evaluation (higher is better).
-        majority_rate: share of the most frequent evaluation label, for collapse detection (None: not a
-            classification task).
-    """
-
-    name: str
-    train_set: torch.utils.data.Dataset
-    train_lengths: list[int]
-    collate: object
-    dev_set: torch.utils.data.Dataset
-    dev_lengths: list[int]
-    dev_collate: object
-    evaluate: object
-    main_metric: str
-    majority_rate: float | None = None
-
-
-def classification_job(tokenizer, data: TaskData, cfg: TrainConfig) -> Job:
-    """The fine-tuning job of a GLUE-style task: encoded splits, dynamic padding, the task's metrics."""
-    task = data.task
-    train_set = EncodedSplit(data.train, tokenizer, cfg.max_length)
-    dev_set = EncodedSplit(data.dev, tokenizer, cfg.max_length)
-    token_types = (
-        "token_type_ids" in tokenizer.model_input_names
-    )  # DistilBERT's and RoBERTa's tokenizers: none
-    collate = Collator(tokenizer.pad_token_id, regression=task.is_regression, token_types=token_types)
-    majority = None
-    if not task.is_regression and len(data.dev):
-        counts = np.bincount(np.asarray(data.dev.labels, dtype=int))
-        majority = float(counts.max() / counts.sum())
-    return Job(
-        name=task.name,
-        train_set=train_set,
-        train_lengths=train_set.lengths,
-        collate=collate,
-        dev_set=dev_set,
-        dev_lengths=dev_set.lengths,
-        dev_collate=collate,
-        evaluate=lambda model, loader, accelerator: evaluate(model, loader, task, accelerator),
-        main_metric=task.main_metric,
-        majority_rate=majority,
-    )
 
 
 class _Rollback(Exception):
@@ -221,6 +103,9 @@ class Trainer:
         checkpoint_every: write a checkpoint every N optimizer steps (0: never).
         distiller: a :class:`~bermo_prune.distill.Distiller`: its term joins the loss (the divergence tracker
             still watches the task loss) and its teacher-logit cache is checkpointed.
+        hooks: the features plugged into the loop (:mod:`bermo_prune.hooks`); default: those of ``handle``,
+            ``distiller`` and BERMo's mix (:func:`~bermo_prune.hooks.standard_hooks`). The loop itself knows
+            none of them.
     """
 
     def __init__(
@@ -234,14 +119,14 @@ class Trainer:
         divergence: DivergenceConfig | None = None,
         checkpoint_every: int = 0,
         distiller: Distiller | None = None,
+        hooks: list[TrainHook] | None = None,
     ) -> None:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.cfg = cfg
-        self.handle = handle
         self.job = job
-        self.distiller = distiller
+        self.hooks = hooks if hooks is not None else standard_hooks(handle, score_lr, distiller)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
         process_state()  # the shared state first, with the right device (see process_state)
@@ -261,8 +146,8 @@ class Trainer:
         # Own generators: a DataLoader iterator otherwise draws its base seed from the global torch RNG at every
         # epoch, and a resumed run (which starts a fresh iterator mid-epoch) would drift from the original.
         train_set, collate = job.train_set, job.collate
-        if distiller is not None:  # batches carry example indices, the teacher-logit cache's keys
-            train_set, collate = IndexedSplit(train_set), IndexedCollate(collate)
+        for hook in self.hooks:
+            train_set, collate = hook.wrap_data(train_set, collate)
         self.train_loader = torch.utils.data.DataLoader(
             train_set, batch_sampler=self.sampler, collate_fn=collate, generator=torch.Generator()
         )
@@ -270,19 +155,16 @@ class Trainer:
             job.dev_set, batch_sampler=eval_sampler, collate_fn=job.dev_collate, generator=torch.Generator()
         )
         self.steps = total_steps(cfg, len(train_set), acc.num_processes)
-        if handle is not None:
-            groups = handle.param_groups(cfg.lr, score_lr, cfg.weight_decay)
-        else:
-            groups = [g for g in decay_groups(model.parameters(), cfg.lr, cfg.weight_decay) if g["params"]]
-        if cfg.mix_lr is not None:
-            groups = split_mix_group(groups, model, cfg.mix_lr)
+        groups = [g for g in decay_groups(model.parameters(), cfg.lr, cfg.weight_decay) if g["params"]]
+        for hook in self.hooks:
+            groups = hook.param_groups(groups, model, cfg)
         optimizer = make_optimizer(groups, cfg.lr)
         self.lr_schedule = get_linear_schedule_with_warmup(
             optimizer, int(cfg.warmup_ratio * self.steps), self.steps
         )
         self.model, self.optimizer, self.dev_loader = self.accelerator.prepare(model, optimizer, dev_loader)
-        if distiller is not None:
-            distiller.teacher.to(self.accelerator.device)
+        for hook in self.hooks:
+            hook.setup(self.accelerator)
         self.tracker = DivergenceTracker(divergence or DivergenceConfig(), majority_rate=job.majority_rate)
         # progress
         self.step = 0
@@ -315,8 +197,7 @@ class Trainer:
             "model": self.accelerator.unwrap_model(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "lr_schedule": self.lr_schedule.state_dict(),
-            "pruning": self.handle.state_dict() if self.handle is not None else None,
-            "distill": self.distiller.state_dict() if self.distiller is not None else None,
+            **{h.state_key: h.state_dict() for h in self.hooks if h.state_key},
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -339,10 +220,9 @@ class Trainer:
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_schedule.load_state_dict(state["lr_schedule"])
-        if self.handle is not None:
-            self.handle.load_state_dict(state["pruning"])
-        if self.distiller is not None:
-            self.distiller.load_state_dict(state.get("distill"))
+        for hook in self.hooks:
+            if hook.state_key:
+                hook.load_state_dict(state.get(hook.state_key))
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -393,14 +273,8 @@ class Trainer:
 
     # ---- the loop -------------------------------------------------------------------------------------------------
     def _evaluate(self) -> None:
-        handle = self.handle
-        if handle is not None and self.step == self.steps:
-            handle.update_masks()  # the final masks are the ones evaluated, hardened and reported
         record = self._eval_record()
         metrics = record["eval"]
-        mix = mix_weights(self.accelerator.unwrap_model(self.model))
-        if mix is not None:
-            record["mix"] = mix
         self._write(record)
         self.history.append(record)
         main = self.job.main_metric
@@ -412,17 +286,13 @@ class Trainer:
             self._handle_event(event)
 
     def _train_step(self, batch) -> None:
-        cfg, handle, model = self.cfg, self.handle, self.model
-        index = batch.pop(INDEX_KEY, None)
+        cfg, model = self.cfg, self.model
+        extras = {k: batch.pop(k) for h in self.hooks for k in h.batch_keys if k in batch}
         batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
         out = model(**batch)
-        task_loss = out.loss
-        loss, distill_term = task_loss, None
-        if self.distiller is not None:
-            loss, distill_term = self.distiller.loss(out.logits, task_loss, batch, index)
-        penalty = handle.penalty() if handle is not None else None
-        if penalty is not None:
-            loss = loss + penalty
+        task_loss = loss = out.loss
+        for hook in self.hooks:
+            loss = hook.loss(loss, task_loss, out, batch, extras)
         loss_value = self._global_mean(task_loss)
         event = self.tracker.observe_loss(self.step + 1, loss_value)
         if event is not None:
@@ -435,22 +305,17 @@ class Trainer:
         self.optimizer.step()
         self.lr_schedule.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if handle is not None:
-            handle.step()
+        for hook in self.hooks:
+            hook.after_step()
         self.step += 1
         self.batch_in_epoch += 1
         self._bar.update(1)
         if self.step % cfg.log_every == 0 or self.step == self.steps:
             record = {"step": self.step, "loss": loss_value, "lr": self.lr_schedule.get_last_lr()[0]}
             post = {"loss": f"{loss_value:.3f}"}
-            if distill_term is not None:
-                record["distill_loss"] = float(distill_term)
-            if handle is not None:
-                record[handle.pruner.schedule_key] = handle.value
-                record["penalty"] = float(penalty.detach())
-                remaining = float(handle.state.mask @ handle.layout.unit_sizes) / handle.layout.total_weights
-                record["remaining"] = remaining
-                post["remaining"] = f"{remaining:.3f}"
+            for hook in self.hooks:
+                record.update(hook.log_fields())
+                post.update(hook.progress_fields())
             if self._last_eval:
                 post["eval"] = self._last_eval
             self._bar.set_postfix(post, refresh=False)
@@ -559,7 +424,6 @@ class Trainer:
         raise RunInterrupted(name, self.step, str(self.output_dir) if self.output_dir is not None else None)
 
     def _summary(self) -> dict:
-        handle = self.handle
         if not self.history or self.history[-1]["step"] != self.step:
             self._evaluate_quietly()
         final = self.history[-1]
@@ -571,11 +435,12 @@ class Trainer:
         for f in FRACTIONS:
             hit = next((r["step"] for r in self.history if r["eval"][main] >= f * best_value), None)
             reach[str(f)] = hit
-        return {
+        model = self.accelerator.unwrap_model(self.model)
+        summary = {
             "task": self.job.name,
             "main_metric": main,
-            "method": getattr(handle.pruner, "name", None) if handle is not None else None,
-            "sparsity": handle.sparsity() if handle is not None else None,
+            "method": None,  # the pruning method and its sparsity (pruning hook)
+            "sparsity": None,
             "steps": self.step,
             "planned_steps": self.steps,
             "epochs": self.epoch,
@@ -583,16 +448,22 @@ class Trainer:
             "best": {"step": self.best["step"], **self.best["eval"]},
             "steps_to_fraction_of_best": reach,
             "divergence": {**self.tracker.summary(), "stopped": self.stopped},
-            "mix": mix_weights(self.accelerator.unwrap_model(self.model)),
+            "mix": None,  # BERMo's layer mix (mix hook)
             "wall_time_s": self.elapsed_before + (time.perf_counter() - self._start),
             "config": asdict(self.cfg),
             "history": self.history,
         }
+        for hook in self.hooks:
+            summary.update(hook.summary_fields(model))
+        return summary
 
     def _eval_record(self) -> dict:
+        for hook in self.hooks:
+            hook.before_eval(self.step, self.steps)
         record = {"step": self.step, "eval": self.job.evaluate(self.model, self.dev_loader, self.accelerator)}
-        if self.handle is not None:
-            record["remaining"] = self.handle.sparsity()["remaining"]
+        model = self.accelerator.unwrap_model(self.model)
+        for hook in self.hooks:
+            record.update(hook.eval_fields(model))
         return record
 
     def _evaluate_quietly(self) -> None:

@@ -139,8 +139,7 @@ def test_gradients_reach_the_mix(tiny_bermo, batch):
 
 
 def test_mix_lr_puts_the_mix_in_its_own_group(tiny_bermo, tiny_bert, batch):
-    from bermo_prune.engine import decay_groups
-    from bermo_prune.train import make_optimizer, split_mix_group
+    from bermo_prune.optim import decay_groups, make_optimizer, split_mix_group
 
     groups = split_mix_group(decay_groups(tiny_bermo.parameters(), 1e-4, 0.01), tiny_bermo, 1e-2)
     mix = groups[-1]

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from transformers import BertForSequenceClassification
 
-from bermo_prune.engine import decay_groups, prune
+from bermo_prune.engine import prune
+from bermo_prune.optim import decay_groups
 from bermo_prune.pruners import get_pruner
 from bermo_prune.pruners.l0 import HardConcreteGate
 from bermo_prune.schedule import Cubic, Scheduler

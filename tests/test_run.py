@@ -17,9 +17,10 @@ from transformers import AutoModelForSequenceClassification, BertForSequenceClas
 
 from bermo_prune.cli import EXIT_BAD_INPUT, EXIT_DIVERGED, main
 from bermo_prune.data import load_task_data
+from bermo_prune.jobs import classification_job
 from bermo_prune.models import ModelSpec, build_model
 from bermo_prune.tracking import DivergenceConfig, DivergenceTracker
-from bermo_prune.train import TrainConfig, Trainer, classification_job
+from bermo_prune.train import TrainConfig, Trainer
 
 from .conftest import ROOT
 

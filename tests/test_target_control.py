@@ -12,10 +12,10 @@ from transformers import BertConfig, BertForSequenceClassification
 from bermo_prune.cli import main
 from bermo_prune.engine import prune
 from bermo_prune.errors import RecipeError
+from bermo_prune.optim import make_optimizer
 from bermo_prune.pruners import get_pruner
 from bermo_prune.recipe import build_pruner, parse_recipe
 from bermo_prune.schedule import Cubic, Scheduler
-from bermo_prune.train import make_optimizer
 
 from .conftest import ROOT, tiny_config
 

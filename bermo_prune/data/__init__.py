@@ -1,0 +1,29 @@
+"""Tasks, data sources and batching, one module each:
+
+* :mod:`.tasks`: the task specs (GLUE and ``synthetic``) and their metrics;
+* :mod:`.files`: loading from the hub, local files (every bad row reported with file and line) or the generator;
+* :mod:`.batching`: tokenised splits, dynamic padding, the length-bucketing sampler.
+
+The names below are the package's API; import them from ``bermo_prune.data``.
+"""
+
+from .batching import BucketBatchSampler, Collator, EncodedSplit, padding_stats
+from .files import SOURCES, Split, TaskData, load_task_data, read_split, read_text
+from .tasks import TASKS, TaskSpec, compute_metrics, get_task
+
+__all__ = [
+    "SOURCES",
+    "TASKS",
+    "BucketBatchSampler",
+    "Collator",
+    "EncodedSplit",
+    "Split",
+    "TaskData",
+    "TaskSpec",
+    "compute_metrics",
+    "get_task",
+    "load_task_data",
+    "padding_stats",
+    "read_split",
+    "read_text",
+]

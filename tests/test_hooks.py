@@ -1,0 +1,124 @@
+"""The training loop's seams: a user's hook plugs in beside the standard ones, is called at every step, adds to
+the loss, logs, reports, and its state goes through the checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bermo_prune.data import load_task_data
+from bermo_prune.engine import prune
+from bermo_prune.hooks import MixHook, PruningHook, TrainHook, standard_hooks
+from bermo_prune.jobs import classification_job
+from bermo_prune.models import ModelSpec, build_model
+from bermo_prune.pruners import get_pruner
+from bermo_prune.schedule import Cubic, Scheduler
+from bermo_prune.train import TrainConfig, Trainer
+
+
+class Counter(TrainHook):
+    """Counts optimizer steps, adds an L2 term on the classifier's weight, logs and reports the count."""
+
+    state_key = "counter"
+
+    def __init__(self, weight: float = 0.0) -> None:
+        self.count = 0
+        self.weight = weight
+        self.loss_calls = 0
+
+    def loss(self, loss, task_loss, out, batch, extras):
+        self.loss_calls += 1
+        return loss + self.weight * self.classifier.pow(2).sum() if self.weight else loss
+
+    def param_groups(self, groups, model, cfg):
+        self.classifier = model.classifier.weight
+        return groups
+
+    def after_step(self):
+        self.count += 1
+
+    def log_fields(self):
+        return {"counter": self.count}
+
+    def summary_fields(self, model):
+        return {"counted_steps": self.count}
+
+    def state_dict(self):
+        return {"count": self.count}
+
+    def load_state_dict(self, state):
+        self.count = state["count"]
+
+
+@pytest.fixture(scope="module")
+def small_task():
+    return load_task_data("synthetic", "synthetic", synthetic_train_size=400, synthetic_dev_size=100)
+
+
+def _trainer(small_task, out, hooks, steps=20):
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        arch="bermo", num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64, vocab_size=200
+    )
+    model, tok = build_model(spec, 2, [t[0] for t in small_task.train.texts])
+    cfg = TrainConfig(max_steps=steps, lr=1e-3, eval_every=10, log_every=5, progress=False, threads=1)
+    return model, Trainer(
+        model, classification_job(tok, small_task, cfg), cfg, out, checkpoint_every=10, hooks=hooks
+    )
+
+
+def test_a_users_hook_is_called_logged_reported_and_checkpointed(small_task, tmp_path):
+    counter = Counter()
+    model, trainer = _trainer(small_task, tmp_path, [*standard_hooks(), counter])
+    summary = trainer.run()
+    assert counter.count == 20 and counter.loss_calls == 20
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["counter"]) for r in logged if "loss" in r] == [
+        (5, 5),
+        (10, 10),
+        (15, 15),
+        (20, 20),
+    ]
+    assert summary["counted_steps"] == 20
+    assert summary["mix"] is not None  # the standard mix hook still reports BERMo's mix
+    state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=True)
+    assert state["counter"] == {"count": 10}  # the last periodic checkpoint, at step 10
+
+    resumed = Counter()  # a fresh hook gets its state back from the checkpoint
+    _, again = _trainer(small_task, tmp_path, [*standard_hooks(), resumed])
+    assert again.run(resume=True)["counted_steps"] == 20
+    assert resumed.count == 20 and resumed.loss_calls == 10
+
+
+def test_a_hooks_loss_term_trains_the_model(small_task, tmp_path):
+    plain, t1 = _trainer(small_task, tmp_path / "a", [MixHook(), Counter()])
+    t1.run()
+    decayed, t2 = _trainer(small_task, tmp_path / "b", [MixHook(), Counter(weight=1.0)])
+    t2.run()
+    assert decayed.classifier.weight.norm() < 0.9 * plain.classifier.weight.norm()
+
+
+def test_the_pruning_hook_is_what_the_handle_argument_installs(small_task, tmp_path):
+    """Hooks given explicitly and the ``handle`` shortcut train the same model, step for step."""
+    results = []
+    for name in ("shortcut", "hooks"):
+        torch.manual_seed(0)
+        spec = ModelSpec(
+            arch="bert", num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64, vocab_size=200
+        )
+        model, tok = build_model(spec, 2, [t[0] for t in small_task.train.texts])
+        handle = prune(
+            model, Scheduler(get_pruner("movement"), Cubic(1.0, 0.3, total=20, warmup=2, cooldown=4))
+        )
+        cfg = TrainConfig(max_steps=20, lr=1e-3, eval_every=10, progress=False, threads=1)
+        job = classification_job(tok, small_task, cfg)
+        if name == "shortcut":
+            trainer = Trainer(model, job, cfg, handle=handle, score_lr=1e-2)
+        else:
+            trainer = Trainer(model, job, cfg, hooks=[PruningHook(handle, score_lr=1e-2), MixHook()])
+        summary = trainer.run()
+        results.append((summary["final"]["loss"], summary["sparsity"]["kept"], handle.state.mask.clone()))
+    (loss_a, kept_a, mask_a), (loss_b, kept_b, mask_b) = results
+    assert loss_a == loss_b and kept_a == kept_b and torch.equal(mask_a, mask_b)
