@@ -90,7 +90,7 @@ def test_masks_binary_zero_after_steps_and_structured(method, granularity):
     mask = handle.state.mask
     assert set(mask.unique().tolist()) <= {0.0, 1.0}
     for t in handle.layout.targets:
-        full = t.module._bp_full_mask
+        full = t.full_mask
         eff = handle.pruner.effective_weight(t, t.module.weight, handle.state, training=False)
         assert torch.equal(eff, t.module.weight * full)
         assert (eff[full == 0] == 0).all()

@@ -168,7 +168,7 @@ def run_engine(pruner, schedule, score_lr=1e-2):
     )
     losses, masks = [], []
     for x, y in batches(STEPS):
-        masks.append(torch.cat([t.module._bp_full_mask.flatten() for t in handle.layout.targets]))
+        masks.append(torch.cat([t.full_mask.flatten() for t in handle.layout.targets]))
         loss = model(input_ids=x, labels=y).loss + handle.penalty()
         loss.backward()
         opt.step()

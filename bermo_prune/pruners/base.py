@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Layout, PruningState, Target
+    from ..layout import Layout, PruningState, Target
 
 GRANULARITIES = ("weight", "block", "row", "head")
 SCOPES = ("local", "global")
@@ -82,7 +82,7 @@ class Pruner:
         raise NotImplementedError
 
     def effective_weight(self, target: Target, weight: torch.Tensor, state: PruningState, training: bool):
-        return weight * target.module._bp_full_mask
+        return weight * target.full_mask
 
     def penalty(self, layout: Layout, state: PruningState, value: float) -> torch.Tensor | None:
         return None

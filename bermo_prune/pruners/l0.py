@@ -136,7 +136,7 @@ class L0Pruner(TargetControl, Pruner):
 
     def effective_weight(self, target, weight, state, training):
         if not training or state.gates is None:
-            return weight * target.module._bp_full_mask
+            return weight * target.full_mask
         z = state.part("gates", target)
         return weight * target.expand(z)
 

@@ -45,4 +45,4 @@ class MovementPruner(Pruner):
 
     def effective_weight(self, target, weight, state, training):
         scores = state.part("scores", target)
-        return StraightThroughMask.apply(weight, scores, target.module._bp_full_mask, target.block)
+        return StraightThroughMask.apply(weight, scores, target.full_mask, target.block)

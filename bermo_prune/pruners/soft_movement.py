@@ -83,7 +83,7 @@ class SoftMovementPruner(TargetControl, Pruner):
 
     def effective_weight(self, target, weight, state, training):
         scores = state.part("scores", target)
-        return StraightThroughMask.apply(weight, scores, target.module._bp_full_mask, target.block)
+        return StraightThroughMask.apply(weight, scores, target.full_mask, target.block)
 
     def penalty(self, layout, state, value):
         if self.target_control:
