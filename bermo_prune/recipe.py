@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from .errors import RecipeError
 from .families import available_families
 from .models import ARCHS
 from .pruners import GRANULARITIES, SCOPES, available_pruners, pruner_class
+from .pruners.base import SCHEDULE_VALUES
 from .schedule import SCHEDULES
 
 #: ``pruning.method`` value for dense fine-tuning (the baseline every sweep needs).
@@ -44,7 +46,7 @@ class F:
     min: float | None = None
     max: float | None = None
     min_open: bool = False  # min is exclusive
-    choices: tuple[str, ...] | None = None
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None  # a callable: read at check time
     required: bool = False
 
 
@@ -83,7 +85,9 @@ SECTIONS: dict[str, dict[str, F]] = {
         "mix_gamma_trainable": F("bool", True),
     },
     "pruning": {
-        "method": F("str", NO_PRUNING, choices=(NO_PRUNING, *available_pruners())),
+        "method": F(
+            "str", NO_PRUNING, choices=lambda: (NO_PRUNING, *available_pruners())
+        ),  # methods registered later too
         "granularity": F("str", "weight", choices=GRANULARITIES),
         "scope": F("str", "local", choices=SCOPES),
         "block_rows": F("int", 32, min=1),
@@ -255,10 +259,10 @@ def _check(path: str, spec: F, value: Any, problems: list[str]) -> Any:
             problems.append(f"{path}: expected a mapping, got {value!r}")
             return spec.default
         out = dict(value)
-    if spec.choices is not None and out not in spec.choices:
+    choices = spec.choices() if callable(spec.choices) else spec.choices
+    if choices is not None and out not in choices:
         problems.append(
-            f"{path}: unknown value {out!r}{_did_you_mean(str(out), spec.choices)}; "
-            f"use one of {', '.join(spec.choices)}"
+            f"{path}: unknown value {out!r}{_did_you_mean(str(out), choices)}; use one of {', '.join(choices)}"
         )
         return spec.default
     if kind in ("int", "float") and out is not None:
@@ -306,9 +310,8 @@ def _pruner_options(method: str, options: dict | None, problems: list[str]) -> d
             problems.append("pruning.options: set, but pruning.method is 'none'")
         return {}
     cls = pruner_class(method)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _SHARED_PRUNER_FIELDS}
-    if method == "soft_movement" and not options.get("target_control"):
-        fields.pop("final_threshold", None)  # it is pruning.schedule.final (under target control, an option)
+    from_schedule = (*_SHARED_PRUNER_FIELDS, *cls.schedule_fields(options))
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in from_schedule}
     out = {}
     for key, value in options.items():
         if key not in fields:
@@ -354,7 +357,8 @@ def _cross_checks(r: dict, problems: list[str]) -> None:
     sched = pruning["schedule"]
     if method == NO_PRUNING:
         return
-    key = pruner_class(method).schedule_key_for(pruning["options"] or {})
+    cls = pruner_class(method)
+    key = cls.schedule_key_for(pruning["options"] or {})
     kind = sched["kind"]
     fields = {
         "cubic": ("initial", "final"),
@@ -367,26 +371,17 @@ def _cross_checks(r: dict, problems: list[str]) -> None:
             problems.append(
                 f"pruning.schedule.{name}: not used by a {kind!r} schedule (it takes {', '.join(fields)})"
             )
-    defaults = {"remaining": (1.0, None), "threshold": (0.0, None), "lambda": (0.0, None)}[key]
+    _, valid, rule = SCHEDULE_VALUES[key]
     if kind != "constant":
-        if sched["initial"] is None:
-            sched["initial"] = defaults[0]
         if sched["final"] is None:
             problems.append(f"pruning.schedule.final: required: the final {key} of method {method!r}")
     elif sched["value"] is None:
         problems.append(f"pruning.schedule.value: required: the constant {key} of method {method!r}")
     for name in fields:
         v = sched[name]
-        if v is None:
-            continue
-        if key == "remaining" and not 0.0 < v <= 1.0:
-            problems.append(f"pruning.schedule.{name}: a remaining fraction must be in (0, 1], got {v:g}")
-        elif key == "threshold" and not 0.0 <= v < 1.0:
-            problems.append(f"pruning.schedule.{name}: a sigmoid threshold must be in [0, 1), got {v:g}")
-        elif key == "lambda" and v < 0:
-            problems.append(f"pruning.schedule.{name}: lambda must be >= 0, got {v:g}")
-    if method == "soft_movement" and key == "threshold" and kind != "constant" and not sched["final"]:
-        problems.append("pruning.schedule.final: soft movement needs a final threshold > 0")
+        if v is not None and not valid(v):
+            problems.append(f"pruning.schedule.{name}: {rule}, got {v:g}")
+    problems += cls.recipe_problems(pruning["options"] or {}, sched)
     steps = train["max_steps"]
     if steps is not None:
         schedule_problems(pruning, steps, problems)
@@ -442,10 +437,11 @@ def build_pruner(pruning: dict):
     """The pruner instance a validated ``pruning`` section describes."""
     from .pruners import get_pruner
 
-    kwargs = dict(pruning["options"] or {})
-    if pruning["method"] == "soft_movement" and not kwargs.get("target_control"):
-        sched = pruning["schedule"]
-        kwargs["final_threshold"] = sched["value"] if sched["kind"] == "constant" else sched["final"]
+    options = dict(pruning["options"] or {})
+    kwargs = {
+        **options,
+        **pruner_class(pruning["method"]).options_from_schedule(options, pruning["schedule"]),
+    }
     return get_pruner(
         pruning["method"],
         granularity=pruning["granularity"],
@@ -505,7 +501,17 @@ def parse_recipe(raw: Any, source: str = "<recipe>", overrides: list[str] | None
         _cross_checks(r, problems)
     if problems:
         raise RecipeError(source, problems)
+    _fill_schedule_start(r["pruning"])
     return Recipe(source=source, **r)
+
+
+def _fill_schedule_start(pruning: dict) -> None:
+    """After validation: a ramp without ``initial`` starts where the method's schedule value starts (all weights
+    remaining, threshold 0, lambda 0)."""
+    sched = pruning["schedule"]
+    if pruning["method"] != NO_PRUNING and sched["kind"] != "constant" and sched["initial"] is None:
+        key = pruner_class(pruning["method"]).schedule_key_for(pruning["options"] or {})
+        sched["initial"] = SCHEDULE_VALUES[key][0]
 
 
 def parse_sections(

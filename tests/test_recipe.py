@@ -178,3 +178,53 @@ def test_parse_recipe_fills_defaults():
     r = parse_recipe({"task": "synthetic"})
     assert r.data_source == "synthetic" and not r.pruned
     assert r.divergence["policy"] == "record" and r.checkpoint["every"] == 0
+
+
+def test_a_method_registered_after_import_owns_its_recipe_rules():
+    """A user's method, registered with the public decorator after the package was imported: recipes accept it,
+    its schedule-set field and its own rule come from the class, and the built-ins' rules are untouched."""
+    from dataclasses import dataclass
+
+    from bermo_prune import pruners
+    from bermo_prune.pruners import Pruner, register_pruner
+    from bermo_prune.pruners.base import topk_mask, unit_mean_abs
+
+    @register_pruner("scaled_magnitude")
+    @dataclass
+    class ScaledMagnitude(Pruner):
+        scale: float = 1.0  # set from pruning.schedule.final (remaining * 1), not an option
+        exponent: float = 1.0
+
+        @classmethod
+        def schedule_fields(cls, options):
+            return ("scale",)
+
+        @classmethod
+        def options_from_schedule(cls, options, schedule):
+            return {"scale": schedule["final"]}
+
+        @classmethod
+        def recipe_problems(cls, options, schedule):
+            return [] if options.get("exponent", 1.0) > 0 else ["pruning.options.exponent: must be > 0"]
+
+        def compute_mask(self, layout, state, value):
+            return topk_mask(layout, unit_mean_abs(layout) ** self.exponent, value, self.scope)
+
+    try:
+        base = {"task": "synthetic", "pruning": {"method": "scaled_magnitude", "schedule": {"final": 0.25}}}
+        recipe = parse_recipe(base, overrides=["pruning.options.exponent=2"])
+        pruner = build_pruner(recipe.pruning)
+        assert isinstance(pruner, ScaledMagnitude) and pruner.scale == 0.25 and pruner.exponent == 2.0
+        assert recipe.pruning["schedule"]["initial"] == 1.0  # a remaining-fraction method starts dense
+        with pytest.raises(RecipeError) as err:
+            parse_recipe(base, overrides=["pruning.options.exponent=0", "pruning.options.scale=3"])
+        assert err.value.problems == [
+            "pruning.options.scale: unknown option of method 'scaled_magnitude'; valid: exponent"
+        ]  # the schedule sets scale; the type problem stops before the method's own rule runs
+        with pytest.raises(RecipeError) as err:
+            parse_recipe(base, overrides=["pruning.options.exponent=0"])
+        assert err.value.problems == ["pruning.options.exponent: must be > 0"]
+    finally:
+        pruners._REGISTRY.pop("scaled_magnitude", None)
+    with pytest.raises(RecipeError, match="unknown value 'scaled_magnitude'"):
+        parse_recipe(base)

@@ -28,6 +28,13 @@ if TYPE_CHECKING:  # pragma: no cover
 GRANULARITIES = ("weight", "block", "row", "head")
 SCOPES = ("local", "global")
 
+#: what a schedule value can mean: (the schedule's default start, the check of a value, its rule in words)
+SCHEDULE_VALUES: dict[str, tuple[float, object, str]] = {
+    "remaining": (1.0, lambda v: 0.0 < v <= 1.0, "a remaining fraction must be in (0, 1]"),
+    "threshold": (0.0, lambda v: 0.0 <= v < 1.0, "a sigmoid threshold must be in [0, 1)"),
+    "lambda": (0.0, lambda v: v >= 0.0, "lambda must be >= 0"),
+}
+
 
 @dataclass
 class Pruner:
@@ -55,8 +62,25 @@ class Pruner:
     @classmethod
     def schedule_key_for(cls, options: dict) -> str:
         """What the schedule's value means for this method with these recipe ``options`` (a method whose options
-        change it, such as a penalty method under target control, overrides this)."""
+        change it, such as a penalty method under target control, overrides this); a key of
+        :data:`SCHEDULE_VALUES`."""
         return cls.schedule_key
+
+    # ---- the method's recipe rules (read by bermo_prune.recipe; a registered method needs nothing else) -------
+    @classmethod
+    def schedule_fields(cls, options: dict) -> tuple[str, ...]:
+        """Fields of this method that a recipe sets from ``pruning.schedule`` rather than ``pruning.options``."""
+        return ()
+
+    @classmethod
+    def options_from_schedule(cls, options: dict, schedule: dict) -> dict:
+        """The values of :meth:`schedule_fields` for a validated ``pruning.schedule`` section."""
+        return {}
+
+    @classmethod
+    def recipe_problems(cls, options: dict, schedule: dict) -> list[str]:
+        """The method's own rules on a recipe's (type-checked) pruning section, as messages naming their key."""
+        return []
 
     def __post_init__(self) -> None:
         if self.granularity not in GRANULARITIES:

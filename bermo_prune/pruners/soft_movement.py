@@ -64,6 +64,23 @@ class SoftMovementPruner(TargetControl, Pruner):
     lagrange_lr: float = 0.1
     schedule_key: ClassVar[str] = "threshold"
 
+    @classmethod
+    def schedule_fields(cls, options):
+        # Without target control the schedule's final threshold is tau_f; under it tau is an option.
+        return () if options.get("target_control") else ("final_threshold",)
+
+    @classmethod
+    def options_from_schedule(cls, options, schedule):
+        if options.get("target_control"):
+            return {}
+        return {"final_threshold": schedule["value"] if schedule["kind"] == "constant" else schedule["final"]}
+
+    @classmethod
+    def recipe_problems(cls, options, schedule):
+        if not options.get("target_control") and schedule["kind"] != "constant" and not schedule["final"]:
+            return ["pruning.schedule.final: soft movement needs a final threshold > 0"]
+        return []
+
     def create_scores(self, layout):
         return torch.full((layout.total_units,), float(self.score_init))
 
