@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .fields import key
 
 #: batch key under which the training loader passes each example's index (popped before the model sees it)
 INDEX_KEY = "example_index"
@@ -37,10 +38,10 @@ INDEX_KEY = "example_index"
 class DistillConfig:
     """The recipe's ``distill`` section. ``teacher`` None: no distillation."""
 
-    teacher: str | None = None
-    temperature: float = 2.0
-    alpha: float = 0.9
-    cache: bool = True
+    teacher: str | None = key(None)
+    temperature: float = key(2.0, min=0.0, min_open=True)
+    alpha: float = key(0.9, min=0.0, max=1.0)
+    cache: bool = key(True)
 
 
 def teacher_dir(path: str | Path) -> Path:

@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from .bermo import ScalarMix, bermo_classifier, bermo_config_from, is_bermo_config, plain_config_from
 from .errors import InputError
 from .families import Family, available_families, find_family, get_family, scratch_config
+from .fields import key
 
 logger = logging.getLogger(__name__)
 
@@ -71,21 +72,21 @@ class ModelSpec:
             :class:`~bermo_prune.bermo.MixOptions`).
     """
 
-    arch: str = "bert"
-    name: str | None = None
-    family: str | None = None
-    tokenizer: str | None = None
-    num_layers: int = 2
-    hidden_size: int = 64
-    num_heads: int = 2
-    intermediate_size: int = 256
-    max_position_embeddings: int = 512
-    vocab_size: int = 2000
-    dropout: float = 0.1
-    mix_layers: str = "all"
-    mix_layer_norm: bool = False
-    mix_trainable: bool = True
-    mix_gamma_trainable: bool = True
+    arch: str = key("bert", choices=ARCHS)
+    name: str | None = key(None)
+    family: str | None = key(None, choices=lambda: tuple(available_families()))
+    tokenizer: str | None = key(None)
+    num_layers: int = key(2, min=1)
+    hidden_size: int = key(64, min=1)
+    num_heads: int = key(2, min=1)
+    intermediate_size: int = key(256, min=1)
+    max_position_embeddings: int = key(512, min=8)
+    vocab_size: int = key(2000, min=50)
+    dropout: float = key(0.1, min=0.0, max=1.0)
+    mix_layers: str = key("all", choices=("all", "encoder"))
+    mix_layer_norm: bool = key(False)
+    mix_trainable: bool = key(True)
+    mix_gamma_trainable: bool = key(True)
 
     def mix_options(self) -> dict:
         return {

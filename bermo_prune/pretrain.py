@@ -32,9 +32,10 @@ from transformers import BertConfig, BertForMaskedLM
 
 from .data.files import delimited_rows, jsonl_rows, read_text
 from .errors import DataError, InputError, RecipeError
+from .fields import F, section
 from .jobs import Job
 from .models import train_wordpiece
-from .recipe import PRECISIONS, F, parse_sections, read_yaml
+from .recipe import parse_sections, read_yaml
 from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
 from .train import TrainConfig, Trainer, process_state
 
@@ -59,21 +60,19 @@ PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
         "mask_ratio": F("float", 0.8, min=0.0, max=1.0),
         "random_ratio": F("float", 0.1, min=0.0, max=1.0),
     },
-    "train": {
-        "epochs": F("float", 1.0, min=0.0, min_open=True),
-        "max_steps": F("int", None, nullable=True, min=1),
-        "batch_size": F("int", 64, min=1),
-        "eval_batch_size": F("int", 64, min=1),
-        "lr": F("float", 5e-4, min=0.0, min_open=True),
-        "weight_decay": F("float", 0.01, min=0.0),
-        "warmup_ratio": F("float", 0.05, min=0.0, max=1.0),
-        "seq_length": F("int", 128, min=8),
-        "eval_every": F("int", 0, min=0),
-        "log_every": F("int", 10, min=1),
-        "max_grad_norm": F("float", 1.0, min=0.0),
-        "mixed_precision": F("str", "no", choices=PRECISIONS),
-        "threads": F("int", None, nullable=True, min=1),
-    },
+    # the fine-tuning loop's settings (TrainConfig's keys and bounds), with pretraining's defaults
+    "train": section(
+        TrainConfig,
+        defaults={
+            "batch_size": 64,
+            "eval_batch_size": 64,
+            "lr": 5e-4,
+            "weight_decay": 0.01,
+            "warmup_ratio": 0.05,
+        },
+        exclude=("mix_lr", "bucket_factor"),
+        rename={"max_length": "seq_length"},
+    ),
     "checkpoint": {"every": F("int", 0, min=0)},
 }
 HEADING = re.compile(r"^\s*=( =)* .* =( =)*\s*$")  # WikiText section titles
@@ -330,23 +329,12 @@ def run_pretrain(
         pad_token_id=tokenizer.pad_token_id,
     )
     model = BertForMaskedLM(config)
-    cfg = TrainConfig(
-        epochs=t["epochs"],
-        max_steps=t["max_steps"],
-        batch_size=t["batch_size"],
-        eval_batch_size=t["eval_batch_size"],
-        lr=t["lr"],
-        weight_decay=t["weight_decay"],
-        warmup_ratio=t["warmup_ratio"],
-        max_length=t["seq_length"],
+    cfg = TrainConfig.from_section(
+        t,
+        rename={"seq_length": "max_length"},
         bucket_factor=1,
-        eval_every=t["eval_every"],
         eval_at_start=True,
-        log_every=t["log_every"],
         seed=seed,
-        max_grad_norm=t["max_grad_norm"],
-        mixed_precision=t["mixed_precision"],
-        threads=t["threads"],
         progress=progress,
     )
     main = process_state().is_main_process

@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import difflib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,34 +21,21 @@ from typing import Any
 import yaml
 
 from .data import SOURCES, TASKS
+from .distill import DistillConfig
 from .errors import RecipeError
-from .families import available_families
-from .models import ARCHS
+from .fields import F, section
+from .models import ModelSpec
 from .pruners import GRANULARITIES, SCOPES, available_pruners, pruner_class
 from .pruners.base import SCHEDULE_VALUES
 from .schedule import SCHEDULES
+from .tracking import DivergenceConfig
+from .train import TrainConfig
 
 #: ``pruning.method`` value for dense fine-tuning (the baseline every sweep needs).
 NO_PRUNING = "none"
-POLICIES = ("record", "stop", "rollback")
-PRECISIONS = ("no", "fp16", "bf16")
 
 
-# ---- field specifications ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class F:
-    """One recipe key: its type, default, bounds and allowed values."""
-
-    kind: str  # int, float, str, bool, list_str, dict_str, steps (int steps or a fraction in [0, 1))
-    default: Any = None
-    nullable: bool = False
-    min: float | None = None
-    max: float | None = None
-    min_open: bool = False  # min is exclusive
-    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None  # a callable: read at check time
-    required: bool = False
-
-
+# ---- the sections: typed dataclasses where the code has one (fields.section), tables for the rest ------------
 SECTIONS: dict[str, dict[str, F]] = {
     "": {
         "task": F("str", required=True, choices=tuple(TASKS)),
@@ -67,27 +53,10 @@ SECTIONS: dict[str, dict[str, F]] = {
         "synthetic_train_size": F("int", 4000, min=10),
         "synthetic_dev_size": F("int", 1000, min=10),
     },
-    "model": {
-        "arch": F("str", "bert", choices=ARCHS),
-        "name": F("str", None, nullable=True),
-        "family": F("str", None, nullable=True, choices=tuple(available_families())),
-        "tokenizer": F("str", None, nullable=True),
-        "num_layers": F("int", 2, min=1),
-        "hidden_size": F("int", 64, min=1),
-        "num_heads": F("int", 2, min=1),
-        "intermediate_size": F("int", 256, min=1),
-        "max_position_embeddings": F("int", 512, min=8),
-        "vocab_size": F("int", 2000, min=50),
-        "dropout": F("float", 0.1, min=0.0, max=1.0),
-        "mix_layers": F("str", "all", choices=("all", "encoder")),
-        "mix_layer_norm": F("bool", False),
-        "mix_trainable": F("bool", True),
-        "mix_gamma_trainable": F("bool", True),
-    },
+    "model": section(ModelSpec),
     "pruning": {
-        "method": F(
-            "str", NO_PRUNING, choices=lambda: (NO_PRUNING, *available_pruners())
-        ),  # methods registered later too
+        # the registered methods when a recipe is checked (a method registered after import included)
+        "method": F("str", NO_PRUNING, choices=lambda: (NO_PRUNING, *available_pruners())),
         "granularity": F("str", "weight", choices=GRANULARITIES),
         "scope": F("str", "local", choices=SCOPES),
         "block_rows": F("int", 32, min=1),
@@ -108,43 +77,12 @@ SECTIONS: dict[str, dict[str, F]] = {
         "total": F("int", None, nullable=True, min=1),
         "at": F("steps", 0),
     },
-    "train": {
-        "epochs": F("float", 1.0, min=0.0, min_open=True),
-        "max_steps": F("int", None, nullable=True, min=1),
-        "batch_size": F("int", 32, min=1),
-        "eval_batch_size": F("int", 128, min=1),
-        "lr": F("float", 3e-5, min=0.0, min_open=True),
-        "mix_lr": F("float", 1e-2, nullable=True, min=0.0, min_open=True),
-        "weight_decay": F("float", 0.0, min=0.0),
-        "warmup_ratio": F("float", 0.1, min=0.0, max=1.0),
-        "max_length": F("int", 128, min=8),
-        "bucket_factor": F("int", 50, min=1),
-        "eval_every": F("int", 0, min=0),
-        "log_every": F("int", 10, min=1),
-        "max_grad_norm": F("float", 1.0, min=0.0),
-        "mixed_precision": F("str", "no", choices=PRECISIONS),
-        "threads": F("int", None, nullable=True, min=1),
-    },
-    "divergence": {
-        "policy": F("str", "record", choices=POLICIES),
-        "spike_factor": F("float", 5.0, min=1.0, min_open=True),
-        "spike_min_increase": F("float", 1.0, min=0.0),
-        "spike_warmup_steps": F("int", 50, min=0),
-        "learned_margin": F("float", 0.1, min=0.0, max=1.0),
-        "collapse_margin": F("float", 0.02, min=0.0, max=1.0),
-        "constant_share": F("float", 0.98, min=0.5, max=1.0),
-        "lr_factor": F("float", 0.5, min=0.0, max=1.0, min_open=True),
-        "max_retries": F("int", 3, min=0),
-    },
+    "train": section(TrainConfig),
+    "divergence": section(DivergenceConfig),
     "checkpoint": {
         "every": F("int", 0, min=0),
     },
-    "distill": {
-        "teacher": F("str", None, nullable=True),
-        "temperature": F("float", 2.0, min=0.0, min_open=True),
-        "alpha": F("float", 0.9, min=0.0, max=1.0),
-        "cache": F("bool", True),
-    },
+    "distill": section(DistillConfig),
 }
 TOP_SECTIONS = ("data", "model", "pruning", "train", "divergence", "checkpoint", "distill")
 #: Pruner fields set from other recipe keys, never through ``pruning.options``.

@@ -60,26 +60,7 @@ def default_output_dir(recipe: Recipe) -> Path:
 
 
 def train_config(recipe: Recipe, progress: bool) -> TrainConfig:
-    t = recipe.train
-    return TrainConfig(
-        epochs=t["epochs"],
-        max_steps=t["max_steps"],
-        batch_size=t["batch_size"],
-        eval_batch_size=t["eval_batch_size"],
-        lr=t["lr"],
-        mix_lr=t["mix_lr"],
-        weight_decay=t["weight_decay"],
-        warmup_ratio=t["warmup_ratio"],
-        max_length=t["max_length"],
-        bucket_factor=t["bucket_factor"],
-        eval_every=t["eval_every"],
-        log_every=t["log_every"],
-        seed=recipe.seed,
-        max_grad_norm=t["max_grad_norm"],
-        mixed_precision=t["mixed_precision"],
-        threads=t["threads"],
-        progress=progress,
-    )
+    return TrainConfig.from_section(recipe.train, seed=recipe.seed, progress=progress)
 
 
 def run_recipe(

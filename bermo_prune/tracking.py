@@ -29,20 +29,25 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from .fields import key
+
+#: ``divergence.policy`` values
+POLICIES = ("record", "stop", "rollback")
+
 
 @dataclass
 class DivergenceConfig:
     """The recipe's ``divergence:`` section."""
 
-    policy: str = "record"
-    spike_factor: float = 5.0
-    spike_min_increase: float = 1.0
-    spike_warmup_steps: int = 50
-    learned_margin: float = 0.1
-    collapse_margin: float = 0.02
-    constant_share: float = 0.98
-    lr_factor: float = 0.5
-    max_retries: int = 3
+    policy: str = key("record", choices=POLICIES)
+    spike_factor: float = key(5.0, min=1.0, min_open=True)
+    spike_min_increase: float = key(1.0, min=0.0)
+    spike_warmup_steps: int = key(50, min=0)
+    learned_margin: float = key(0.1, min=0.0, max=1.0)
+    collapse_margin: float = key(0.02, min=0.0, max=1.0)
+    constant_share: float = key(0.98, min=0.5, max=1.0)
+    lr_factor: float = key(0.5, min=0.0, max=1.0, min_open=True)
+    max_retries: int = key(3, min=0)
 
 
 @dataclass

@@ -11,6 +11,7 @@ the next step boundary and raises :class:`~bermo_prune.errors.RunInterrupted`; `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ from .data import BucketBatchSampler, TaskData
 from .distill import Distiller
 from .engine import Pruning
 from .errors import InputError, RunInterrupted
+from .fields import key
 from .hooks import TrainHook, standard_hooks
 from .jobs import Job, classification_job
 from .optim import decay_groups, make_optimizer
@@ -39,28 +41,44 @@ from .tracking import DivergenceConfig, DivergenceTracker
 logger = logging.getLogger(__name__)
 
 
+#: ``train.mixed_precision`` values (Accelerate's)
+PRECISIONS = ("no", "fp16", "bf16")
+
+
 @dataclass
 class TrainConfig:
-    """Fine-tuning hyperparameters. Field names are the recipe's ``train:`` keys."""
+    """Training hyperparameters. The fields made by :func:`~bermo_prune.fields.key` are the recipe's ``train:``
+    keys, with their bounds (:func:`~bermo_prune.fields.section` derives the recipe's table from them)."""
 
-    epochs: float = 1.0
-    max_steps: int | None = None
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    lr: float = 3e-5
-    mix_lr: float | None = 1e-2  # BERMo's layer mix (see optim.split_mix_group); None: train.lr
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.1
-    max_length: int = 128
-    bucket_factor: int = 50
-    eval_every: int = 0
+    epochs: float = key(1.0, min=0.0, min_open=True)
+    max_steps: int | None = key(None, min=1)
+    batch_size: int = key(32, min=1)
+    eval_batch_size: int = key(128, min=1)
+    lr: float = key(3e-5, min=0.0, min_open=True)
+    mix_lr: float | None = key(
+        1e-2, min=0.0, min_open=True
+    )  # BERMo's layer mix (optim.split_mix_group); None: lr
+    weight_decay: float = key(0.0, min=0.0)
+    warmup_ratio: float = key(0.1, min=0.0, max=1.0)
+    max_length: int = key(128, min=8)
+    bucket_factor: int = key(50, min=1)
+    eval_every: int = key(0, min=0)
     eval_at_start: bool = False
-    log_every: int = 10
+    log_every: int = key(10, min=1)
     seed: int = 42
-    max_grad_norm: float = 1.0
-    mixed_precision: str = "no"
-    threads: int | None = None
+    max_grad_norm: float = key(1.0, min=0.0)
+    mixed_precision: str = key("no", choices=PRECISIONS)
+    threads: int | None = key(None, min=1)
     progress: bool = True
+
+    @classmethod
+    def from_section(cls, values: dict, rename: dict | None = None, **extra) -> TrainConfig:
+        """The config of a validated recipe section (``rename``: section key -> field, as :func:`section` was
+        given it inverted), plus fields that are not recipe keys (``seed``, ``progress``, ...)."""
+        rename = rename or {}
+        names = {f.name for f in dataclasses.fields(cls)}
+        own = {rename.get(k, k): v for k, v in values.items() if rename.get(k, k) in names}
+        return cls(**own, **extra)
 
 
 def process_state() -> PartialState:

@@ -228,3 +228,31 @@ def test_a_method_registered_after_import_owns_its_recipe_rules():
         pruners._REGISTRY.pop("scaled_magnitude", None)
     with pytest.raises(RecipeError, match="unknown value 'scaled_magnitude'"):
         parse_recipe(base)
+
+
+def test_typed_sections_are_their_dataclasses():
+    """The recipe's model, train, divergence and distill defaults are the dataclasses' own (one source), and a
+    field's bounds come with it."""
+    from bermo_prune.distill import DistillConfig
+    from bermo_prune.fields import section
+    from bermo_prune.models import ModelSpec
+    from bermo_prune.tracking import DivergenceConfig
+    from bermo_prune.train import TrainConfig
+
+    r = parse_recipe({"task": "synthetic"})
+    assert TrainConfig.from_section(r.train, seed=r.seed) == TrainConfig(seed=r.seed)
+    assert DivergenceConfig(**r.divergence) == DivergenceConfig()
+    assert DistillConfig(**r.distill) == DistillConfig()
+    assert ModelSpec(**r.model) == ModelSpec()
+    lr = section(TrainConfig)["lr"]
+    assert (lr.kind, lr.default, lr.min, lr.min_open, lr.nullable) == ("float", 3e-5, 0.0, True, False)
+    assert section(TrainConfig)["max_steps"].nullable and "seed" not in section(TrainConfig)
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(
+            {"task": "synthetic"}, overrides=["train.lr=0", "divergence.policy=retry", "model.family=gpt"]
+        )
+    assert err.value.problems == [
+        "model.family: unknown value 'gpt'; use one of bert, roberta, electra, distilbert",
+        "train.lr: must be > 0, got 0",
+        "divergence.policy: unknown value 'retry'; use one of record, stop, rollback",
+    ]

@@ -1,0 +1,73 @@
+"""Typed recipe keys: one source for a section's keys, defaults and bounds.
+
+A configuration dataclass (``TrainConfig``, ``DivergenceConfig``, ``DistillConfig``, ``ModelSpec``) declares each
+recipe key as a field made by :func:`key`, which carries the key's bounds and allowed values next to its default;
+:func:`section` turns the dataclass into the table :mod:`bermo_prune.recipe` validates against (the kind and
+whether the key may be empty come from the field's annotation). A key's default is therefore written once, in the
+dataclass, and the recipe's defaults cannot drift from the code's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_KINDS = ("int", "float", "str", "bool")
+
+
+@dataclass(frozen=True)
+class F:
+    """One recipe key: its type, default, bounds and allowed values."""
+
+    kind: str  # int, float, str, bool, list_str, dict_str, dict, section, steps (int steps or a fraction in [0, 1))
+    default: Any = None
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False  # min is exclusive
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None  # a callable: read at check time
+    required: bool = False
+
+
+def key(
+    default: Any = None,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    min_open: bool = False,
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None,
+) -> Any:
+    """A dataclass field that is also a recipe key, with its bounds (``min`` exclusive when ``min_open``) and
+    allowed values (a tuple, or a function returning them when the set can grow after import)."""
+    bounds = {"min": min, "max": max, "min_open": min_open, "choices": choices}
+    return dataclasses.field(default=default, metadata={"recipe_key": bounds})
+
+
+def section(
+    cls: type,
+    defaults: dict[str, Any] | None = None,
+    exclude: tuple[str, ...] = (),
+    rename: dict | None = None,
+) -> dict[str, F]:
+    """The recipe keys of dataclass ``cls``, in field order: every field made by :func:`key`, except ``exclude``;
+    ``defaults`` replaces some defaults and ``rename`` some key names (a recipe that uses the same settings under
+    other values or names, such as pretraining's ``train`` section)."""
+    defaults, rename = defaults or {}, rename or {}
+    out: dict[str, F] = {}
+    for f in dataclasses.fields(cls):
+        bounds = f.metadata.get("recipe_key")
+        if bounds is None or f.name in exclude:
+            continue
+        parts = [p.strip() for p in str(f.type).split("|")]
+        kinds = [p for p in parts if p != "None"]
+        if (
+            len(kinds) != 1 or kinds[0] not in _KINDS
+        ):  # pragma: no cover - a programming error, caught by tests
+            raise TypeError(
+                f"{cls.__name__}.{f.name}: a recipe key must be one of {_KINDS} (or None), not {f.type}"
+            )
+        default = defaults.get(f.name, f.default)
+        out[rename.get(f.name, f.name)] = F(kinds[0], default, nullable="None" in parts, **bounds)
+    return out
