@@ -16,8 +16,6 @@ import json
 import logging
 import math
 import random
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from .hooks import TrainHook, standard_hooks
 from .jobs import Job, classification_job
 from .optim import decay_groups, make_optimizer
 from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from .signals import StopSignals
 from .tracking import DivergenceConfig, DivergenceTracker
 
 logger = logging.getLogger(__name__)
@@ -194,7 +193,7 @@ class Trainer:
         self.elapsed_before = 0.0
         self.stopped = False
         self._log = None
-        self._signal: str | None = None  # set by the SIGTERM/SIGINT handler while run() is active
+        self._signals = StopSignals(second_is_hard=True)  # SIGTERM/SIGINT while run() is active
 
     # ---- logging ---------------------------------------------------------------------------------------------
     def _write(self, record: dict) -> None:
@@ -363,16 +362,15 @@ class Trainer:
             dynamic_ncols=True,
             mininterval=1.0,
         )
-        restore = self._catch_signals()
         try:
-            while self.step < self.steps and not self.stopped:
-                try:
-                    self._epoch_loop()
-                except _Rollback:
-                    self._bar.n = self.step
-                    continue
+            with self._signals:
+                while self.step < self.steps and not self.stopped:
+                    try:
+                        self._epoch_loop()
+                    except _Rollback:
+                        self._bar.n = self.step
+                        continue
         finally:
-            restore()
             self._bar.close()
             if self._log is not None:
                 self._log.close()
@@ -409,23 +407,9 @@ class Trainer:
         return float(value)
 
     # ---- signals ---------------------------------------------------------------------------------------------
-    def _catch_signals(self):
-        """Route SIGTERM and SIGINT to a flag the step loop reads; returns the function restoring the previous
-        handlers. A second signal while the first is handled gets the default action (a hard stop)."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None  # handlers can only be installed from the main thread
-
-        def handler(signum, frame):
-            if self._signal is not None:
-                signal.signal(signum, signal.SIG_DFL)
-            self._signal = signal.Signals(signum).name
-
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-        return lambda: [signal.signal(sig, h) for sig, h in previous.items()]
-
     def _signal_received(self) -> bool:
         """Whether any process got a stop signal (all processes agree, so they stop at the same step)."""
-        received = self._signal is not None
+        received = self._signals.received is not None
         if self.accelerator.num_processes > 1:
             flag = torch.tensor([float(received)], device=self.accelerator.device)
             received = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
@@ -437,7 +421,7 @@ class Trainer:
             self.save_checkpoint()
         if self._log is not None:
             self._log.flush()
-        name = self._signal or "a signal on another process"
+        name = self._signals.received or "a signal on another process"
         logger.warning("%s: checkpoint written at step %d, stopping", name, self.step)
         raise RunInterrupted(name, self.step, str(self.output_dir) if self.output_dir is not None else None)
 

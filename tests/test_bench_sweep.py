@@ -258,3 +258,49 @@ def test_ray_backend_errors_are_one_line(tmp_path, capsys):
     path = write_spec(tmp_path)
     assert main(["bench", str(path), "--address", "127.0.0.1:1"]) == 2
     assert capsys.readouterr().err.strip() == "bermo-prune: error: --address is for --backend ray"
+
+
+def test_a_sigterm_stops_the_sweep_its_run_checkpoints_and_the_next_sitting_resumes_it(tmp_path):
+    """Preemption of a sweep: the signal reaches the running worker, which checkpoints; the sweep records no row
+    for it and exits 4; the next sitting resumes that run from its checkpoint and finishes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    overrides = [*TINY, "train.max_steps=600", "train.eval_every=300", "checkpoint.every=50"]
+    path = write_spec(tmp_path, overrides=overrides, models=["bert"], methods={"none": {}}, workers=1)
+    out = tmp_path / "bench"
+    metrics = out / "runs" / "bert_none_dense_s0" / "metrics.jsonl"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "bermo_prune.cli", "bench", str(path)]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # wait until the run is past its first checkpoint
+        lines = metrics.read_text().splitlines() if metrics.exists() else []
+        if any(json.loads(x).get("step", 0) >= 100 for x in lines):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[0]
+    proc.send_signal(signal.SIGTERM)
+    text = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 4, text
+    assert "bert_none_dense_s0: interrupted" in text
+    assert not (out / "results.jsonl").exists() or not (out / "results.jsonl").read_text().strip()
+    state = out / "runs" / "bert_none_dense_s0" / "checkpoint" / "state.pt"
+    import torch
+
+    stopped_at = torch.load(state, weights_only=True)["position"]["step"]
+    assert (
+        100 <= stopped_at < 600
+    )  # written at the step boundary after the signal, not only the periodic one
+
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["run"], r["status"], r["steps"]) for r in rows] == [("bert_none_dense_s0", "ok", 600)]
+    logged = [json.loads(x)["step"] for x in metrics.read_text().splitlines() if "loss" in json.loads(x)]
+    assert logged == sorted(set(logged)) and logged[-1] == 600  # one log, continued where the checkpoint was

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ from ..errors import RecipeError
 from ..pruners import available_pruners
 from ..recipe import NO_PRUNING, load_recipe, read_yaml
 from ..rundir import atomic_write
+from ..signals import StopSignals
 from .backends import make_backend
 
 SPEC_KEYS = ("base", "overrides", "tasks", "models", "methods", "seeds", "workers", "output_dir")
@@ -340,31 +339,6 @@ def plan(spec: Spec, recorded: dict[str, dict]) -> tuple[list[Cell], list[Cell],
     return finished, [c for c in todo if not c.teacher], [c for c in todo if c.teacher]
 
 
-class _StopOnSignal:
-    """While active, SIGTERM or SIGINT to the sweep stops its backend's runs (each checkpoints and stops) and no
-    further run starts; the previous handlers come back on exit."""
-
-    def __init__(self, backend):
-        self.backend = backend
-        self.received = False
-        self._previous: dict = {}
-
-    def _handle(self, signum, frame):
-        self.received = True
-        self.backend.stop()
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {
-                sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)
-            }
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def run_sweep(spec: Spec, log=print, backend: str = "local", address: str | None = None) -> list[dict]:
     """Run (or resume) every cell on ``backend`` (``local`` or ``ray``, see :mod:`.backends`); returns the results
     rows in grid order. ``results.jsonl`` and the sitting's entry in ``sweep.json`` are rewritten after each run."""
@@ -374,7 +348,7 @@ def run_sweep(spec: Spec, log=print, backend: str = "local", address: str | None
     finished, first, students = plan(spec, recorded)
     rows: dict[str, dict] = {c.name: recorded[c.name] for c in finished}
     skipped, ran = len(finished), 0
-    with make_backend(backend, spec.workers, address) as pool, _StopOnSignal(pool) as stop:
+    with make_backend(backend, spec.workers, address) as pool, StopSignals(pool.stop) as stop:
         sweep_log = SweepLog(spec, pool.threads, pool.describe())
         for cell in finished:
             log(f"{cell.name}: skipped (finished)")
@@ -406,7 +380,7 @@ def run_sweep(spec: Spec, log=print, backend: str = "local", address: str | None
                     continue
                 if outcome["status"] == "interrupted":
                     log(f"{cell.name}: interrupted ({outcome['error']})")
-                    stop.received = True
+                    stop.received = stop.received or "a signal to a run"
                     continue
                 rows[cell.name] = _row(cell, outcome)
                 if outcome.get("skipped"):
