@@ -154,7 +154,14 @@ def test_distilled_cells_resume_on_a_fresh_machine_from_committed_results(tmp_pa
         "pruning.schedule.final=0.5",
     ]
     messages = []
-    rows = run_sweep(spec, log=messages.append)
+
+    def log(message):
+        messages.append(message)
+        if message == "bert_none_dense_s0: ok":  # the teacher's new row is not written yet: the old one is there
+            on_disk = [json.loads(x)["run"] for x in (out / "results.jsonl").read_text().splitlines()]
+            assert on_disk == ["bert_none_dense_s0", "bert_movement_0.5_s0"]
+
+    rows = run_sweep(spec, log=log)
     assert messages == [
         "bert_movement_0.5_s0: skipped (finished)",
         "bert_none_dense_s0: ok",  # the teacher again: its model is needed

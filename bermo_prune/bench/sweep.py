@@ -346,7 +346,9 @@ def run_sweep(spec: Spec, log=print, backend: str = "local", address: str | None
     runs.mkdir(parents=True, exist_ok=True)
     recorded = read_results(spec.output_dir)
     finished, first, students = plan(spec, recorded)
-    rows: dict[str, dict] = {c.name: recorded[c.name] for c in finished}
+    # Every recorded row of the grid stays until its cell's new run replaces it: a teacher run again for its model
+    # (or a failed cell run again) keeps its row if this sitting is stopped before that run ends.
+    rows: dict[str, dict] = {c.name: recorded[c.name] for c in spec.cells if c.name in recorded}
     skipped, ran = len(finished), 0
     with make_backend(backend, spec.workers, address) as pool, StopSignals(pool.stop) as stop:
         sweep_log = SweepLog(spec, pool.threads, pool.describe())
