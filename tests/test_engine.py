@@ -178,11 +178,14 @@ def test_topk_methods_keep_exact_counts(method, granularity, scope):
             round(0.3 * 1024) * 8 + round(0.3 * 2048) * 4 if scope == "local" else round(0.3 * s["total"])
         )
         assert s["kept"] == expected
-    assert s["kept"] == sum(
-        int(m.numel() * r)
-        for m, r in [(t.module.weight, s["per_matrix"][t.name]) for t in handle.layout.targets]
-    )
-    assert s["nonzero_parameters"] == s["total_parameters"] - (s["total"] - s["kept"])
+    # The report, checked against what the masks zero (counted, not recomputed the report's way).
+    zeros = {t.name: int((t.full_mask == 0).sum()) for t in handle.layout.targets}
+    assert s["kept"] == s["total"] - sum(zeros.values()) and s["total"] == handle.layout.total_weights
+    for t in handle.layout.targets:
+        assert s["per_matrix"][t.name] == pytest.approx(1 - zeros[t.name] / t.weights)
+    model_params = sum(p.numel() for n, p in model.named_parameters() if "bermo_pruning" not in n)
+    assert s["total_parameters"] == model_params
+    assert s["nonzero_parameters"] == model_params - sum(zeros.values())
     assert set(s["per_layer"]) == {"0", "1"}
 
 
