@@ -5,7 +5,7 @@ import json
 import numpy as np
 from scipy import stats
 
-from bermo_prune.bench.report import steps_to
+from bermo_prune.bench.verdicts import steps_to
 from bermo_prune.cli import EXIT_BAD_INPUT, main
 
 
