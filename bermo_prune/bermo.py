@@ -20,6 +20,9 @@ the plain family loads into BERMo (fresh, uniform mix) and back (mix dropped).
 
 Variants: ``bermo`` (BERT), ``bermo-roberta``, ``bermo-electra``, ``bermo-distilbert``. The Auto classes know
 them once :mod:`bermo_prune` is imported, so ``save_pretrained``/``from_pretrained`` and ``pipeline`` work.
+
+Length (about 360 lines): the mix, its options and a config, base model and classifier for each of four families
+belong together; splitting them would scatter one architecture over files.
 """
 
 from __future__ import annotations

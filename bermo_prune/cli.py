@@ -3,6 +3,9 @@
 Exit codes: 0 success, 1 anything unexpected, 2 bad input (recipe, data, model path, run directory),
 3 a run stopped by divergence (policy ``stop``, or ``rollback`` out of retries), 4 a run (or sweep) stopped by
 SIGTERM or SIGINT after writing a checkpoint (continue with ``--resume``, or run the sweep again).
+
+Length (about 360 lines): the argument parsers and thin handlers of nine commands; each handler only calls the
+module that does the work.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ or BERMo) the weights and tokenizer come from there and the family is the checkp
 checkpoint gets its weights and a fresh mix, a plain model built on a BERMo checkpoint drops the mix. From scratch
 (``name`` is None) a small config of ``family`` (default ``bert``) is used and a WordPiece tokenizer is trained on
 the training text, so everything works offline.
+
+Length (about 400 lines): building, loading and checking a classifier and its tokenizer for four families,
+from a checkpoint, a packaged encoder or scratch, with one-line errors for each bad model directory.
 """
 
 from __future__ import annotations

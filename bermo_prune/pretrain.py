@@ -14,6 +14,9 @@ Pruning during fine-tuning is studied on *pretrained* encoders; with the hub out
 
 The output directory's ``model/`` is a standard Hugging Face BERT checkpoint (config, safetensors weights,
 tokenizer); ``model.name=RUN/model`` in any ``run`` recipe fine-tunes a ``bert`` or ``bermo`` from it.
+
+Length (about 400 lines): the pretraining recipe, corpus, packing, masking, MLM job and evaluation and the
+command; the loop itself is :class:`~.train.Trainer`, shared with ``run``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ A recipe has the sections ``task``, ``seed``, ``output_dir``, ``data``, ``model`
 :class:`~bermo_prune.errors.RecipeError` listing *every* problem: YAML syntax (with line and column), unknown
 keys (with a "did you mean"), wrong types, values out of range, and cross-field rules (for example a pruning
 schedule that would end after training does). Nothing is read or written beyond the recipe itself.
+
+Length (about 500 lines): DESIGN.md asks for one place of recipe validation, so the checker, the section tables,
+the cross-field rules, overrides and YAML errors stay here; the typed sections come from their dataclasses
+(:mod:`.fields`) and each method's rules from its Pruner class.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ padded batches; evaluation every ``eval_every`` steps and at the end; divergence
 schedule, pruning state (scores, gates, masks, scheduler step), RNG states, data position, metrics-log offset
 (the last two are kept, see :mod:`bermo_prune.rundir`). SIGTERM or SIGINT during training writes a checkpoint at
 the next step boundary and raises :class:`~bermo_prune.errors.RunInterrupted`; ``--resume`` continues exactly.
+
+Length (about 500 lines): one loop's state (position, history, tracker, checkpoint contents, rollback, signal
+stop, summary) is one object; what varies around it lives elsewhere: features in :mod:`.hooks`, optimizer groups
+in :mod:`.optim`, jobs and evaluation in :mod:`.jobs`, files in :mod:`.rundir`, signals in :mod:`.signals`.
 """
 
 from __future__ import annotations

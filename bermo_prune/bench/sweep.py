@@ -27,6 +27,9 @@ alone (delete a row to redo that run). A half-finished run resumes from its chec
 recorded, never dropped. Runs go seed by seed (every cell of the first seed first), so a partial sweep covers the
 whole grid at one seed before adding seeds; distilled runs go last, after their teachers, and a teacher known only
 from ``results.jsonl`` is run again first (its model directory is needed; same seed, same model).
+
+Length (about 400 lines): the spec and its validation, the grid, the plan and the results/sitting records of one
+resumable sweep; where runs execute is :mod:`.backends`.
 """
 
 from __future__ import annotations
