@@ -209,3 +209,41 @@ def test_committed_probing_report_is_what_the_report_writes_from_its_results(tmp
     assert tasks == {"sentence_length", "word_content", "bigram_shift", "coordination_inversion"}
     assert all((committed / f"fig_{t}.png").stat().st_size > 10_000 for t in tasks)
     assert {"bert_dense", "bermo_dense", "majority", "bag_of_words"} <= {r["model"] for r in rows}
+
+
+@pytest.mark.parametrize("arch", ["bert", "bermo"])
+def test_a_compacted_models_features_are_the_pruned_models(arch, tmp_path):
+    """Probing reads any model directory: a head-pruned model, hardened, and the same model compacted (heads and
+    FFN neurons removed physically) give the same per-layer features, and BERMo's mix besides."""
+    import torch
+
+    from bermo_prune.compact import compact
+    from bermo_prune.engine import prune
+    from bermo_prune.models import ModelSpec, build_model
+    from bermo_prune.probe.probing import layer_features
+    from bermo_prune.pruners import get_pruner
+    from bermo_prune.schedule import Constant, Scheduler
+
+    sentences = ["the film is good", "a dull and tired story", "not bad at all", "it was fine , i guess"] * 3
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        arch=arch, num_layers=2, hidden_size=32, num_heads=4, intermediate_size=64, vocab_size=100
+    )
+    model, tok = build_model(spec, 2, sentences)
+    handle = prune(model, Scheduler(get_pruner("magnitude", granularity="head"), Constant(0.5)))
+    handle.harden()
+    model.eval()
+    model.save_pretrained(tmp_path / "pruned")
+    tok.save_pretrained(tmp_path / "pruned")
+    compact(model)
+    model.save_pretrained(tmp_path / "compacted")
+    tok.save_pretrained(tmp_path / "compacted")
+    config = json.loads((tmp_path / "compacted" / "config.json").read_text())
+    assert config["layer_heads"] == [2, 2]  # half of every layer's heads are gone from the weights
+    pruned = layer_features(tmp_path / "pruned", sentences, "mean")
+    compacted = layer_features(tmp_path / "compacted", sentences, "mean")
+    expected = ["0", "1", "2"] + (["mix"] if arch == "bermo" else [])
+    assert list(pruned) == list(compacted) == expected
+    for name in expected:
+        assert pruned[name].shape == (len(sentences), 32)
+        np.testing.assert_allclose(compacted[name], pruned[name], atol=1e-5)
