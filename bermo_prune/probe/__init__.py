@@ -3,6 +3,7 @@ pruning. ``tasks`` reads SentEval files and generates tasks from local text, ``p
 and fits the probe, ``report`` writes the per-layer plot and tables."""
 
 from .probing import fit_probe, layer_features, probe_task
+from .report import write_probe_report
 from .tasks import GENERATED, ProbeTask, generate, read_senteval, sentences_from_file, write_senteval
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "probe_task",
     "read_senteval",
     "sentences_from_file",
+    "write_probe_report",
     "write_senteval",
 ]
