@@ -58,9 +58,8 @@ class TrainConfig:
     batch_size: int = key(32, min=1)
     eval_batch_size: int = key(128, min=1)
     lr: float = key(3e-5, min=0.0, min_open=True)
-    mix_lr: float | None = key(
-        1e-2, min=0.0, min_open=True
-    )  # BERMo's layer mix (optim.split_mix_group); None: lr
+    # BERMo's layer mix gets its own rate (see optim.split_mix_group); None: train.lr
+    mix_lr: float | None = key(1e-2, min=0.0, min_open=True)
     weight_decay: float = key(0.0, min=0.0)
     warmup_ratio: float = key(0.1, min=0.0, max=1.0)
     max_length: int = key(128, min=8)
@@ -76,8 +75,9 @@ class TrainConfig:
 
     @classmethod
     def from_section(cls, values: dict, rename: dict | None = None, **extra) -> TrainConfig:
-        """The config of a validated recipe section (``rename``: section key -> field, as :func:`section` was
-        given it inverted), plus fields that are not recipe keys (``seed``, ``progress``, ...)."""
+        """The config of a validated recipe section plus fields that are not recipe keys (``seed``, ``progress``,
+        ...). ``rename`` maps a section key to its field where the section renamed it (pretraining's
+        ``seq_length`` is ``max_length``)."""
         rename = rename or {}
         names = {f.name for f in dataclasses.fields(cls)}
         own = {rename.get(k, k): v for k, v in values.items() if rename.get(k, k) in names}

@@ -157,7 +157,9 @@ def test_distilled_cells_resume_on_a_fresh_machine_from_committed_results(tmp_pa
 
     def log(message):
         messages.append(message)
-        if message == "bert_none_dense_s0: ok":  # the teacher's new row is not written yet: the old one is there
+        if (
+            message == "bert_none_dense_s0: ok"
+        ):  # the teacher's new row is not written yet: the old one is there
             on_disk = [json.loads(x)["run"] for x in (out / "results.jsonl").read_text().splitlines()]
             assert on_disk == ["bert_none_dense_s0", "bert_movement_0.5_s0"]
 
@@ -301,9 +303,7 @@ def test_a_sigterm_stops_the_sweep_its_run_checkpoints_and_the_next_sitting_resu
     import torch
 
     stopped_at = torch.load(state, weights_only=True)["position"]["step"]
-    assert (
-        100 <= stopped_at < 600
-    )  # written at the step boundary after the signal, not only the periodic one
+    assert 100 <= stopped_at < 600  # written at the step boundary after the signal, not only the periodic one
 
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
