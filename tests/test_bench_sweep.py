@@ -157,9 +157,8 @@ def test_distilled_cells_resume_on_a_fresh_machine_from_committed_results(tmp_pa
 
     def log(message):
         messages.append(message)
-        if (
-            message == "bert_none_dense_s0: ok"
-        ):  # the teacher's new row is not written yet: the old one is there
+        # when the teacher's run is reported its new row is not written yet: the old row must still be there
+        if message == "bert_none_dense_s0: ok":
             on_disk = [json.loads(x)["run"] for x in (out / "results.jsonl").read_text().splitlines()]
             assert on_disk == ["bert_none_dense_s0", "bert_movement_0.5_s0"]
 
