@@ -278,7 +278,8 @@ def test_a_sigterm_stops_the_sweep_its_run_checkpoints_and_the_next_sitting_resu
     import time
 
     overrides = [*TINY, "train.max_steps=600", "train.eval_every=300", "checkpoint.every=50"]
-    path = write_spec(tmp_path, overrides=overrides, models=["bert"], methods={"none": {}}, workers=1)
+    methods = {"none": {}, "magnitude": {"targets": [0.5]}}
+    path = write_spec(tmp_path, overrides=overrides, models=["bert"], methods=methods, workers=1)
     out = tmp_path / "bench"
     metrics = out / "runs" / "bert_none_dense_s0" / "metrics.jsonl"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -297,6 +298,9 @@ def test_a_sigterm_stops_the_sweep_its_run_checkpoints_and_the_next_sitting_resu
     text = proc.communicate(timeout=120)[0]
     assert proc.returncode == 4, text
     assert "bert_none_dense_s0: interrupted" in text
+    # the next cell, already handed to the worker by the process pool, did not start
+    assert "bert_magnitude_0.5_s0: interrupted (not started: the sweep was stopped)" in text
+    assert not (out / "runs" / "bert_magnitude_0.5_s0" / "metrics.jsonl").exists()
     assert not (out / "results.jsonl").exists() or not (out / "results.jsonl").read_text().strip()
     state = out / "runs" / "bert_none_dense_s0" / "checkpoint" / "state.pt"
     import torch
@@ -307,6 +311,9 @@ def test_a_sigterm_stops_the_sweep_its_run_checkpoints_and_the_next_sitting_resu
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    assert [(r["run"], r["status"], r["steps"]) for r in rows] == [("bert_none_dense_s0", "ok", 600)]
+    assert [(r["run"], r["status"], r["steps"]) for r in rows] == [
+        ("bert_none_dense_s0", "ok", 600),
+        ("bert_magnitude_0.5_s0", "ok", 600),
+    ]
     logged = [json.loads(x)["step"] for x in metrics.read_text().splitlines() if "loss" in json.loads(x)]
     assert logged == sorted(set(logged)) and logged[-1] == 600  # one log, continued where the checkpoint was

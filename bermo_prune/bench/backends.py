@@ -24,6 +24,27 @@ from ..errors import InputError
 
 BACKENDS = ("local", "ray")
 
+#: set in a local worker process once a stop signal reached it: a cell it is handed afterwards does not start
+_stop_requested = False
+
+
+def request_stop(*_) -> None:
+    """Mark this worker process as stopping (also its SIGTERM/SIGINT handler between runs)."""
+    global _stop_requested
+    _stop_requested = True
+
+
+def stop_requested() -> bool:
+    return _stop_requested
+
+
+def _worker_init() -> None:
+    """A local worker's signal handlers between runs: a stop signal marks the worker stopping (a run's own
+    handlers take over while it trains). Without this, a cell already handed to the worker would start after
+    the stop, since a process pool hands out the next cell before the previous one ends."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+
 
 def device_description() -> str:
     """The accelerator (or CPU) runs on this machine use."""
@@ -46,7 +67,9 @@ class LocalBackend:
 
     def __enter__(self) -> LocalBackend:
         self._pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
         )
         return self
 

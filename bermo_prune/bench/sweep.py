@@ -212,7 +212,10 @@ def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
     from ..errors import RunInterrupted
     from ..rundir import SUMMARY, has_checkpoint
     from ..runner import run_recipe
+    from .backends import request_stop, stop_requested
 
+    if stop_requested():  # the sweep is stopping: a cell handed to this worker afterwards does not start
+        return {"status": "interrupted", "error": "not started: the sweep was stopped"}
     torch.set_num_threads(threads)
     out_path = Path(out)
     try:
@@ -223,6 +226,7 @@ def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
         result = run_recipe(recipe, out_path, resume=keep, overwrite=not keep, progress=False)
         return {"status": "ok", "summary": result.summary, "skipped": result.skipped}
     except RunInterrupted as exc:  # not a result: the run resumes from its checkpoint in the next sitting
+        request_stop()  # the run's own handler took the signal: no further cell starts in this worker
         return {"status": "interrupted", "error": str(exc)}
     except Exception as exc:  # a failed run is a result too
         return {
