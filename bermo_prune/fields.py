@@ -62,9 +62,7 @@ def section(
             continue
         parts = [p.strip() for p in str(f.type).split("|")]
         kinds = [p for p in parts if p != "None"]
-        if (
-            len(kinds) != 1 or kinds[0] not in _KINDS
-        ):  # pragma: no cover - a programming error, caught by tests
+        if len(kinds) != 1 or kinds[0] not in _KINDS:  # pragma: no cover - a programming error
             raise TypeError(
                 f"{cls.__name__}.{f.name}: a recipe key must be one of {_KINDS} (or None), not {f.type}"
             )

@@ -8,7 +8,8 @@
 ``setup``          once, after Accelerate has prepared the model (move a teacher to the device)
 ``loss``           every step: add to the loss (the penalty) or mix into it (the teacher's term)
 ``after_step``     after every optimizer step (the schedule and the masks move)
-``log_fields``     at every logged step: fields of the ``metrics.jsonl`` record (and ``progress_fields``)
+``log_fields``     at every logged step: fields of the ``metrics.jsonl`` record (``progress_fields`` picks
+                   from that record what the progress bar shows)
 ``before_eval``    before an evaluation (the final masks are computed before the last one)
 ``eval_fields``    fields of an evaluation record (remaining weights, the mix)
 ``summary_fields`` fields of the run's summary
@@ -64,7 +65,7 @@ class TrainHook:
     def log_fields(self) -> dict:
         return {}
 
-    def progress_fields(self) -> dict[str, str]:
+    def progress_fields(self, record: dict) -> dict[str, str]:
         return {}
 
     def before_eval(self, step: int, total_steps: int) -> None:
@@ -104,19 +105,16 @@ class PruningHook(TrainHook):
     def after_step(self) -> None:
         self.handle.step()
 
-    def _remaining(self) -> float:
-        h = self.handle
-        return float(h.state.mask @ h.layout.unit_sizes) / h.layout.total_weights
-
     def log_fields(self) -> dict:
-        fields = {self.handle.pruner.schedule_key: self.handle.value}
+        h = self.handle
+        fields = {h.pruner.schedule_key: h.value}
         if self._penalty is not None:
             fields["penalty"] = float(self._penalty.detach())
-        fields["remaining"] = self._remaining()
+        fields["remaining"] = float(h.state.mask @ h.layout.unit_sizes) / h.layout.total_weights
         return fields
 
-    def progress_fields(self) -> dict[str, str]:
-        return {"remaining": f"{self._remaining():.3f}"}
+    def progress_fields(self, record: dict) -> dict[str, str]:
+        return {"remaining": f"{record['remaining']:.3f}"}
 
     def before_eval(self, step, total_steps):
         if step == total_steps:

@@ -336,7 +336,7 @@ class Trainer:
             post = {"loss": f"{loss_value:.3f}"}
             for hook in self.hooks:
                 record.update(hook.log_fields())
-                post.update(hook.progress_fields())
+                post.update(hook.progress_fields(record))
             if self._last_eval:
                 post["eval"] = self._last_eval
             self._bar.set_postfix(post, refresh=False)

@@ -21,29 +21,27 @@ import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from ..errors import InputError
+from ..signals import StopSignals
 
 BACKENDS = ("local", "ray")
 
-#: set in a local worker process once a stop signal reached it: a cell it is handed afterwards does not start
-_stop_requested = False
-
-
-def request_stop(*_) -> None:
-    """Mark this worker process as stopping (also its SIGTERM/SIGINT handler between runs)."""
-    global _stop_requested
-    _stop_requested = True
-
-
-def stop_requested() -> bool:
-    return _stop_requested
+#: a local worker's stop signals, active for the worker's lifetime (a run's own StopSignals takes over while it
+#: trains and hands back on exit): once a stop reached the worker, a cell it is handed afterwards does not start.
+#: Without it such a cell would start after the stop, since a process pool hands out the next cell early.
+_WORKER_STOP = StopSignals()
 
 
 def _worker_init() -> None:
-    """A local worker's signal handlers between runs: a stop signal marks the worker stopping (a run's own
-    handlers take over while it trains). Without this, a cell already handed to the worker would start after
-    the stop, since a process pool hands out the next cell before the previous one ends."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, request_stop)
+    _WORKER_STOP.__enter__()  # left at process exit
+
+
+def request_stop() -> None:
+    """Mark this worker as stopping (a run in it took the signal with its own handler)."""
+    _WORKER_STOP.received = _WORKER_STOP.received or "a signal to a run"
+
+
+def stop_requested() -> bool:
+    return _WORKER_STOP.received is not None
 
 
 def device_description() -> str:
