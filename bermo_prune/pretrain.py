@@ -15,54 +15,67 @@ Pruning during fine-tuning is studied on *pretrained* encoders; with the hub out
 The output directory's ``model/`` is a standard Hugging Face BERT checkpoint (config, safetensors weights,
 tokenizer); ``model.name=RUN/model`` in any ``run`` recipe fine-tunes a ``bert`` or ``bermo`` from it.
 
-Length (about 400 lines): the pretraining recipe, corpus, packing, masking, MLM job and evaluation and the
-command; the loop itself is :class:`~.train.Trainer`, shared with ``run``.
+The corpus reader, packing and masking are :mod:`.data.corpus`; this module holds the pretraining recipe, the MLM
+job and its evaluation, and the command; the loop itself is :class:`~.train.Trainer`, shared with ``run``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from transformers import BertConfig, BertForMaskedLM
 
-from .data.files import delimited_rows, jsonl_rows, read_text
+from .data.corpus import CorpusConfig, MaskingConfig, MLMCollator, pack, read_corpus
 from .errors import DataError, InputError, RecipeError
-from .fields import F, section
+from .fields import F, key, section
 from .jobs import Job
 from .models import train_wordpiece
 from .recipe import parse_sections, read_yaml
-from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
+from .rundir import (
+    RECIPE,
+    SUMMARY,
+    CheckpointConfig,
+    RunLock,
+    atomic_write,
+    check_run_dir,
+    finish_run_dir,
+    prepare_fresh,
+)
 from .train import TrainConfig, Trainer, process_state
 
+
+# ---- the recipe: one dataclass per section (fields.section derives the checks) -----------------------------------
+@dataclass
+class PretrainTop:
+    """The top-level keys of a pretraining recipe."""
+
+    seed: int = key(0, min=0)
+    output_dir: str | None = key(None)
+
+
+@dataclass
+class EncoderShape:
+    """``model``: the BERT encoder to pretrain (the vocabulary is trained on the corpus)."""
+
+    num_layers: int = key(4, min=1)
+    hidden_size: int = key(256, min=8)
+    num_heads: int = key(4, min=1)
+    intermediate_size: int = key(1024, min=8)
+    vocab_size: int = key(8000, min=50)
+    dropout: float = key(0.1, min=0.0, max=1.0)
+
+
 PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
-    "": {"seed": F("int", 0, min=0), "output_dir": F("str", None, nullable=True)},
-    "corpus": {
-        "files": F("list_str", None, required=True),
-        "text_column": F("str", "sentence"),
-        "max_documents": F("int", None, nullable=True, min=1),
-        "valid_fraction": F("float", 0.02, min=0.0, max=0.5, min_open=True),
-    },
-    "model": {
-        "num_layers": F("int", 4, min=1),
-        "hidden_size": F("int", 256, min=8),
-        "num_heads": F("int", 4, min=1),
-        "intermediate_size": F("int", 1024, min=8),
-        "vocab_size": F("int", 8000, min=50),
-        "dropout": F("float", 0.1, min=0.0, max=1.0),
-    },
-    "mlm": {
-        "probability": F("float", 0.15, min=0.0, max=1.0, min_open=True),
-        "mask_ratio": F("float", 0.8, min=0.0, max=1.0),
-        "random_ratio": F("float", 0.1, min=0.0, max=1.0),
-    },
+    "": section(PretrainTop),
+    "corpus": section(CorpusConfig),
+    "model": section(EncoderShape),
+    "mlm": section(MaskingConfig),
     # the fine-tuning loop's settings (TrainConfig's keys and bounds), with pretraining's defaults
     "train": section(
         TrainConfig,
@@ -76,9 +89,8 @@ PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
         exclude=("mix_lr", "bucket_factor"),
         rename={"max_length": "seq_length"},
     ),
-    "checkpoint": {"every": F("int", 0, min=0)},
+    "checkpoint": section(CheckpointConfig),
 }
-HEADING = re.compile(r"^\s*=( =)* .* =( =)*\s*$")  # WikiText section titles
 
 
 @dataclass
@@ -121,87 +133,6 @@ def load_pretrain_recipe(path: str | Path, overrides: list[str] | None = None) -
 
 def is_pretrain_recipe(raw) -> bool:
     return isinstance(raw, dict) and "corpus" in raw
-
-
-# ---- corpus --------------------------------------------------------------------------------------------------------
-def read_corpus(files: list[str], text_column: str = "sentence", base: Path | None = None) -> list[str]:
-    """Documents (non-empty lines or rows) of every file, in order; errors name the file."""
-    docs: list[str] = []
-    for name in files:
-        path = Path(name)
-        if not path.is_absolute() and base is not None and not path.exists():
-            path = base / path
-        if not path.is_file():
-            raise DataError(f"corpus.files: {name}: no such file")
-        text = read_text(path, name)
-        if not text.strip():
-            raise DataError(f"{name}: empty file: no text to pretrain on")
-        suffix = path.suffix.lower()
-        before = len(docs)
-        if suffix in (".tsv", ".csv", ".jsonl"):  # the task files' row readers: errors name the line
-            rows = jsonl_rows(text) if suffix == ".jsonl" else delimited_rows(text, suffix)
-            _, header = next(rows)
-            if suffix != ".jsonl" and text_column not in header:
-                raise DataError(
-                    f"{name}: no column {text_column!r} (columns: {', '.join(header)}); set corpus.text_column"
-                )
-            for line, row in rows:
-                if isinstance(row, str):
-                    raise DataError(f"{name}: line {line}: {row}")
-                value = row.get(text_column, row.get("text")) if suffix == ".jsonl" else row[text_column]
-                if value is None:
-                    raise DataError(f"{name}: line {line}: no text field {text_column!r}")
-                if value.strip():
-                    docs.append(value.strip())
-        else:
-            docs += [line.strip() for line in text.splitlines() if line.strip() and not HEADING.match(line)]
-        if len(docs) == before:
-            raise DataError(f"{name}: no text to pretrain on")
-    return docs
-
-
-def pack(tokenizer, docs: list[str], seq_length: int) -> torch.Tensor:
-    """(sequences, seq_length) token ids: [CLS] + a window of the [SEP]-separated document stream."""
-    limit = tokenizer.model_max_length
-    tokenizer.model_max_length = 1 << 60  # documents are cut into sequences below, not truncated (no warning)
-    try:
-        ids = tokenizer(docs, add_special_tokens=False)["input_ids"]
-    finally:
-        tokenizer.model_max_length = limit
-    sep = tokenizer.sep_token_id
-    stream = np.fromiter((t for doc in ids for t in (*doc, sep)), dtype=np.int64)
-    body = seq_length - 1
-    n = len(stream) // body
-    if n == 0:
-        raise DataError(f"corpus: {len(stream)} tokens, fewer than one sequence of {seq_length}")
-    seqs = stream[: n * body].reshape(n, body)
-    cls = np.full((n, 1), tokenizer.cls_token_id, dtype=np.int64)
-    return torch.from_numpy(np.concatenate([cls, seqs], axis=1))
-
-
-class MLMCollator:
-    """BERT masking of a batch of packed sequences (uses the global torch RNG, so a resume replays it)."""
-
-    def __init__(self, tokenizer, probability=0.15, mask_ratio=0.8, random_ratio=0.1, generator=None) -> None:
-        self.special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
-        self.mask_id = tokenizer.mask_token_id
-        self.vocab = len(tokenizer)
-        self.p, self.mask_ratio, self.random_ratio = probability, mask_ratio, random_ratio
-        self.generator = generator
-
-    def __call__(self, rows: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        g = self.generator
-        ids = torch.stack(rows).clone()
-        labels = ids.clone()
-        candidates = ~torch.isin(ids, self.special)
-        chosen = (torch.rand(ids.shape, generator=g) < self.p) & candidates
-        labels[~chosen] = -100
-        draw = torch.rand(ids.shape, generator=g)
-        to_mask = chosen & (draw < self.mask_ratio)
-        to_random = chosen & (draw >= self.mask_ratio) & (draw < self.mask_ratio + self.random_ratio)
-        ids[to_mask] = self.mask_id
-        ids[to_random] = torch.randint(self.vocab, (int(to_random.sum()),), generator=g)
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
 class _Rows(torch.utils.data.Dataset):

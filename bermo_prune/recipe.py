@@ -7,9 +7,11 @@ A recipe has the sections ``task``, ``seed``, ``output_dir``, ``data``, ``model`
 keys (with a "did you mean"), wrong types, values out of range, and cross-field rules (for example a pruning
 schedule that would end after training does). Nothing is read or written beyond the recipe itself.
 
-Length (about 500 lines): DESIGN.md asks for one place of recipe validation, so the checker, the section tables,
-the cross-field rules, overrides and YAML errors stay here; the typed sections come from their dataclasses
-(:mod:`.fields`) and each method's rules from its Pruner class.
+Each section's keys, defaults and bounds come from the dataclass next to the code that uses it (:data:`SECTIONS`,
+through :mod:`.fields`), each method's rules from its Pruner class, a schedule's from :class:`.ScheduleConfig`.
+
+Length (about 400 lines): DESIGN.md asks for one place of recipe validation, so the checker, the cross-field
+rules, overrides and YAML errors stay here.
 """
 
 from __future__ import annotations
@@ -24,83 +26,32 @@ from typing import Any
 
 import yaml
 
-from .data import SOURCES, TASKS
+from .data import TASKS, DataConfig
 from .distill import DistillConfig
 from .errors import RecipeError
 from .fields import F, section
+from .fields import key as recipe_key
 from .models import ModelSpec
-from .pruners import GRANULARITIES, SCOPES, available_pruners, pruner_class
+from .pruners import pruner_class
 from .pruners.base import SCHEDULE_VALUES
-from .schedule import SCHEDULES
+from .pruners.config import NO_PRUNING, SHARED_PRUNER_FIELDS, PruningConfig
+from .rundir import CheckpointConfig
+from .schedule import ScheduleConfig
 from .tracking import DivergenceConfig
 from .train import TrainConfig
 
-#: ``pruning.method`` value for dense fine-tuning (the baseline every sweep needs).
-NO_PRUNING = "none"
-
-
-# ---- the sections: typed dataclasses where the code has one (fields.section), tables for the rest ------------
-SECTIONS: dict[str, dict[str, F]] = {
-    "": {
-        "task": F("str", required=True, choices=tuple(TASKS)),
-        "seed": F("int", 42, min=0),
-        "output_dir": F("str", None, nullable=True),
-    },
-    "data": {
-        "source": F("str", "auto", choices=("auto", *SOURCES)),
-        "path": F("str", None, nullable=True),
-        "train_file": F("str", None, nullable=True),
-        "dev_file": F("str", None, nullable=True),
-        "columns": F("dict_str", None, nullable=True),
-        "max_train_samples": F("int", None, nullable=True, min=1),
-        "max_dev_samples": F("int", None, nullable=True, min=1),
-        "synthetic_train_size": F("int", 4000, min=10),
-        "synthetic_dev_size": F("int", 1000, min=10),
-    },
-    "model": section(ModelSpec),
-    "pruning": {
-        # the registered methods when a recipe is checked (a method registered after import included)
-        "method": F("str", NO_PRUNING, choices=lambda: (NO_PRUNING, *available_pruners())),
-        "granularity": F("str", "weight", choices=GRANULARITIES),
-        "scope": F("str", "local", choices=SCOPES),
-        "block_rows": F("int", 32, min=1),
-        "block_cols": F("int", 32, min=1),
-        "update_every": F("int", 10, min=1),
-        "score_lr": F("float", None, nullable=True, min=0.0, min_open=True),
-        "targets": F("list_str", None, nullable=True),
-        "options": F("dict", None, nullable=True),
-        "schedule": F("section"),
-    },
-    "pruning.schedule": {
-        "kind": F("str", "cubic", choices=tuple(SCHEDULES)),
-        "initial": F("float", None, nullable=True),
-        "final": F("float", None, nullable=True),
-        "value": F("float", None, nullable=True),
-        "warmup": F("steps", 0),
-        "cooldown": F("steps", 0),
-        "total": F("int", None, nullable=True, min=1),
-        "at": F("steps", 0),
-    },
-    "train": section(TrainConfig),
-    "divergence": section(DivergenceConfig),
-    "checkpoint": {
-        "every": F("int", 0, min=0),
-    },
-    "distill": section(DistillConfig),
-}
 TOP_SECTIONS = ("data", "model", "pruning", "train", "divergence", "checkpoint", "distill")
-#: Pruner fields set from other recipe keys, never through ``pruning.options``.
-_SHARED_PRUNER_FIELDS = ("granularity", "scope", "block_rows", "block_cols")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Recipe:
-    """A validated recipe: plain dicts per section, every key present (defaults filled in)."""
+    """A validated recipe: the top-level keys, and plain dicts per section with every key present (defaults filled
+    in; each section's keys, defaults and bounds are those of its dataclass, see :data:`SECTIONS`)."""
 
     source: str
-    task: str
-    seed: int
-    output_dir: str | None
+    task: str = recipe_key(None, required=True, choices=tuple(TASKS))
+    seed: int = recipe_key(42, min=0)
+    output_dir: str | None = recipe_key(None)
     data: dict
     model: dict
     pruning: dict
@@ -131,6 +82,20 @@ class Recipe:
         if self.task == "synthetic":
             return "synthetic"
         return "local" if (self.data["path"] or self.data["train_file"]) else "hub"
+
+
+# ---- the sections: each derived from its dataclass (fields.section), in the order recipe.yaml writes them ----
+SECTIONS: dict[str, dict[str, F]] = {
+    "": section(Recipe),
+    "data": section(DataConfig),
+    "model": section(ModelSpec),
+    "pruning": {**section(PruningConfig), "schedule": F("section")},
+    "pruning.schedule": section(ScheduleConfig),
+    "train": section(TrainConfig),
+    "divergence": section(DivergenceConfig),
+    "checkpoint": section(CheckpointConfig),
+    "distill": section(DistillConfig),
+}
 
 
 # ---- parsing -------------------------------------------------------------------------------------------------
@@ -252,7 +217,7 @@ def _pruner_options(method: str, options: dict | None, problems: list[str]) -> d
             problems.append("pruning.options: set, but pruning.method is 'none'")
         return {}
     cls = pruner_class(method)
-    from_schedule = (*_SHARED_PRUNER_FIELDS, *cls.schedule_fields(options))
+    from_schedule = (*SHARED_PRUNER_FIELDS, *cls.schedule_fields(options))
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in from_schedule}
     out = {}
     for key, value in options.items():
@@ -267,10 +232,6 @@ def _pruner_options(method: str, options: dict | None, problems: list[str]) -> d
         kind = "bool" if isinstance(default, bool) else "float" if isinstance(default, int | float) else "str"
         out[key] = _check(f"pruning.options.{key}", F(kind, default), value, problems)
     return out
-
-
-def _steps(value: int | float, total: int) -> int:
-    return int(round(value * total)) if isinstance(value, float) else int(value)
 
 
 def _cross_checks(r: dict, problems: list[str]) -> None:
@@ -302,12 +263,7 @@ def _cross_checks(r: dict, problems: list[str]) -> None:
     cls = pruner_class(method)
     key = cls.schedule_key_for(pruning["options"] or {})
     kind = sched["kind"]
-    fields = {
-        "cubic": ("initial", "final"),
-        "linear": ("initial", "final"),
-        "constant": ("value",),
-        "one_shot": ("initial", "final"),
-    }[kind]
+    fields = ScheduleConfig(**sched).value_args()
     for name in ("initial", "final", "value"):
         if sched[name] is not None and name not in fields:
             problems.append(
@@ -331,67 +287,17 @@ def _cross_checks(r: dict, problems: list[str]) -> None:
 
 def schedule_problems(pruning: dict, run_steps: int, problems: list[str]) -> None:
     """Rules that need the run's length: the schedule must fit in, and end before, training."""
-    sched = pruning["schedule"]
-    total = sched["total"] if sched["total"] is not None else run_steps
-    if sched["total"] is not None and sched["total"] > run_steps:
-        problems.append(
-            f"pruning.schedule.total: {sched['total']} steps, but training runs {run_steps}: the schedule "
-            "would not reach its final value before training ends"
-        )
-    if sched["kind"] in ("cubic", "linear"):
-        warm, cool = _steps(sched["warmup"], total), _steps(sched["cooldown"], total)
-        if warm + cool >= total:
-            problems.append(
-                f"pruning.schedule.warmup + cooldown: {warm} + {cool} steps leave no room to prune in a "
-                f"{total}-step schedule"
-            )
-    if sched["kind"] == "one_shot" and _steps(sched["at"], total) >= run_steps:
-        problems.append(
-            f"pruning.schedule.at: step {_steps(sched['at'], total)} is not before the run ends "
-            f"({run_steps} steps)"
-        )
+    problems += ScheduleConfig(**pruning["schedule"]).problems(run_steps)
 
 
 def build_schedule(pruning: dict, run_steps: int):
     """The :class:`~bermo_prune.schedule.Schedule` a validated ``pruning`` section describes for a run."""
-    from .schedule import make_schedule
-
-    sched = pruning["schedule"]
-    total = sched["total"] if sched["total"] is not None else run_steps
-    kind = sched["kind"]
-    if kind == "constant":
-        return make_schedule(kind, value=sched["value"])
-    if kind == "one_shot":
-        return make_schedule(
-            kind, initial=sched["initial"], final=sched["final"], at=_steps(sched["at"], total)
-        )
-    return make_schedule(
-        kind,
-        initial=sched["initial"],
-        final=sched["final"],
-        total=total,
-        warmup=_steps(sched["warmup"], total),
-        cooldown=_steps(sched["cooldown"], total),
-    )
+    return ScheduleConfig(**pruning["schedule"]).build(run_steps)
 
 
 def build_pruner(pruning: dict):
     """The pruner instance a validated ``pruning`` section describes."""
-    from .pruners import get_pruner
-
-    options = dict(pruning["options"] or {})
-    kwargs = {
-        **options,
-        **pruner_class(pruning["method"]).options_from_schedule(options, pruning["schedule"]),
-    }
-    return get_pruner(
-        pruning["method"],
-        granularity=pruning["granularity"],
-        scope=pruning["scope"],
-        block_rows=pruning["block_rows"],
-        block_cols=pruning["block_cols"],
-        **kwargs,
-    )
+    return PruningConfig(**pruning).build_pruner()
 
 
 # ---- overrides -------------------------------------------------------------------------------------------------

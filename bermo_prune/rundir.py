@@ -22,12 +22,14 @@ import logging
 import os
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
 
 from .errors import InputError
+from .fields import key
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,14 @@ LOCK = ".lock"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_FILE = "state.pt"
 PREVIOUS_FILE = "state.prev.pt"
+
+
+@dataclass
+class CheckpointConfig:
+    """A recipe's ``checkpoint`` section (``run`` and ``pretrain``): write ``checkpoint/state.pt`` every ``every``
+    optimizer steps (0: none but the one a stopping signal writes)."""
+
+    every: int = key(0, min=0)
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -53,9 +63,9 @@ def _contents(out: Path) -> list[Path]:
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     out = []
-    for key in sorted(set(a) | set(b)):
-        path = f"{prefix}{key}"
-        va, vb = a.get(key), b.get(key)
+    for name in sorted(set(a) | set(b)):
+        path = f"{prefix}{name}"
+        va, vb = a.get(name), b.get(name)
         if isinstance(va, dict) and isinstance(vb, dict):
             out += _differences(va, vb, path + ".")
         elif va != vb:

@@ -30,9 +30,9 @@ from .errors import InputError, RecipeError
 from .families import family_of
 from .jobs import classification_job
 from .models import ModelSpec, build_model
-from .recipe import Recipe, build_pruner, build_schedule, dump_recipe, parse_recipe, schedule_problems
+from .pruners.config import PruningConfig
+from .recipe import Recipe, dump_recipe, parse_recipe, schedule_problems
 from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
-from .schedule import Scheduler
 from .tracking import DivergenceConfig
 from .train import TrainConfig, Trainer, process_state, total_steps
 
@@ -80,20 +80,8 @@ def run_recipe(
         return RunResult(summary, out, skipped=True)
 
     # Everything that reads user input happens before the directory is touched.
-    d = recipe.data
-    data = load_task_data(
-        recipe.task,
-        recipe.data_source,
-        path=d["path"],
-        train_file=d["train_file"],
-        dev_file=d["dev_file"],
-        columns=d["columns"],
-        max_train_samples=d["max_train_samples"],
-        max_dev_samples=d["max_dev_samples"],
-        seed=recipe.seed,
-        synthetic_train_size=d["synthetic_train_size"],
-        synthetic_dev_size=d["synthetic_dev_size"],
-    )
+    where = {k: v for k, v in recipe.data.items() if k != "source"}  # the rest of DataConfig: where to read
+    data = load_task_data(recipe.task, recipe.data_source, seed=recipe.seed, **where)
     cfg = train_config(recipe, progress)
     steps = total_steps(cfg, len(data.train), process_state().num_processes)
     if recipe.pruned:
@@ -117,10 +105,7 @@ def run_recipe(
     handle = None
     if recipe.pruned:
         try:
-            pruner = build_pruner(recipe.pruning)
-            scheduler = Scheduler(
-                pruner, build_schedule(recipe.pruning, steps), update_every=recipe.pruning["update_every"]
-            )
+            scheduler = PruningConfig(**recipe.pruning).build_scheduler(steps)
             targets = recipe.pruning["targets"]
             handle = prune(model, scheduler, **({"targets": targets} if targets else {}))
         except ValueError as exc:

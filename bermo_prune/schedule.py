@@ -7,8 +7,11 @@ resume restores one integer and continues exactly.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from .fields import key
 
 SCHEDULES: dict[str, type[Schedule]] = {}
 
@@ -117,6 +120,76 @@ def make_schedule(kind: str, **kwargs) -> Schedule:
     except KeyError:
         raise ValueError(f"unknown schedule {kind!r}; use one of {', '.join(SCHEDULES)}") from None
     return cls(**kwargs)
+
+
+#: a schedule's arguments that are values in the method's units (the rest are step counts)
+VALUE_ARGS = ("initial", "final", "value")
+
+
+@dataclass
+class ScheduleConfig:
+    """A recipe's ``pruning.schedule`` section: the schedule's kind and arguments, step arguments given as counts
+    or as fractions of the schedule's length (``total``; the run's length when empty). :meth:`build` makes the
+    :class:`Schedule`; which arguments a kind takes comes from its class."""
+
+    kind: str = key("cubic", choices=tuple(SCHEDULES))
+    initial: float | None = key(None)
+    final: float | None = key(None)
+    value: float | None = key(None)
+    warmup: int | float = key(0, kind="steps")
+    cooldown: int | float = key(0, kind="steps")
+    total: int | None = key(None, min=1)
+    at: int | float = key(0, kind="steps")
+
+    def value_args(self) -> tuple[str, ...]:
+        """The values this kind takes (``initial``, ``final`` or ``value``), in its class's order."""
+        return tuple(f.name for f in dataclasses.fields(SCHEDULES[self.kind]) if f.name in VALUE_ARGS)
+
+    def length(self, run_steps: int) -> int:
+        return self.total if self.total is not None else run_steps
+
+    @staticmethod
+    def steps(value: int | float, total: int) -> int:
+        """A step argument as a count: fractions (floats) of ``total`` are rounded."""
+        return int(round(value * total)) if isinstance(value, float) else int(value)
+
+    def build(self, run_steps: int) -> Schedule:
+        """The schedule this section describes for a run of ``run_steps`` optimizer steps."""
+        cls = SCHEDULES[self.kind]
+        total = self.length(run_steps)
+        args: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "total":
+                args["total"] = total
+            elif f.name in VALUE_ARGS:
+                args[f.name] = getattr(self, f.name)
+            else:
+                args[f.name] = self.steps(getattr(self, f.name), total)
+        return cls(**args)
+
+    def problems(self, run_steps: int) -> list[str]:
+        """Rules that need the run's length: the schedule must fit in, and end before, training."""
+        out = []
+        total = self.length(run_steps)
+        if self.total is not None and self.total > run_steps:
+            out.append(
+                f"pruning.schedule.total: {self.total} steps, but training runs {run_steps}: the schedule "
+                "would not reach its final value before training ends"
+            )
+        args = {f.name for f in dataclasses.fields(SCHEDULES[self.kind])}
+        if {"warmup", "cooldown"} <= args:
+            warm, cool = self.steps(self.warmup, total), self.steps(self.cooldown, total)
+            if warm + cool >= total:
+                out.append(
+                    f"pruning.schedule.warmup + cooldown: {warm} + {cool} steps leave no room to prune in a "
+                    f"{total}-step schedule"
+                )
+        if "at" in args and self.steps(self.at, total) >= run_steps:
+            out.append(
+                f"pruning.schedule.at: step {self.steps(self.at, total)} is not before the run ends "
+                f"({run_steps} steps)"
+            )
+        return out
 
 
 @dataclass

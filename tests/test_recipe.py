@@ -231,11 +231,16 @@ def test_a_method_registered_after_import_owns_its_recipe_rules():
 
 
 def test_typed_sections_are_their_dataclasses():
-    """The recipe's model, train, divergence and distill defaults are the dataclasses' own (one source), and a
-    field's bounds come with it."""
+    """Every section's keys and defaults are its dataclass's own (one source), and a field's bounds come with it."""
+    from bermo_prune.data import DataConfig
+    from bermo_prune.data.corpus import CorpusConfig, MaskingConfig
     from bermo_prune.distill import DistillConfig
     from bermo_prune.fields import section
     from bermo_prune.models import ModelSpec
+    from bermo_prune.pretrain import EncoderShape, PretrainTop
+    from bermo_prune.pruners.config import PruningConfig
+    from bermo_prune.rundir import CheckpointConfig
+    from bermo_prune.schedule import ScheduleConfig
     from bermo_prune.tracking import DivergenceConfig
     from bermo_prune.train import TrainConfig
 
@@ -244,6 +249,31 @@ def test_typed_sections_are_their_dataclasses():
     assert DivergenceConfig(**r.divergence) == DivergenceConfig()
     assert DistillConfig(**r.distill) == DistillConfig()
     assert ModelSpec(**r.model) == ModelSpec()
+    assert DataConfig(**r.data) == DataConfig()
+    assert CheckpointConfig(**r.checkpoint) == CheckpointConfig()
+    # validation resolves the method's options (none here: {}); the schedule section is checked on its own
+    assert PruningConfig(**r.pruning) == PruningConfig(options={}, schedule=r.pruning["schedule"])
+    assert ScheduleConfig(**r.pruning["schedule"]) == ScheduleConfig()
+    assert (r.seed, r.output_dir) == (42, None)
+    # the shipped recipes' sections are their dataclasses' keys, no more, no fewer
+    for path in RECIPES:
+        if path.stem.startswith("pretrain"):
+            p = load_pretrain_recipe(path)
+            for cls, name in ((CorpusConfig, "corpus"), (EncoderShape, "model"), (MaskingConfig, "mlm")):
+                assert list(section(cls)) == list(p[name]) and cls(**p[name])
+            assert list(section(PretrainTop)) == ["seed", "output_dir"]
+            continue
+        recipe = load_recipe(path)
+        assert list(section(PruningConfig)) + ["schedule"] == list(recipe.pruning)
+        assert list(section(ScheduleConfig)) == list(recipe.pruning["schedule"])
+        assert list(section(DataConfig)) == list(recipe.data)
+    bounds = section(DataConfig)["max_train_samples"]
+    assert (bounds.kind, bounds.min, bounds.nullable) == ("int", 1, True)
+    assert (
+        section(PruningConfig)["targets"].kind == "list_str"
+        and section(DataConfig)["columns"].kind == "dict_str"
+    )
+    assert section(ScheduleConfig)["warmup"].kind == "steps" and section(CorpusConfig)["files"].required
     lr = section(TrainConfig)["lr"]
     assert (lr.kind, lr.default, lr.min, lr.min_open, lr.nullable) == ("float", 3e-5, 0.0, True, False)
     assert section(TrainConfig)["max_steps"].nullable and "seed" not in section(TrainConfig)
@@ -255,4 +285,30 @@ def test_typed_sections_are_their_dataclasses():
         "model.family: unknown value 'gpt'; use one of bert, roberta, electra, distilbert",
         "train.lr: must be > 0, got 0",
         "divergence.policy: unknown value 'retry'; use one of record, stop, rollback",
+    ]
+
+
+def test_a_schedule_section_builds_its_schedule_and_checks_the_run_length():
+    """Step arguments given as fractions are rounded shares of the schedule's length; a kind's values and step
+    arguments are its class's fields; the rules that need the run's length name their key."""
+    from bermo_prune.schedule import Cubic, OneShot, ScheduleConfig
+
+    cfg = ScheduleConfig(initial=1.0, final=0.1, warmup=0.1, cooldown=0.2)
+    assert cfg.build(1000) == Cubic(1.0, 0.1, total=1000, warmup=100, cooldown=200)
+    assert ScheduleConfig(initial=1.0, final=0.1, warmup=30, total=500).build(1000) == Cubic(
+        1.0, 0.1, total=500, warmup=30
+    )
+    assert ScheduleConfig(kind="one_shot", initial=1.0, final=0.3, at=0.5).build(80) == OneShot(
+        1.0, 0.3, at=40
+    )
+    assert cfg.value_args() == ("initial", "final")
+    assert ScheduleConfig(kind="constant", value=0.2).value_args() == ("value",)
+    assert cfg.problems(1000) == []
+    assert ScheduleConfig(kind="one_shot", final=0.3, at=80).problems(80) == [
+        "pruning.schedule.at: step 80 is not before the run ends (80 steps)"
+    ]
+    assert ScheduleConfig(final=0.1, warmup=0.5, cooldown=0.5, total=200).problems(100) == [
+        "pruning.schedule.total: 200 steps, but training runs 100: the schedule would not reach its final value "
+        "before training ends",
+        "pruning.schedule.warmup + cooldown: 100 + 100 steps leave no room to prune in a 200-step schedule",
     ]

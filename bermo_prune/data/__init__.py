@@ -2,13 +2,14 @@
 
 * :mod:`.tasks`: the task specs (GLUE and ``synthetic``) and their metrics;
 * :mod:`.files`: loading from the hub, local files (every bad row reported with file and line) or the generator;
-* :mod:`.batching`: tokenised splits, dynamic padding, the length-bucketing sampler.
+* :mod:`.batching`: tokenised splits, dynamic padding, the length-bucketing sampler;
+* :mod:`.corpus`: pretraining text: corpus files, packing into full sequences, BERT's masking.
 
 The names below are the package's API; import them from ``bermo_prune.data``.
 """
 
 from .batching import BucketBatchSampler, Collator, EncodedSplit, padding_stats
-from .files import SOURCES, Split, TaskData, load_task_data, read_split, read_text
+from .files import SOURCES, DataConfig, Split, TaskData, load_task_data, read_split, read_text
 from .tasks import TASKS, TaskSpec, compute_metrics, get_task
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "TASKS",
     "BucketBatchSampler",
     "Collator",
+    "DataConfig",
     "EncodedSplit",
     "Split",
     "TaskData",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from ..fields import key
 from ..synthetic import generate_synthetic
 from .tasks import TaskSpec, get_task
 
@@ -28,6 +29,22 @@ Texts = tuple[str, ...]
 
 
 SOURCES = ("hub", "local", "synthetic")
+
+
+@dataclass
+class DataConfig:
+    """A recipe's ``data`` section: where the examples come from (the arguments of :func:`load_task_data`;
+    ``source: auto`` is resolved by the recipe: synthetic task, else local when a path is given, else hub)."""
+
+    source: str = key("auto", choices=("auto", *SOURCES))
+    path: str | None = key(None)
+    train_file: str | None = key(None)
+    dev_file: str | None = key(None)
+    columns: dict[str, str] | None = key(None)
+    max_train_samples: int | None = key(None, min=1)
+    max_dev_samples: int | None = key(None, min=1)
+    synthetic_train_size: int = key(4000, min=10)
+    synthetic_dev_size: int = key(1000, min=10)
 
 
 @dataclass
@@ -71,8 +88,8 @@ def load_task_data(
     max_train_samples: int | None = None,
     max_dev_samples: int | None = None,
     seed: int = 0,
-    synthetic_train_size: int = 4000,
-    synthetic_dev_size: int = 1000,
+    synthetic_train_size: int = DataConfig.synthetic_train_size,
+    synthetic_dev_size: int = DataConfig.synthetic_dev_size,
 ) -> TaskData:
     """Load a task's train and dev splits from the hub, local files or the synthetic generator.
 
