@@ -94,7 +94,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     ratios: list[object] = []
 
     # 1. Pareto plot ---------------------------------------------------------------------------------------------
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     table = [
         "| model | method | target | seeds | remaining | final (95% CI) | best |",
         "|---|---|---|---|---|---|---|",
@@ -150,7 +150,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     ax.set_ylabel(f"dev {metric}")
     ax.set_title("Accuracy vs remaining weights (mean and 95% CI over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot: it hides no point
     fig.tight_layout()
     fig.savefig(out / "fig_pareto.png", dpi=120)
     plt.close(fig)
