@@ -2,10 +2,11 @@
 
 Each section of a recipe is a dataclass next to the code that uses it (``DataConfig``, ``ModelSpec``,
 ``PruningConfig``, ``ScheduleConfig``, ``TrainConfig``, ``DivergenceConfig``, ``CheckpointConfig``,
-``DistillConfig``; the top level is ``Recipe`` itself), which declares each recipe key as a field made by :func:`key`, which carries the key's bounds and allowed values next to its default;
-:func:`section` turns the dataclass into the table :mod:`bermo_prune.recipe` validates against (the kind and
-whether the key may be empty come from the field's annotation). A key's default is therefore written once, in the
-dataclass, and the recipe's defaults cannot drift from the code's.
+``DistillConfig``; the top level is ``Recipe`` itself). It declares each recipe key as a field made by :func:`key`,
+which carries the key's bounds and allowed values next to its default; :func:`section` turns the dataclass into
+the table :mod:`bermo_prune.recipe` validates against (the kind and whether the key may be empty come from the
+field's annotation). A key's default is therefore written once, in the dataclass, and the recipe's defaults cannot
+drift from the code's.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ class MaskingConfig:
     random_ratio: float = key(0.1, min=0.0, max=1.0)
 
 
-# ---- reading, packing, masking --------------------------------------------------------------------------------------------------------
+# ---- reading, packing, masking --------------------------------------------------------------------------------
 def read_corpus(
     files: list[str], text_column: str = CorpusConfig.text_column, base: Path | None = None
 ) -> list[str]:
