@@ -212,13 +212,15 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
     # 3. parameter efficiency of penalty methods
     pen = [r for r in runs if is_penalty_method(pruning_method(r))]
     by_cell = {(r["model"], r["method"], r["target"], r["seed"]): r for r in pen}
-    pairs, apart = [], 0
+    pairs, apart, steady = [], 0, []
     for (model, method, target, seed), r in sorted(by_cell.items(), key=lambda kv: str(kv[0])):
         other = by_cell.get(("bermo", method, target, seed))
         if model != "bert" or other is None:
             continue
         if abs(r["remaining"] - other["remaining"]) <= EQUAL_SHARE * max(r["remaining"], other["remaining"]):
             pairs.append((r["final"], other["final"]))
+            if not (r.get("diverged") or other.get("diverged")):
+                steady.append(pairs[-1])
         else:
             apart += 1
     if len(pairs) >= 2:
@@ -237,6 +239,8 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
             f"p = {pc.p_value:.3g}. Rule: supported if significantly higher (p < 0.05) by at least {MIN_GAIN:.2f}; "
             f"not supported if significantly lower or the interval lies below +{MIN_GAIN:.2f}. Verdict: {verdict}.",
             "",
+            f"   {_without_divergence(pairs, steady)}",
+            "",
         ]
     else:
         out += [
@@ -246,3 +250,21 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
             "",
         ]
     return out
+
+
+def _without_divergence(pairs: list[tuple[float, float]], steady: list[tuple[float, float]]) -> str:
+    """Claim 3 again on the pairs where neither run diverged: whether a gain is parameter efficiency or the
+    stability of claim 1 seen at equal weights."""
+    if len(steady) == len(pairs):
+        return "No run in these pairs diverged: the comparison is one of accuracy at equal weights alone."
+    head = (
+        f"{len(pairs) - len(steady)} of the {len(pairs)} pairs hold a diverged run (claim 1), so the difference "
+        "above mixes stability with accuracy at equal weights. Without them: "
+    )
+    if len(steady) < 2:
+        return head + f"{pairs_text(len(steady))} left, too few to compare."
+    pc = paired_comparison([a for a, _ in steady], [b for _, b in steady])
+    return head + (
+        f"{len(steady)} pairs, BERMo - BERT {pc.mean_difference:+.4f} (95% CI {fmt(pc.ci_low)} to "
+        f"{fmt(pc.ci_high)}), paired t-test p = {pc.p_value:.3g}."
+    )
