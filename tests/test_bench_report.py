@@ -122,8 +122,31 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     diff = np.subtract(finals(rows, "bermo", "l0", 1.0), finals(rows, "bert", "l0", 1.0))
     res = stats.ttest_rel(finals(rows, "bermo", "l0", 1.0), finals(rows, "bert", "l0", 1.0))
     assert f"3 pairs, BERMo - BERT {diff.mean():+.4f}" in report and f"p = {res.pvalue:.3g}" in report
+    assert (
+        "No run in these pairs diverged: the comparison is one of accuracy at equal weights alone." in report
+    )
     assert report.index("## The paper's claims") < report.index("## 1.")
     assert "- Best BERT at <= 10% remaining:" in report and "(movement 0.1, 10.0% remaining)" in report
+
+
+def test_claim_three_is_restated_without_the_pairs_holding_a_diverged_run(tmp_path):
+    """A penalty pair whose BERT run diverged counts in claim 3's verdict, and the report says how much of the gain
+    is that divergence: the same comparison on the other pairs, equal to a direct scipy call."""
+    rows = synthetic_results(tmp_path)
+    for r in rows:
+        if (r["model"], r["method"], r["seed"]) == ("bert", "l0", 0):
+            r.update(diverged=True, divergence_kind="no_learning", final=0.509)
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    bert, bermo = finals(rows, "bert", "l0", 1.0)[1:], finals(rows, "bermo", "l0", 1.0)[1:]
+    res = stats.ttest_rel(bermo, bert)
+    assert (
+        "1 of the 3 pairs hold a diverged run (claim 1), so the difference above mixes stability with accuracy at "
+        f"equal weights. Without them: 2 pairs, BERMo - BERT {np.mean(np.subtract(bermo, bert)):+.4f}"
+        in report
+    )
+    assert f"paired t-test p = {res.pvalue:.3g}." in report
 
 
 def test_report_states_the_sweep_time_from_its_log(tmp_path):
@@ -172,19 +195,13 @@ def test_steps_to_and_missing_results(tmp_path, capsys):
     assert "no results.jsonl" in capsys.readouterr().err
 
 
-def test_committed_sst2_report_is_what_report_writes_from_its_results(tmp_path):
-    """benchmarks/sst2_tiny/REPORT.md is generated, not edited: the same command on the committed results and
-    sweep log writes the same report (bar the line naming the directory and the versions line)."""
+def _regenerate(committed, tmp_path) -> str:
+    """REPORT.md as `bermo-prune report` writes it from a copy of the committed results, sweep log and notes, after
+    checking that it equals the committed one (bar the lines naming the directory and the versions)."""
     import shutil
 
-    from .conftest import ROOT
-
-    committed = ROOT / "benchmarks" / "sst2_tiny"
     for name in ("results.jsonl", "sweep.json", "REPORT.md", "fig_pareto.png", "fig_mix.png"):
         assert (committed / name).is_file(), name
-    rows = [json.loads(x) for x in (committed / "results.jsonl").read_text().splitlines()]
-    assert len(rows) == 102 and {r["model"] for r in rows} == {"bert", "bermo"}
-    assert {r["method"] for r in rows} == {"none", "magnitude", "movement", "soft_movement", "l0"}
     again = tmp_path / committed.name
     again.mkdir()
     for name in ("results.jsonl", "sweep.json", "notes.md"):
@@ -195,11 +212,22 @@ def test_committed_sst2_report_is_what_report_writes_from_its_results(tmp_path):
         skip = ("Versions:", "This report was generated with")
         return [line for line in text.splitlines() if not line.startswith(skip)]
 
-    assert comparable((again / "REPORT.md").read_text()) == comparable((committed / "REPORT.md").read_text())
+    text = (again / "REPORT.md").read_text()
+    assert comparable(text) == comparable((committed / "REPORT.md").read_text())
+    return text
+
+
+def test_committed_sst2_report_is_what_report_writes_from_its_results(tmp_path):
+    """benchmarks/sst2_tiny/REPORT.md is generated, not edited: the same command on the committed results and
+    sweep log writes the same report (bar the line naming the directory and the versions line)."""
+    from .conftest import ROOT
+
+    committed = ROOT / "benchmarks" / "sst2_tiny"
+    rows = [json.loads(x) for x in (committed / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 102 and {r["model"] for r in rows} == {"bert", "bermo"}
+    assert {r["method"] for r in rows} == {"none", "magnitude", "movement", "soft_movement", "l0"}
+    report = _regenerate(committed, tmp_path)
     # Penalty cells whose two models ended far apart in remaining weights are not counted as paired findings.
-    assert "- Left out of that count: 8 penalty cells" in (committed / "REPORT.md").read_text()
+    assert "- Left out of that count: 8 penalty cells" in report
     # It says what it is: a smoke test of the tooling (hand-written notes.md, under a heading that says so).
-    assert (
-        "## Notes (written by hand, not generated)\n\n**A tooling smoke test"
-        in (again / "REPORT.md").read_text()
-    )
+    assert "## Notes (written by hand, not generated)\n\n**A tooling smoke test" in report
