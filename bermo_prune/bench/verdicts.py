@@ -234,8 +234,8 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
         out += [
             "3. *BERMo is more parameter-efficient under penalty-based pruning.* "
             f"{', '.join(sorted({r['method'] for r in pen}))}, paired by (method, level, seed) at equal remaining "
-            f"weights (within {EQUAL_SHARE:.0%}; {apart} pairs further apart left out): {len(pairs)} pairs, BERMo "
-            f"- BERT {pc.mean_difference:+.4f} (95% CI {fmt(pc.ci_low)} to {fmt(pc.ci_high)}), paired t-test "
+            f"weights (within {EQUAL_SHARE:.0%}; {pairs_text(apart)} further apart left out): {len(pairs)} pairs, "
+            f"BERMo - BERT {pc.mean_difference:+.4f} (95% CI {fmt(pc.ci_low)} to {fmt(pc.ci_high)}), paired t-test "
             f"p = {pc.p_value:.3g}. Rule: supported if significantly higher (p < 0.05) by at least {MIN_GAIN:.2f}; "
             f"not supported if significantly lower or the interval lies below +{MIN_GAIN:.2f}. Verdict: {verdict}.",
             "",
