@@ -213,10 +213,14 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     lines.append("")
 
     # 4. BERMo layer weights ---------------------------------------------------------------------------------------
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
     drawn = 0
     mix_rows = ["| method | target | layer weights (embeddings first) | gamma |", "|---|---|---|---|"]
-    for key in sorted((k for k in groups if k[0] == "bermo"), key=lambda k: (k[1], -(k[2] or 0))):
+    mix_keys = sorted((k for k in groups if k[0] == "bermo"), key=lambda k: (k[1], -(k[2] or 0)))
+    # one colour per method, one line style per level (densest solid), so no two series look alike
+    hue = {m: plt.cm.tab10(i % 10) for i, m in enumerate(sorted({k[1] for k in mix_keys}))}
+    style = {k: ("-", "--", ":", "-.")[[j for j in mix_keys if j[1] == k[1]].index(k) % 4] for k in mix_keys}
+    for key in mix_keys:
         mixes = [r["mix"] for r in groups[key] if r.get("mix")]
         if not mixes:
             continue
@@ -224,7 +228,14 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         mean = [sum(m["layer_weights"][j] for m in mixes) / len(mixes) for j in range(width)]
         gamma = sum(m["gamma"] for m in mixes) / len(mixes)
         target = "dense" if key[2] is None else f"{key[2]:g}"
-        ax.plot(range(width), mean, marker=MARKERS.get(key[1], "x"), label=f"{key[1]} {target}")
+        ax.plot(
+            range(width),
+            mean,
+            marker=MARKERS.get(key[1], "x"),
+            color=hue[key[1]],
+            linestyle=style[key],
+            label=f"{key[1]} {target}",
+        )
         mix_rows.append(f"| {key[1]} | {target} | {', '.join(f'{w:.3f}' for w in mean)} | {gamma:.3f} |")
         drawn += 1
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -233,7 +244,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     ax.set_title("BERMo's learned layer weights at the end of training")
     ax.grid(alpha=0.3)
     if drawn:
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out / "fig_mix.png", dpi=120)
     plt.close(fig)
