@@ -33,7 +33,7 @@ from .optim import split_mix_group
 
 if TYPE_CHECKING:
     from .engine import Pruning
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
 
 class TrainHook:

@@ -16,7 +16,7 @@ from torch import nn
 from .data import Collator, EncodedSplit, TaskData, compute_metrics
 
 if TYPE_CHECKING:
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
 
 @torch.no_grad()

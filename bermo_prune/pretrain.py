@@ -47,7 +47,8 @@ from .rundir import (
     finish_run_dir,
     prepare_fresh,
 )
-from .train import TrainConfig, Trainer, process_state
+from .train import Trainer, process_state
+from .train_config import TrainConfig
 
 
 # ---- the recipe: one dataclass per section (fields.section derives the checks) -----------------------------------

@@ -38,7 +38,7 @@ from .pruners.config import NO_PRUNING, SHARED_PRUNER_FIELDS, PruningConfig
 from .rundir import CheckpointConfig
 from .schedule import ScheduleConfig
 from .tracking import DivergenceConfig
-from .train import TrainConfig
+from .train_config import TrainConfig
 
 TOP_SECTIONS = ("data", "model", "pruning", "train", "divergence", "checkpoint", "distill")
 

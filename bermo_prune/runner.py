@@ -34,7 +34,8 @@ from .pruners.config import PruningConfig
 from .recipe import Recipe, dump_recipe, parse_recipe, schedule_problems
 from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
 from .tracking import DivergenceConfig
-from .train import TrainConfig, Trainer, process_state, total_steps
+from .train import Trainer, process_state
+from .train_config import TrainConfig, total_steps
 
 logger = logging.getLogger(__name__)
 

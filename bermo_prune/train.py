@@ -8,20 +8,19 @@ schedule, pruning state (scores, gates, masks, scheduler step), RNG states, data
 (the last two are kept, see :mod:`bermo_prune.rundir`). SIGTERM or SIGINT during training writes a checkpoint at
 the next step boundary and raises :class:`~bermo_prune.errors.RunInterrupted`; ``--resume`` continues exactly.
 
-Length (about 500 lines): one loop's state (position, history, tracker, checkpoint contents, rollback, signal
-stop, summary) is one object; what varies around it lives elsewhere: features in :mod:`.hooks`, optimizer groups
-in :mod:`.optim`, jobs and evaluation in :mod:`.jobs`, files in :mod:`.rundir`, signals in :mod:`.signals`.
+Length (about 450 lines): one loop's state (position, history, tracker, checkpoint contents, rollback, signal
+stop, summary) is one object; what varies around it lives elsewhere: its settings in :mod:`.train_config`, features
+in :mod:`.hooks`, optimizer groups in :mod:`.optim`, jobs and evaluation in :mod:`.jobs`, files in :mod:`.rundir`,
+signals in :mod:`.signals`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -33,55 +32,15 @@ from .data import BucketBatchSampler, TaskData
 from .distill import Distiller
 from .engine import Pruning
 from .errors import InputError, RunInterrupted
-from .fields import key
 from .hooks import TrainHook, standard_hooks
 from .jobs import Job, classification_job
 from .optim import decay_groups, make_optimizer
 from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .signals import StopSignals
 from .tracking import DivergenceConfig, DivergenceTracker
+from .train_config import TrainConfig, total_steps
 
 logger = logging.getLogger(__name__)
-
-
-#: ``train.mixed_precision`` values (Accelerate's)
-PRECISIONS = ("no", "fp16", "bf16")
-
-
-@dataclass
-class TrainConfig:
-    """Training hyperparameters. The fields made by :func:`~bermo_prune.fields.key` are the recipe's ``train:``
-    keys, with their bounds (:func:`~bermo_prune.fields.section` derives the recipe's table from them)."""
-
-    epochs: float = key(1.0, min=0.0, min_open=True)
-    max_steps: int | None = key(None, min=1)
-    batch_size: int = key(32, min=1)
-    eval_batch_size: int = key(128, min=1)
-    lr: float = key(3e-5, min=0.0, min_open=True)
-    # BERMo's layer mix gets its own rate (see optim.split_mix_group); None: train.lr
-    mix_lr: float | None = key(1e-2, min=0.0, min_open=True)
-    weight_decay: float = key(0.0, min=0.0)
-    warmup_ratio: float = key(0.1, min=0.0, max=1.0)
-    max_length: int = key(128, min=8)
-    bucket_factor: int = key(50, min=1)
-    eval_every: int = key(0, min=0)
-    eval_at_start: bool = False
-    log_every: int = key(10, min=1)
-    seed: int = 42
-    max_grad_norm: float = key(1.0, min=0.0)
-    mixed_precision: str = key("no", choices=PRECISIONS)
-    threads: int | None = key(None, min=1)
-    progress: bool = True
-
-    @classmethod
-    def from_section(cls, values: dict, rename: dict | None = None, **extra) -> TrainConfig:
-        """The config of a validated recipe section plus fields that are not recipe keys (``seed``, ``progress``,
-        ...). ``rename`` maps a section key to its field where the section renamed it (pretraining's
-        ``seq_length`` is ``max_length``)."""
-        rename = rename or {}
-        names = {f.name for f in dataclasses.fields(cls)}
-        own = {rename.get(k, k): v for k, v in values.items() if rename.get(k, k) in names}
-        return cls(**own, **extra)
 
 
 def process_state() -> PartialState:
@@ -89,17 +48,6 @@ def process_state() -> PartialState:
     be created with ``cpu=True``: otherwise Accelerate sets up no process group under ``torchrun`` or ``accelerate
     launch``, and every process trains alone (and writes the same run directory)."""
     return PartialState(cpu=not torch.cuda.is_available())
-
-
-def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:
-    """Optimizer steps of a run: ``max_steps`` or ``epochs`` worth of global batches (``batch_size`` examples on
-    each of ``processes`` data-parallel processes per step, as :class:`~bermo_prune.data.BucketBatchSampler`
-    cuts them)."""
-    if cfg.max_steps:
-        return cfg.max_steps
-    size = cfg.batch_size * processes
-    batches = num_train // size + (num_train % size >= processes)
-    return max(1, math.ceil(cfg.epochs * batches))
 
 
 #: fractions of the best dev metric whose first reaching step the summary reports (convergence speed).

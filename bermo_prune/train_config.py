@@ -1,0 +1,63 @@
+"""The training hyperparameters (a recipe's ``train`` section) and the run length they give.
+
+:class:`TrainConfig` is the one source of the ``train`` keys, their defaults and bounds (fields made by
+:func:`~bermo_prune.fields.key`); the loop (:mod:`bermo_prune.train`), the jobs, the hooks and pretraining read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from .fields import key
+
+#: ``train.mixed_precision`` values (Accelerate's)
+PRECISIONS = ("no", "fp16", "bf16")
+
+
+@dataclass
+class TrainConfig:
+    """Training hyperparameters. The fields made by :func:`~bermo_prune.fields.key` are the recipe's ``train:``
+    keys, with their bounds (:func:`~bermo_prune.fields.section` derives the recipe's table from them)."""
+
+    epochs: float = key(1.0, min=0.0, min_open=True)
+    max_steps: int | None = key(None, min=1)
+    batch_size: int = key(32, min=1)
+    eval_batch_size: int = key(128, min=1)
+    lr: float = key(3e-5, min=0.0, min_open=True)
+    # BERMo's layer mix gets its own rate (see optim.split_mix_group); None: train.lr
+    mix_lr: float | None = key(1e-2, min=0.0, min_open=True)
+    weight_decay: float = key(0.0, min=0.0)
+    warmup_ratio: float = key(0.1, min=0.0, max=1.0)
+    max_length: int = key(128, min=8)
+    bucket_factor: int = key(50, min=1)
+    eval_every: int = key(0, min=0)
+    eval_at_start: bool = False
+    log_every: int = key(10, min=1)
+    seed: int = 42
+    max_grad_norm: float = key(1.0, min=0.0)
+    mixed_precision: str = key("no", choices=PRECISIONS)
+    threads: int | None = key(None, min=1)
+    progress: bool = True
+
+    @classmethod
+    def from_section(cls, values: dict, rename: dict | None = None, **extra) -> TrainConfig:
+        """The config of a validated recipe section plus fields that are not recipe keys (``seed``, ``progress``,
+        ...). ``rename`` maps a section key to its field where the section renamed it (pretraining's
+        ``seq_length`` is ``max_length``)."""
+        rename = rename or {}
+        names = {f.name for f in dataclasses.fields(cls)}
+        own = {rename.get(k, k): v for k, v in values.items() if rename.get(k, k) in names}
+        return cls(**own, **extra)
+
+
+def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:
+    """Optimizer steps of a run: ``max_steps`` or ``epochs`` worth of global batches (``batch_size`` examples on
+    each of ``processes`` data-parallel processes per step, as :class:`~bermo_prune.data.BucketBatchSampler`
+    cuts them)."""
+    if cfg.max_steps:
+        return cfg.max_steps
+    size = cfg.batch_size * processes
+    batches = num_train // size + (num_train % size >= processes)
+    return max(1, math.ceil(cfg.epochs * batches))
