@@ -231,3 +231,26 @@ def test_committed_sst2_report_is_what_report_writes_from_its_results(tmp_path):
     assert "- Left out of that count: 8 penalty cells" in report
     # It says what it is: a smoke test of the tooling (hand-written notes.md, under a heading that says so).
     assert "## Notes (written by hand, not generated)\n\n**A tooling smoke test" in report
+
+
+def test_the_committed_real_encoder_report_is_what_report_writes_from_its_results(tmp_path):
+    """benchmarks/sst2_minilm (all-MiniLM-L6-v2, full SST-2) is the headline study: every committed row is a cell of
+    its spec (in the spec's order; failed runs stay in as rows), the dense baselines reach 0.85, and REPORT.md is
+    exactly what `bermo-prune report` writes from the committed results, sweep log and hand-written notes."""
+    from bermo_prune.bench.sweep import load_spec
+
+    from .conftest import ROOT
+
+    committed = ROOT / "benchmarks" / "sst2_minilm"
+    spec = load_spec(committed / "spec.yaml")
+    assert len(spec.cells) == 90
+    rows = [json.loads(x) for x in (committed / "results.jsonl").read_text().splitlines()]
+    done = {r["run"] for r in rows}
+    assert [r["run"] for r in rows] == [c.name for c in spec.cells if c.name in done]
+    assert all(r["steps"] == 1000 for r in rows if r["status"] == "ok")
+    dense = {r["model"]: r["final"] for r in rows if r["method"] == "none" and r["seed"] == 0}
+    assert dense["bert"] >= 0.85 and dense["bermo"] >= 0.85
+    report = _regenerate(committed, tmp_path)
+    failed = sum(r["status"] != "ok" for r in rows)
+    assert f"{len(rows)} runs ({failed} failed)" in report
+    assert "## Notes (written by hand, not generated)" in report
