@@ -52,7 +52,7 @@ class PruningConfig:
         options = dict(self.options or {})
         from_schedule = pruner_class(self.method).options_from_schedule(options, self.schedule)
         shared = {name: getattr(self, name) for name in SHARED_PRUNER_FIELDS}
-        return get_pruner(self.method, **shared, **options, **from_schedule)
+        return get_pruner(self.method, **{**options, **from_schedule, **shared})
 
     def build_scheduler(self, run_steps: int) -> Scheduler:
         """The pruner driven by this section's schedule over a run of ``run_steps`` optimizer steps."""
