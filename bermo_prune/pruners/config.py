@@ -43,10 +43,6 @@ class PruningConfig:
     options: dict | None = key(None)
     schedule: dict = dataclasses.field(default_factory=dict)  # the pruning.schedule section
 
-    @property
-    def pruned(self) -> bool:
-        return self.method != NO_PRUNING
-
     def build_pruner(self) -> Pruner:
         """The pruner instance this (validated) section describes; schedule-borne options filled in."""
         options = dict(self.options or {})
