@@ -62,7 +62,9 @@ class PretrainTop:
 
 @dataclass
 class EncoderShape:
-    """``model``: the BERT encoder to pretrain (the vocabulary is trained on the corpus)."""
+    """``model``: the BERT encoder to pretrain (the vocabulary is trained on the corpus). Its keys are a subset of
+    :class:`~bermo_prune.models.ModelSpec`'s but with pretraining's defaults and tighter bounds (hidden and FFN
+    sizes >= 8), so it is its own section rather than ``section(ModelSpec, ...)``."""
 
     num_layers: int = key(4, min=1)
     hidden_size: int = key(256, min=8)
