@@ -254,3 +254,20 @@ def test_the_committed_real_encoder_report_is_what_report_writes_from_its_result
     failed = sum(r["status"] != "ok" for r in rows)
     assert f"{len(rows)} runs ({failed} failed)" in report
     assert "## Notes (written by hand, not generated)" in report
+
+
+def test_claim_two_is_inconclusive_when_every_pair_gives_the_same_ratio(tmp_path):
+    """Steps to the level are multiples of the evaluation interval, so a few pairs can all give the same ratio; their
+    Student-t interval then has no width and must not rule out the paper's speed-up."""
+    rows = synthetic_results(tmp_path)
+    for r in rows:
+        if r["status"] == "ok":  # every run reaches 95% of its dense accuracy at its second evaluation
+            r["curve"] = [[100, 0.5], [200, 0.95], [300, 0.95]]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "BERT/BERMo ratio 1.00 (95% CI 1.00 to 1.00)" in report
+    assert (
+        "Verdict: **inconclusive**: every pair gives the same ratio, so the interval has no width and bounds "
+        "nothing; more pairs, or finer evaluation, are needed." in report
+    )

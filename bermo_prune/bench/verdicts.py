@@ -190,7 +190,12 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
                 only["bert" if a else "bermo"] += 1
         if len(pairs) >= 2:
             rc = ratio_ci([a for a, _ in pairs], [b for _, b in pairs])
-            if rc.low > 1:
+            if rc.low == rc.high:  # every pair gives the same ratio (steps are multiples of the evaluation interval)
+                verdict = (
+                    "**inconclusive**: every pair gives the same ratio, so the interval has no width and bounds "
+                    "nothing; more pairs, or finer evaluation, are needed"
+                )
+            elif rc.low > 1:
                 verdict = "**supported**"
             elif rc.high < PAPER_SPEEDUP:
                 verdict = f"**not supported**: the interval rules out a {PAPER_SPEEDUP:.2f}x speed-up"
