@@ -36,6 +36,12 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._handle) for sig in SIGNALS}
+            # A stop that reached an enclosing block (a sweep worker between its runs' setup and training) holds
+            # here too: without this a signal in that window was forgotten and the run trained to its end.
+            for handler in self._previous.values():
+                outer = getattr(handler, "__self__", None)
+                if isinstance(outer, StopSignals) and outer.received is not None and self.received is None:
+                    self.received = outer.received
         return self
 
     def __exit__(self, *exc) -> None:
