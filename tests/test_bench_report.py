@@ -88,7 +88,8 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     )
     # Divergence rate and the failed run are reported, not dropped.
     assert "| l0 | 1 | 0.300 / 0.300 | 3 |" in report  # a penalty row shows both models' reached shares
-    assert "| bert | movement | 0.1 | 1 / 3 | collapse |" in report
+    # ... and it ends 0.08 above the evaluation that counted its collapse: not recovered
+    assert "| bert | movement | 0.1 | 1 / 3 | 0 | collapse |" in report
     assert "- bermo_l0_3_s0: RuntimeError: boom" in report
     # Convergence: BERMo reaches the level in 2/3 of BERT's steps in this set -> ratio 1.5.
     assert "| 1.50 (" in report
@@ -115,6 +116,11 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     )
     assert "Per method (BERT vs BERMo): l0 0/3 vs 0/3; movement 1/6 vs 0/6." in report
     assert "Verdict: **inconclusive**: fewer BERMo divergences, but not significantly." in report
+    assert (
+        "The count above includes collapses the run recovered from (section 2): BERT 0 of its 1, BERMo 0 of its 0. "
+        f"Runs that ended diverged: BERT 1 of 9, BERMo 0 of 9 (one-sided Fisher exact test: p = {p:.3g})."
+        in report
+    )
     # BERT's seed-0 movement-0.1 run ends lower (its own noise) and never reaches 95% of BERT's dense mean
     assert "over 8 pruned (method, level, seed) pairs reached by both: BERT/BERMo ratio 1.66" in report
     assert "reached by BERMo only in 1 pair, by BERT only in 0 pairs." in report
@@ -127,6 +133,47 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     )
     assert report.index("## The paper's claims") < report.index("## 1.")
     assert "- Best BERT at <= 10% remaining:" in report and "(movement 0.1, 10.0% remaining)" in report
+
+
+def test_a_collapse_counts_as_recovered_only_when_the_run_ends_learned_again():
+    """`recovered`: a collapse whose final evaluation lies at least the tracker's learned margin (0.1) above the
+    evaluation that counted it; other kinds, or a collapse step without an evaluation, never count."""
+    from bermo_prune.bench.verdicts import recovered
+
+    curve = [[100, 0.80], [200, 0.51], [300, 0.55], [400, 0.70]]
+    row = {"divergence_kind": "collapse", "divergence_step": 200, "curve": curve}
+    assert recovered({**row, "final": 0.70}) and recovered({**row, "final": 0.62})
+    assert not recovered({**row, "final": 0.60}) and not recovered({**row, "final": 0.51})
+    assert not recovered({**row, "divergence_step": 250, "final": 0.70})  # no evaluation at that step
+    assert not recovered({**row, "divergence_kind": "no_learning", "final": 0.70})
+    assert not recovered({**row, "divergence_kind": None, "divergence_step": None, "final": 0.70})
+
+
+def test_claim_one_says_how_many_divergences_the_runs_recovered_from(tmp_path):
+    """Claim 1's rule counts every divergence; beside it the report counts the recovered collapses (section 2's
+    column) and the runs that ended diverged, with their own Fisher test equal to a direct scipy call."""
+    rows = synthetic_results(tmp_path)
+    for r in rows:  # BERMo's movement 0.5 run of seed 1 collapses at step 200 (0.52) and ends learned again
+        if r["run"] == "bermo_movement_0.5_s1":
+            r.update(diverged=True, divergence_kind="collapse", divergence_step=200)
+            r["curve"][1][1] = 0.52
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    p = stats.fisher_exact([[1, 8], [1, 8]], alternative="greater")[1]
+    p_end = stats.fisher_exact([[1, 8], [0, 9]], alternative="greater")[1]
+    assert (
+        "BERT 1 of 9 (11%), BERMo 1 of 9 (11%); one-sided Fisher exact test that BERT diverges more often: "
+        f"p = {p:.3g}." in report
+    )
+    assert "Verdict: **not supported**: BERMo diverged at least as often as BERT." in report
+    assert (
+        "The count above includes collapses the run recovered from (section 2): BERT 0 of its 1, BERMo 1 of its 1. "
+        f"Runs that ended diverged: BERT 1 of 9, BERMo 0 of 9 (one-sided Fisher exact test: p = {p_end:.3g})."
+        in report
+    )
+    assert "| bermo | movement | 0.5 | 1 / 3 | 1 | collapse |" in report
+    assert "| bert | movement | 0.1 | 1 / 3 | 0 | collapse |" in report
 
 
 def test_claim_three_is_restated_without_the_pairs_holding_a_diverged_run(tmp_path):

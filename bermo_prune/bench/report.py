@@ -19,9 +19,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import InputError
-from ..tracking import DivergenceTracker
+from ..tracking import DivergenceConfig, DivergenceTracker
 from .stats import mean_ci, paired_comparison, pareto_front, ratio_ci
-from .verdicts import claims, findings, fmt, group_runs, remaining_share, steps_to
+from .verdicts import claims, findings, fmt, group_runs, recovered, remaining_share, steps_to
 
 COLORS = {"bert": "tab:blue", "bermo": "tab:orange"}
 #: an optional hand-written file next to results.jsonl, included at the end of the report under its own heading
@@ -160,18 +160,22 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     definition = DivergenceTracker().summary()["definition"]
     lines += ["## 2. Divergence rate", "", "Definition (defaults of `bermo_prune/tracking.py`):", ""]
     lines += [f"- `{k}`: {v}" for k, v in definition.items()]
+    learned = DivergenceConfig().learned_margin
     lines += [
+        f"- recovered: a collapse after which the run's final evaluation lies at least {learned:g} above the "
+        "evaluation that counted it (the run learned again); the diverged column counts these too",
         "",
-        "| model | method | target | diverged / seeds | kinds (first event) |",
-        "|---|---|---|---|---|",
+        "| model | method | target | diverged / seeds | recovered | kinds (first event) |",
+        "|---|---|---|---|---|---|",
     ]
     for key in sorted(groups, key=lambda k: (k[1], k[0], -(k[2] or 0))):
         runs = groups[key]
         kinds = sorted({r["divergence_kind"] for r in runs if r.get("diverged")})
         n_div = sum(bool(r.get("diverged")) for r in runs)
         target = "dense" if key[2] is None else f"{key[2]:g}"
+        back = sum(recovered(r) for r in runs)
         lines.append(
-            f"| {key[0]} | {key[1]} | {target} | {n_div} / {len(runs)} | {', '.join(kinds) or '-'} |"
+            f"| {key[0]} | {key[1]} | {target} | {n_div} / {len(runs)} | {back} | {', '.join(kinds) or '-'} |"
         )
     lines.append("")
 

@@ -19,6 +19,19 @@ def steps_to(curve: list[list[float]], level: float) -> int | None:
     return next((int(step) for step, value in curve if value >= level), None)
 
 
+def recovered(row: dict) -> bool:
+    """A collapse the run climbed back from: its final evaluation lies at least the tracker's ``learned_margin``
+    (0.1 by default) above the evaluation that counted the collapse, so it ended having learned again. Other kinds
+    (no learning, a loss spike, a non-finite loss) never count as recovered."""
+    from ..tracking import DivergenceConfig
+
+    if row.get("divergence_kind") != "collapse" or row.get("final") is None:
+        return False
+    step = row.get("divergence_step")
+    low = next((value for at, value in row.get("curve") or [] if int(at) == step), None)
+    return low is not None and row["final"] >= low + DivergenceConfig().learned_margin
+
+
 def group_runs(rows: list[dict]) -> dict[tuple, list[dict]]:
     out: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
@@ -167,6 +180,10 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
             f"/{sum(r['method'] == meth and r['model'] == 'bermo' for r in runs)}"
             for meth in sorted({r["method"] for r in runs})
         )
+        # The rule counts every divergence; how many runs ended still diverged is reported beside it, not judged.
+        back = {m: sum(recovered(r) for r in runs if r["model"] == m) for m in ("bert", "bermo")}
+        eb, em = db - back["bert"], dm - back["bermo"]
+        p_end = float(sps.fisher_exact([[eb, nb - eb], [em, nm - em]], alternative="greater")[1])
         out += [
             "1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.* "
             f"Diverged pruned runs (section 2's definition): BERT {db} of {nb} ({db / nb:.0%}), BERMo {dm} of {nm} "
@@ -175,6 +192,13 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
             f"at least BERT's. Verdict: {verdict}.",
             "",
         ]
+        if db or dm:
+            out += [
+                f"   The count above includes collapses the run recovered from (section 2): BERT {back['bert']} of "
+                f"its {db}, BERMo {back['bermo']} of its {dm}. Runs that ended diverged: BERT {eb} of {nb}, BERMo "
+                f"{em} of {nm} (one-sided Fisher exact test: p = {p_end:.3g}).",
+                "",
+            ]
     # 2. convergence speed
     if level:
         pairs, only = [], {"bert": 0, "bermo": 0}
@@ -190,7 +214,8 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
                 only["bert" if a else "bermo"] += 1
         if len(pairs) >= 2:
             rc = ratio_ci([a for a, _ in pairs], [b for _, b in pairs])
-            if rc.low == rc.high:  # every pair gives the same ratio (steps are multiples of the evaluation interval)
+            # every pair gives the same ratio (steps are multiples of the evaluation interval)
+            if rc.low == rc.high:
                 verdict = (
                     "**inconclusive**: every pair gives the same ratio, so the interval has no width and bounds "
                     "nothing; more pairs, or finer evaluation, are needed"
