@@ -83,7 +83,8 @@ def findings(groups, dense, paired, ratios, metric: str, fraction: float) -> lis
         )
     if apart:
         out.append(
-            f"- Left out of that count: {len(apart)} penalty cells where the same level left the two models more "
+            f"- Left out of that count: {len(apart)} penalty cell{'s' if len(apart) != 1 else ''} where the same "
+            "level left the two models more "
             f"than 10% apart in remaining weights ({', '.join(f'{m} {t:g}' for m, t, _ in apart)}); section 1's "
             "plot compares them at equal remaining weights."
         )
