@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from ..tracking import DivergenceConfig
 from .stats import mean_ci, paired_comparison, ratio_ci
 
 
@@ -23,8 +24,6 @@ def recovered(row: dict) -> bool:
     """A collapse the run climbed back from: its final evaluation lies at least the tracker's ``learned_margin``
     (0.1 by default) above the evaluation that counted the collapse, so it ended having learned again. Other kinds
     (no learning, a loss spike, a non-finite loss) never count as recovered."""
-    from ..tracking import DivergenceConfig
-
     if row.get("divergence_kind") != "collapse" or row.get("final") is None:
         return False
     step = row.get("divergence_step")
@@ -181,10 +180,6 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
             f"/{sum(r['method'] == meth and r['model'] == 'bermo' for r in runs)}"
             for meth in sorted({r["method"] for r in runs})
         )
-        # The rule counts every divergence; how many runs ended still diverged is reported beside it, not judged.
-        back = {m: sum(recovered(r) for r in runs if r["model"] == m) for m in ("bert", "bermo")}
-        eb, em = db - back["bert"], dm - back["bermo"]
-        p_end = float(sps.fisher_exact([[eb, nb - eb], [em, nm - em]], alternative="greater")[1])
         out += [
             "1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.* "
             f"Diverged pruned runs (section 2's definition): BERT {db} of {nb} ({db / nb:.0%}), BERMo {dm} of {nm} "
@@ -193,7 +188,10 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
             f"at least BERT's. Verdict: {verdict}.",
             "",
         ]
-        if db or dm:
+        if db or dm:  # the rule counts every divergence; how many runs ended diverged is reported, not judged
+            back = {m: sum(recovered(r) for r in runs if r["model"] == m) for m in ("bert", "bermo")}
+            eb, em = db - back["bert"], dm - back["bermo"]
+            p_end = float(sps.fisher_exact([[eb, nb - eb], [em, nm - em]], alternative="greater")[1])
             out += [
                 f"   The count above includes collapses the run recovered from (section 2): BERT {back['bert']} of "
                 f"its {db}, BERMo {back['bermo']} of its {dm}. Runs that ended diverged: BERT {eb} of {nb}, BERMo "
