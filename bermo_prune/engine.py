@@ -146,6 +146,7 @@ class Pruning:
         multipliers = self.pruner.create_multipliers()
         self.state = PruningState(scores, offset, multipliers).to(device)
         self.state.unit_counts = [t.units for t in found]
+        self.pruner.bind_schedule(self.scheduler.schedule)
         model.add_module(STATE_NAME, self.state)
         for t in found:
             t.module.__class__ = MaskedLinear
@@ -161,7 +162,10 @@ class Pruning:
     # ---- training-loop API -------------------------------------------------------------------------------
     def _before_forward(self, module, args):
         self.state._parts = {}
-        self.pruner.before_forward(self.layout, self.state, module.training)
+        if self.scheduler.started():
+            self.pruner.before_forward(self.layout, self.state, module.training)
+        else:  # warm-up: no gate is sampled, every mask is one (see update_masks), so the forward is dense
+            self.state.gates = None
 
     def _after_forward(self, module, args, output):
         self.state._parts = None
@@ -191,7 +195,9 @@ class Pruning:
         return [g for g in groups if g["params"]]
 
     def penalty(self) -> torch.Tensor:
-        """The method's regulariser at the current step (0 for methods without one)."""
+        """The method's regulariser at the current step (0 for methods without one, and during the warm-up)."""
+        if not self.scheduler.started():
+            return torch.zeros((), device=self.state.mask.device)
         p = self.pruner.penalty(self.layout, self.state, self.scheduler.value())
         return p if p is not None else torch.zeros((), device=self.state.mask.device)
 
@@ -212,13 +218,17 @@ class Pruning:
                     multipliers.sub_(self.pruner.lagrange_lr * multipliers.grad)
             multipliers.grad = None
         self.scheduler.step += 1
-        if self.scheduler.due():
+        if self.scheduler.due() or self.scheduler.step == self.scheduler.schedule.start_step():
             self.update_masks()
 
     @torch.no_grad()
     def update_masks(self) -> None:
-        """Recompute the binary masks for the current scheduled value now."""
-        mask = self.pruner.compute_mask(self.layout, self.state, self.scheduler.value())
+        """Recompute the binary masks for the current scheduled value now (all ones before the schedule starts:
+        warm-up means warm-up, whatever the method or the schedule's initial value)."""
+        if self.scheduler.started():
+            mask = self.pruner.compute_mask(self.layout, self.state, self.scheduler.value())
+        else:
+            mask = torch.ones_like(self.state.mask)
         self.state.mask.copy_(mask)
         self._refresh_full_masks()
 

@@ -34,6 +34,14 @@ class Schedule:
         """The first step from which the value no longer changes."""
         return 0
 
+    def start_step(self) -> int:
+        """The first step at which the method may remove or down-weight anything (the end of the warm-up).
+
+        Before it the engine keeps every mask at one, adds no penalty and samples no gate, so the forward pass
+        equals the dense model's (the scores of a score-based method still receive their gradient, as in the
+        references)."""
+        return 0
+
 
 @_register
 @dataclass(frozen=True)
@@ -74,6 +82,9 @@ class Cubic(Schedule):
     def end_step(self) -> int:
         return self.total - self.cooldown
 
+    def start_step(self) -> int:
+        return self.warmup
+
 
 @_register
 @dataclass(frozen=True)
@@ -110,6 +121,9 @@ class OneShot(Schedule):
         return float(self.final if step >= self.at else self.initial)
 
     def end_step(self) -> int:
+        return self.at
+
+    def start_step(self) -> int:
         return self.at
 
 
@@ -215,6 +229,10 @@ class Scheduler:
 
     def value(self, step: int | None = None) -> float:
         return self.schedule(self.step if step is None else step)
+
+    def started(self, step: int | None = None) -> bool:
+        """Whether the schedule's warm-up is over at ``step`` (default: now); see :meth:`Schedule.start_step`."""
+        return (self.step if step is None else step) >= self.schedule.start_step()
 
     def due(self) -> bool:
         """Whether masks are recomputed at the current step."""

@@ -140,7 +140,7 @@ def optimizer(model_params, score_params, lr=1e-3, score_lr=1e-2):
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, foreach=False)
 
 
-def run_reference(binarize, value_of, penalty=None, score_lr=1e-2):
+def run_reference(binarize, value_of, penalty=None, score_lr=1e-2, after_step=None):
     model = tiny_model()
     scores, state = attach_reference(model, binarize, value_of)
     opt = optimizer([p for p in model.parameters()], scores, score_lr=score_lr)
@@ -154,6 +154,8 @@ def run_reference(binarize, value_of, penalty=None, score_lr=1e-2):
         loss.backward()
         opt.step()
         opt.zero_grad()
+        if after_step is not None:
+            after_step(step)
         losses.append(float(loss.detach()))
         masks.append(torch.cat([m.flatten() for m in state["masks"]]))
     return losses, masks
@@ -163,8 +165,9 @@ def run_engine(pruner, schedule, score_lr=1e-2):
     model = tiny_model()
     handle = prune(model, Scheduler(pruner, schedule, update_every=1))
     scores = [handle.state.scores]
+    own = (handle.state.scores, handle.state.multipliers)  # multipliers: plain ascent in handle.step()
     opt = optimizer(
-        [p for p in model.parameters() if p is not handle.state.scores], scores, score_lr=score_lr
+        [p for p in model.parameters() if all(p is not o for o in own)], scores, score_lr=score_lr
     )
     losses, masks = [], []
     for x, y in batches(STEPS):
@@ -229,6 +232,70 @@ def test_soft_movement_matches_the_reference_threshold_floor_and_penalty():
     floors = [int(0.005 * n) + 1 for n in sizes]
     assert any(int(m.sum()) == f for m, f in zip(last, floors, strict=True))  # the floor was exercised
     assert all(int(m.sum()) >= f for m, f in zip(last, floors, strict=True))
+
+
+def test_soft_movement_under_target_control_ramps_the_reference_threshold_and_matches_a_plain_loop():
+    """Target control: the reference's threshold schedule (cubic from 0 to tau_f, the same warm-up and cool-down)
+    with the augmented Lagrangian on the kept share written out in plain lines, per-matrix scores, the multiplier
+    raised by l += lr (r - t) once the target is final. Masks identical at every step, losses equal."""
+    final_target, final_tau, rho, lagrange_lr = 0.25, 0.1, 1000.0, 0.5
+    target = Cubic(1.0, final_target, **SCHEDULE)
+    tau = Cubic(0.0, final_tau, **SCHEDULE)  # the reference's schedule_threshold, initial_threshold 0
+    pruner = get_pruner(
+        "soft_movement",
+        target_control=True,
+        final_threshold=final_tau,
+        lagrange_rho=rho,
+        lagrange_lr=lagrange_lr,
+    )
+    sizes = [m.weight.numel() for _, m in target_linears(tiny_model())]
+    total = sum(sizes)
+    lam = {"value": 0.0}
+
+    def penalty(step, scores):
+        if step < SCHEDULE["warmup"]:
+            return 0.0
+        probs = [torch.sigmoid(s) for s in scores]
+        kept = sum((p.detach() > tau(step)).sum() for p in probs) / total
+        surrogate = sum(p.sum() for p in probs) / total
+        gap = kept - target(step)
+        term = (
+            lam["value"] * gap
+            + rho * gap**2
+            + (lam["value"] + 2 * rho * gap) * (surrogate - surrogate.detach())
+        )
+        if step >= target.end_step():  # the multiplier's ascent step, taken after this step's backward
+            lam["next"] = lam["value"] + lagrange_lr * float(gap)
+        return term
+
+    def step_multiplier(step):
+        lam["value"] = lam.pop("next", lam["value"])
+
+    engine = run_engine(pruner, target, score_lr=0.2)
+    reference = run_reference(RefThreshold.apply, tau, penalty, score_lr=0.2, after_step=step_multiplier)
+    assert_same_run(engine, reference)
+    assert all(bool(m.all()) for m in engine[1][: SCHEDULE["warmup"]])  # nothing masked during the warm-up
+    assert engine[1][-1].mean().item() < 0.6  # and it pruned once the schedule ran
+    assert lam["value"] != 0.0  # the multiplier moved in the cool-down
+
+    # The old rule (tau at its final value from step 0) is not the reference's: the check catches it.
+    lam.clear()
+    lam["value"] = 0.0
+    fixed = run_reference(
+        RefThreshold.apply, lambda step: final_tau, penalty, score_lr=0.2, after_step=step_multiplier
+    )
+    with pytest.raises(AssertionError, match="masks differ"):
+        assert_same_run(engine, fixed)
+
+
+def test_soft_movement_threshold_under_target_control_is_the_reference_ramp():
+    target = Cubic(1.0, 0.1, total=100, warmup=10, cooldown=30)
+    reference = Cubic(0.0, 0.2, total=100, warmup=10, cooldown=30)
+    pruner = get_pruner("soft_movement", target_control=True, final_threshold=0.2)
+    pruner.bind_schedule(target)
+    for step in (0, 9, 10, 11, 40, 69, 70, 99):
+        assert pruner.threshold(target(step)) == pytest.approx(reference(step), abs=1e-12), step
+    assert pruner.threshold(target(0)) == 0.0 and pruner.threshold(target(99)) == pytest.approx(0.2)
 
 
 # ---- L0 --------------------------------------------------------------------------------------------------------------
@@ -299,8 +366,12 @@ def test_l0_training_matches_a_reference_loop_with_cofi_sampling():
         torch.nn.Parameter(torch.full_like(m.weight, 3.0)) for _, m in linears
     )
     gates: dict[int, torch.Tensor] = {}
+    now = {"step": 0}
 
     def sample(module, args):  # one draw for all matrices at each model forward, in the engine's unit order
+        if now["step"] < schedule.warmup:  # warm-up means warm-up: no gate before the schedule starts (ours)
+            gates.update({i: torch.ones_like(a) for i, a in enumerate(log_alphas)})
+            return
         z = reference_sample_z(torch.cat([a.flatten() for a in log_alphas]))
         for i, part in enumerate(z.split([a.numel() for a in log_alphas])):
             gates[i] = part.view_as(log_alphas[i])
@@ -317,8 +388,11 @@ def test_l0_training_matches_a_reference_loop_with_cofi_sampling():
     torch.manual_seed(11)
     ref = []
     for step, (x, y) in enumerate(batches(steps)):
+        now["step"] = step
         density = sum(torch.sigmoid(a - shift).sum() / a.numel() for a in log_alphas) / len(log_alphas)
-        loss = ref_model(input_ids=x, labels=y).loss + schedule(step) * density
+        loss = ref_model(input_ids=x, labels=y).loss
+        if step >= schedule.warmup:  # no penalty term (not even lambda = 0) before the schedule starts
+            loss = loss + schedule(step) * density
         loss.backward()
         ref_opt.step()
         ref_opt.zero_grad()

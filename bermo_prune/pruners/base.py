@@ -10,6 +10,10 @@ Contract:
   * ``effective_weight(target, weight, state, training)``: the weight a masked linear uses in its forward.
   * ``penalty(layout, state, value)``: a regulariser added to the loss, or None.
   * ``before_forward(layout, state, training)``: per-forward work (sampling L0 gates), once per model call.
+  * ``bind_schedule(schedule)``: called once when the masks are attached, with the schedule the method runs under
+    (a method whose rule depends on the schedule's end, such as soft movement's threshold under target control).
+The engine keeps a method out of the warm-up: before ``schedule.start_step()`` it calls neither
+``compute_mask`` (every mask is one), ``penalty`` nor ``before_forward``, so the forward equals the dense one.
   * ``create_multipliers()``: Lagrange multipliers of a target-controlled penalty, trained by gradient ascent
     (:class:`GradientAscent`) with step ``lagrange_lr`` (a field of every method that creates them), or None.
 Dataclass fields are the method's recipe arguments.
@@ -112,6 +116,10 @@ class Pruner:
         return None
 
     def before_forward(self, layout: Layout, state: PruningState, training: bool) -> None:
+        return None
+
+    def bind_schedule(self, schedule) -> None:
+        """Called by :func:`~bermo_prune.engine.prune` with the :class:`~bermo_prune.schedule.Schedule` in use."""
         return None
 
 

@@ -17,10 +17,18 @@ sparsity is whatever the scores end up giving: a larger ``final_lambda`` gives a
 0 (sigmoid 0.5, all kept at tau 0), final_lambda 10, score learning rate 1e-2.
 
 Target control (``target_control=True``): the schedule's value is the remaining-weights target t (e.g. cubic from
-1.0 to 0.10), tau stays at ``final_threshold``, and the penalty is the augmented Lagrangian of
-:func:`~.base.lagrangian` on the share r the threshold keeps, l (r - t) + rho (r - t)^2. r is a count, so the
+1.0 to 0.10) and the penalty is the augmented Lagrangian of :func:`~.base.lagrangian` on the share r the threshold
+keeps, l (r - t) + rho (r - t)^2. tau ramps with the target as the reference's threshold ramps:
+
+    tau_t = final_threshold * (1 - t_t) / (1 - t_final)
+
+so tau is 0 (nothing masked) while the target is 1, and final_threshold once the target is final; for the cubic
+(or linear) target schedule this is exactly the reference's ``schedule_threshold`` from 0 to ``final_threshold``
+with the same warm-up and cool-down, since both are the same polynomial of the step. (Before this, tau sat at
+``final_threshold`` from step 0, so scores that fell below it during the warm-up were masked while the schedule
+still asked for every weight.) r is a count, so the
 scores receive (l + 2 rho (r - t)) times the gradient of the reference's penalised quantity, the size-weighted mean
-sigmoid(S): pushed down while more than t remains, up while less does. The multiplier l rises by plain gradient
+sigmoid(S): pushed down while more than t remains, up while less does (r is counted at the current tau). The multiplier l rises by plain gradient
 ascent once the target has stopped moving. This replaces ``final_lambda``; the per-matrix floor still holds. Unlike
 L0's, this Lagrangian is not scaled by the number of units: the threshold count reacts to scores crossing tau, and
 with rho 1000 it reached its target exactly on all-MiniLM-L6-v2 as on the tiny model.
@@ -48,7 +56,7 @@ class SoftMovementPruner(TargetControl, Pruner):
     Attributes:
         final_lambda: penalty weight when the threshold reaches its final value.
         final_threshold: the schedule's final threshold tau_f (lambda is scaled by tau_t / tau_f); under target
-            control, the threshold throughout.
+            control, the threshold tau reaches when the target does (it ramps from 0 with the target).
         score_init: initial value of every score.
         target_control: the schedule gives a remaining-weights target, reached through an augmented Lagrangian
             instead of ``final_lambda`` (see the module doc).
@@ -84,9 +92,22 @@ class SoftMovementPruner(TargetControl, Pruner):
     def create_scores(self, layout):
         return torch.full((layout.total_units,), float(self.score_init))
 
+    def bind_schedule(self, schedule) -> None:
+        # Under target control tau follows the target's progress to its final value (see the module doc).
+        self._target_final = schedule(schedule.end_step())
+
     def threshold(self, value: float) -> float:
-        """tau now: the schedule's value, or under target control the fixed ``final_threshold``."""
-        return self.final_threshold if self.target_control else value
+        """tau now: the schedule's value, or under target control ``final_threshold`` scaled by the target's
+        progress from 1 to its final value (0 while the target is 1)."""
+        if not self.target_control:
+            return value
+        final = getattr(self, "_target_final", None)
+        if final is None:  # not attached to a schedule
+            return self.final_threshold
+        if final >= 1.0:  # a schedule that never asks for less than every weight
+            return 0.0
+        progress = min(max((1.0 - value) / (1.0 - final), 0.0), 1.0)
+        return self.final_threshold * progress
 
     def compute_mask(self, layout, state, value):
         scores = state.scores.detach()
@@ -114,7 +135,9 @@ class SoftMovementPruner(TargetControl, Pruner):
         own penalised quantity (their sigmoid), pushed down while too many weights remain and up while too few."""
         sizes = layout.unit_sizes.to(state.scores.device)
         probs = torch.sigmoid(state.scores)  # (units,)
-        kept = ((probs.detach() > self.final_threshold).to(probs.dtype) * sizes).sum() / layout.total_weights
+        kept = (
+            (probs.detach() > self.threshold(target)).to(probs.dtype) * sizes
+        ).sum() / layout.total_weights
         gap = kept - target
         surrogate = (probs * sizes).sum() / layout.total_weights
         push = (state.multipliers.detach()[0] + 2 * self.lagrange_rho * gap) * (
