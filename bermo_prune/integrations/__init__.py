@@ -1,0 +1,1 @@
+"""Adapters to other training loops: :mod:`.transformers` prunes inside a plain ``transformers.Trainer``."""
