@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 anything unexpected, 2 bad input (recipe, data, model p
 3 a run stopped by divergence (policy ``stop``, or ``rollback`` out of retries), 4 a run (or sweep) stopped by
 SIGTERM or SIGINT after writing a checkpoint (continue with ``--resume``, or run the sweep again).
 
-Length (about 360 lines): the argument parsers and thin handlers of nine commands; each handler only calls the
+Length (about 430 lines): the argument parsers and thin handlers of eleven commands; each handler only calls the
 module that does the work.
 """
 
@@ -36,6 +36,23 @@ def _run_arguments(parser: argparse.ArgumentParser, recipe_help: str) -> None:
         "--overwrite", action="store_true", help="replace a run already in the output directory"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``eval`` and ``predict`` share."""
+    parser.add_argument("--task", help="the task (default: the run's recipe; needed for a standalone model)")
+    parser.add_argument(
+        "--column", action="append", metavar="TASK_COLUMN=FILE_COLUMN", help="map a file column (repeatable)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, help="examples per batch (default: the run's eval batch size)"
+    )
+    parser.add_argument(
+        "--max-length", type=int, help="token cap per example (default: the run's max_length)"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (default: CUDA if available), cpu, cuda, cuda:N, mps"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +88,32 @@ def _parser() -> argparse.ArgumentParser:
     com.add_argument("--batch", type=int, default=1, help="latency batch size (default 1)")
     com.add_argument("--length", type=int, default=128, help="latency sequence length (default 128)")
     com.add_argument("--repeats", type=int, default=5, help="timed forward passes (median; default 5)")
+    evl = sub.add_parser(
+        "eval",
+        help="score a run, model directory or compacted model on a task's split or a local file",
+        description="Evaluate with the task's own metrics (accuracy, F1, MCC, Pearson/Spearman). The task, batch "
+        "size and length cap default to the run's recipe; --data takes a TSV, CSV or JSONL file in the formats "
+        "runs read.",
+        epilog=EPILOG,
+    )
+    evl.add_argument("model", help="a run directory, its model/ or compact/, or any model directory")
+    evl.add_argument("--data", help="a labelled .tsv, .csv or .jsonl file (default: the run's --split)")
+    evl.add_argument("--split", default="dev", help="without --data: the run's dev (default) or train split")
+    evl.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _scoring_arguments(evl)
+    prd = sub.add_parser(
+        "predict",
+        help="write labels and class probabilities for unlabelled text (TSV or JSONL)",
+        description="Label every row of a .tsv, .csv or .jsonl file that has the task's text columns; writes the "
+        "rows in input order with the label and each class's probability (a score for regression).",
+        epilog=EPILOG,
+    )
+    prd.add_argument("model", help="a run directory, its model/ or compact/, or any model directory")
+    prd.add_argument(
+        "--input", required=True, help="a .tsv, .csv or .jsonl file with the task's text columns"
+    )
+    prd.add_argument("--output", required=True, help="where to write the predictions: a .tsv or .jsonl file")
+    _scoring_arguments(prd)
     bench = sub.add_parser(
         "bench",
         help="run a sweep: models x methods x targets x seeds from one base recipe (resumable)",
@@ -122,6 +165,15 @@ def _parser() -> argparse.ArgumentParser:
     prb.add_argument("--pooling", choices=("cls", "mean"), default="cls")
     prb.add_argument("--classifier", choices=("logreg", "mlp"), default="logreg")
     prb.add_argument("--seeds", type=int, default=3, help="probe seeds (intervals over them)")
+    bas = sub.add_parser(
+        "baselines",
+        help="majority-class and bag-of-words baselines of a sweep (baselines.json, which report reads)",
+        description="Train the baselines on the sweep's own train/dev data and record each run's pruning start; "
+        "writes OUTPUT/baselines.json (bench writes it when a sweep starts).",
+        epilog=EPILOG,
+    )
+    bas.add_argument("spec", help="sweep spec YAML")
+    bas.add_argument("--output", help="the results directory (default: the spec's output_dir)")
     rep = sub.add_parser(
         "report",
         help="write REPORT.md and PNG figures from a sweep's results",
@@ -195,6 +247,42 @@ def _compact(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .predict import evaluate_model, format_eval, parse_columns
+
+    report = evaluate_model(
+        args.model,
+        args.data,
+        args.split,
+        args.task,
+        parse_columns(args.column),
+        args.batch_size,
+        args.max_length,
+        args.device,
+    )
+    print(json.dumps(report, indent=2) if args.json else format_eval(report))
+    return EXIT_OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .predict import format_predict, parse_columns, predict
+
+    report = predict(
+        args.model,
+        args.input,
+        args.output,
+        args.task,
+        parse_columns(args.column),
+        args.batch_size,
+        args.max_length,
+        args.device,
+    )
+    print(format_predict(report))
+    return EXIT_OK
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench.sweep import load_spec, run_sweep
 
@@ -202,6 +290,9 @@ def _bench(args: argparse.Namespace) -> int:
     if args.workers:
         spec.workers = args.workers
     print(f"{len(spec.cells)} runs, {spec.workers} workers ({args.backend}) -> {spec.output_dir}")
+    from .bench.baselines import ensure_baselines
+
+    ensure_baselines(spec)
     rows = run_sweep(spec, backend=args.backend, address=args.address)
     counts: dict[str, int] = {}
     for r in rows:
@@ -267,6 +358,14 @@ def _probe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _baselines(args: argparse.Namespace) -> int:
+    from .bench.baselines import write_baselines
+    from .bench.sweep import load_spec
+
+    print(f"wrote {write_baselines(load_spec(args.spec), args.output)}")
+    return EXIT_OK
+
+
 def _report(args: argparse.Namespace) -> int:
     from .bench.report import write_report
 
@@ -325,9 +424,12 @@ COMMANDS = {
     "run": _run,
     "pretrain": _pretrain,
     "compact": _compact,
+    "eval": _eval,
+    "predict": _predict,
     "bench": _bench,
     "probe-data": _probe_data,
     "probe": _probe,
+    "baselines": _baselines,
     "report": _report,
     "validate": _validate,
     "list": _list,

@@ -178,8 +178,17 @@ def read_text(file: str | os.PathLike, name: str | None = None) -> str:
     return raw[1:] if raw.startswith("\ufeff") else raw
 
 
-def read_split(spec: TaskSpec, file: str | os.PathLike, columns: dict[str, str] | None = None) -> Split:
-    """Read one local file (``.tsv``, ``.csv`` or ``.jsonl``), checking every row; errors name file and line."""
+def read_split(
+    spec: TaskSpec,
+    file: str | os.PathLike,
+    columns: dict[str, str] | None = None,
+    labelled: bool = True,
+    column_option: str = "data.columns.{col}=NAME",
+) -> Split:
+    """Read one local file (``.tsv``, ``.csv`` or ``.jsonl``), checking every row; errors name file and line.
+
+    ``labelled=False`` reads text only (``bermo-prune predict``): no label column is needed, labels are None.
+    ``column_option`` is how the error for a missing column tells the user to map it."""
     file = Path(file)
     suffix = file.suffix.lower()
     if suffix not in (".tsv", ".csv", ".jsonl"):
@@ -191,7 +200,7 @@ def read_split(spec: TaskSpec, file: str | os.PathLike, columns: dict[str, str] 
         rows = jsonl_rows(raw)
     else:
         rows = delimited_rows(raw, suffix, None if spec.tsv_header else list(spec.tsv_columns))
-    return _rows_to_split(spec, file, rows, columns or {})
+    return _rows_to_split(spec, file, rows, columns or {}, labelled, column_option)
 
 
 def delimited_rows(
@@ -242,10 +251,17 @@ def jsonl_rows(raw: str) -> Iterator[tuple[int, list[str] | dict[str, str] | str
         yield i + 1, {k: "" if v is None else str(v) for k, v in obj.items()}
 
 
-def _rows_to_split(spec: TaskSpec, file: Path, rows, columns: dict[str, str]) -> Split:
+def _rows_to_split(
+    spec: TaskSpec,
+    file: Path,
+    rows,
+    columns: dict[str, str],
+    labelled: bool = True,
+    column_option: str = "data.columns.{col}=NAME",
+) -> Split:
     rows = iter(rows)
     _, header = next(rows)
-    needed = (*spec.text_columns, "label")
+    needed = (*spec.text_columns, "label") if labelled else spec.text_columns
     mapping: dict[str, str] = {}
     for col in needed:
         options = [columns[col]] if col in columns else [col, spec.tsv_aliases.get(col, col)]
@@ -253,7 +269,7 @@ def _rows_to_split(spec: TaskSpec, file: Path, rows, columns: dict[str, str]) ->
         if found is None:
             raise DataError(
                 f"{file}: line 1: missing column {options[0]!r} (found: {', '.join(header)}); "
-                f"map it with data.columns.{col}=NAME"
+                f"map it with {column_option.format(col=col)}"
             )
         mapping[col] = found
     texts: list[Texts] = []
@@ -262,7 +278,7 @@ def _rows_to_split(spec: TaskSpec, file: Path, rows, columns: dict[str, str]) ->
         if isinstance(row, str):
             raise DataError(f"{file}: line {line_no}: {row}")
         texts.append(tuple(row[mapping[c]] for c in spec.text_columns))
-        labels.append(_parse_label(spec, file, line_no, row[mapping["label"]]))
+        labels.append(_parse_label(spec, file, line_no, row[mapping["label"]]) if labelled else None)
     if not labels:
         raise DataError(f"{file}: no data rows after the header")
     return Split(texts, labels, str(file))
