@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bermo_prune.bench.stats import mean_ci, paired_comparison, pareto_front, ratio_ci
+from bermo_prune.bench.stats import (
+    fisher_greater,
+    fisher_min_p,
+    mean_ci,
+    median_range,
+    paired_comparison,
+    pareto_front,
+    ratio_ci,
+    wilcoxon_min_p,
+)
 
 
 def test_pareto_front_on_hand_made_points():
@@ -41,7 +50,12 @@ def test_paired_comparison_matches_scipy_and_words_the_verdict():
     t = stats.ttest_rel(bermo, bert)
     d = np.subtract(bermo, bert)
     assert r.t_statistic == pytest.approx(t.statistic) and r.p_value == pytest.approx(t.pvalue)
-    assert r.wilcoxon_p == pytest.approx(stats.wilcoxon(bermo, bert).pvalue)
+    # 5 pairs: the exact Wilcoxon test's smallest p is 2/2^5 = 0.0625, so it is not run and says so
+    assert math.isnan(r.wilcoxon_p) and r.wilcoxon_min_p == pytest.approx(0.0625)
+    assert r.wilcoxon_text() == "cannot decide (min p 0.0625 at n=5)"
+    six = paired_comparison([*bert, 0.80], [*bermo, 0.83])
+    assert six.wilcoxon_p == pytest.approx(stats.wilcoxon([*bermo, 0.83], [*bert, 0.80]).pvalue)
+    assert six.wilcoxon_text() == f"{six.wilcoxon_p:.3g}"
     assert r.effect_size_dz == pytest.approx(d.mean() / d.std(ddof=1))
     assert r.verdict.startswith("BERMo higher by +0.0180")
     noisy = paired_comparison([0.80, 0.85, 0.78], [0.82, 0.80, 0.79])
@@ -58,3 +72,30 @@ def test_ratio_ci_is_a_geometric_mean_with_a_log_t_interval():
     assert (r.mean, r.low, r.high) == pytest.approx((math.exp(logs.mean()), math.exp(low), math.exp(high)))
     with pytest.raises(ValueError):
         ratio_ci([1, 2], [0, 1])
+
+
+def test_intervals_stay_in_their_bounds_and_bimodal_values_get_a_median_and_range():
+    """The committed study's BERT movement cell at 3% (0.509, 0.509, 0.767) gave a Student-t interval of 0.225 to
+    0.965; clipped, an accuracy interval never leaves [0, 1], and the report summarises such cells by counts and
+    median and range instead."""
+    x = [0.5092, 0.5092, 0.7672]
+    wide = mean_ci(x)
+    assert wide.low < 0.25  # the interval the issue quoted
+    clipped = mean_ci([0.2, 0.9, 0.99], bounds=(0.0, 1.0))
+    raw = mean_ci([0.2, 0.9, 0.99])
+    assert raw.low < 0 and raw.high > 1 and (clipped.low, clipped.high) == (0.0, 1.0)
+    m = median_range(x)
+    assert (m.mean, m.low, m.high, m.n) == (0.5092, 0.5092, 0.7672, 3)
+    assert math.isnan(median_range([]).mean)
+
+
+def test_minimum_attainable_p_values_and_the_fisher_test_on_unit_counts():
+    assert wilcoxon_min_p(3) == 0.25 and wilcoxon_min_p(5) == 0.0625 and wilcoxon_min_p(6) == 0.03125
+    # the smallest p really is attained: all differences of one sign
+    assert stats.wilcoxon([1, 2, 3]).pvalue == pytest.approx(0.25)
+    assert fisher_min_p(3, 3) == pytest.approx(0.05) and fisher_min_p(12, 12) < 1e-6
+    assert stats.fisher_exact([[3, 0], [0, 3]], alternative="greater")[1] == pytest.approx(0.05)
+    f = fisher_greater(7, 12, 4, 12)  # the committed study's old count by (model, method, seed)
+    assert f.p_value == pytest.approx(stats.fisher_exact([[7, 5], [4, 8]], alternative="greater")[1])
+    assert 0.1 < f.p_value < 0.3 and f.can_decide()
+    assert not fisher_greater(3, 3, 0, 3).can_decide()

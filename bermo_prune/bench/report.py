@@ -12,7 +12,6 @@ under a heading that says so).
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 from collections import defaultdict
@@ -20,10 +19,24 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..tracking import DivergenceConfig, DivergenceTracker
-from .stats import mean_ci, paired_comparison, pareto_front, ratio_ci
-from .verdicts import claims, findings, fmt, group_runs, recovered, remaining_share, steps_to
+from .baselines import BAG_OF_WORDS, load_baselines
+from .stats import mean_ci, median_range, paired_comparison, pareto_front, ratio_ci
+from .verdicts import (
+    ALPHA,
+    Study,
+    claims,
+    findings,
+    fmt,
+    group_runs,
+    learned_finals,
+    model_order,
+    remaining_share,
+    steps_to,
+)
 
 COLORS = {"bert": "tab:blue", "bermo": "tab:orange"}
+#: colours of further model arms (e.g. bermo_last), in model order
+EXTRA_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 #: an optional hand-written file next to results.jsonl, included at the end of the report under its own heading
 NOTES = "notes.md"
 MARKERS = {"magnitude": "o", "movement": "s", "soft_movement": "^", "l0": "D", "none": "*"}
@@ -67,6 +80,13 @@ def _time_statement(meta: dict, run_wall: float) -> str:
     )
 
 
+def _levels(values: list[float]) -> str:
+    """One baseline value, or its range over the training draws."""
+    if not values:
+        return "n/a"
+    return f"{values[0]:.4f}" if len(set(values)) == 1 else f"{min(values):.4f} to {max(values):.4f}"
+
+
 def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     """Write REPORT.md and its figures next to ``results.jsonl``; returns the report path."""
     import matplotlib
@@ -76,9 +96,11 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
 
     out = Path(results_dir)
     rows = load_results(out)
+    study = Study(load_baselines(out))
     groups = group_runs(rows)
     failed = [r for r in rows if r["status"] == "failed"]
     metric = next((r["metric"] for r in rows if r.get("metric")), "accuracy")
+    models = model_order({k[0] for k in groups})
     dense = {
         m: mean_ci([r["final"] for r in groups.get((m, "none", None), [])])
         for m in ("bert", "bermo")
@@ -86,50 +108,93 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     }
     lines = [f"# BERT vs BERMo under pruning: {out.name}", ""]
     lines += [
-        f"{len(rows)} runs ({len(failed)} failed); metric: dev {metric}; intervals are 95% Student-t over seeds.",
+        f"{len(rows)} runs ({len(failed)} failed); metric: dev {metric}. Accuracy is summarised by the median and "
+        "range over the runs that did not end at chance, with the count that did (no Student-t interval over a mix "
+        "of collapsed and learned runs); t-intervals are given only for paired differences between runs that all "
+        "learned, clipped to [-1, 1].",
         "",
     ]
     summary_at = len(lines)
-    paired_results: list[tuple[str, float | None, object]] = []
+    paired_results: list[tuple] = []
     ratios: list[object] = []
+    bow, majority = study.bag_of_words(), study.majority_accuracy()
 
     # 1. Pareto plot ---------------------------------------------------------------------------------------------
-    fig, ax = plt.subplots(figsize=(9.5, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5.2))
     table = [
-        "| model | method | target | seeds | remaining | final (95% CI) | best |",
-        "|---|---|---|---|---|---|---|",
+        "| model | method | target | runs | remaining | ended at chance | final of the runs not at chance: median "
+        "(range) | vs bag of words | best of the same runs (median) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     front_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for model in ("bert", "bermo"):
+    for model in models:
+        color = COLORS.get(model, EXTRA_COLORS[models.index(model) % len(EXTRA_COLORS)])
         for method in sorted({k[1] for k in groups if k[0] == model}):
             keys = sorted((k for k in groups if k[:2] == (model, method)), key=lambda k: -(k[2] or 0))
-            xs, ys, lo, hi = [], [], [], []
+            xs, ys, lo, hi, chance_x, notes = [], [], [], [], [], []
             for key in keys:
                 runs = groups[key]
                 rem = remaining_share(groups, key)
-                ci = mean_ci([r["final"] for r in runs])
-                xs.append(rem)
-                ys.append(ci.mean)
-                lo.append(ci.mean - ci.low if not math.isnan(ci.low) else 0)
-                hi.append(ci.high - ci.mean if not math.isnan(ci.high) else 0)
-                front_points[model].append((rem, ci.mean))
+                kept = learned_finals(runs, study)
+                n_chance = len(runs) - len(kept)
+                s = median_range(kept)
                 target = "dense" if key[2] is None else f"{key[2]:g}"
-                best = mean_ci([r["best"] for r in runs]).mean
-                table.append(
-                    f"| {model} | {method} | {target} | {ci.n} | {rem:.3f} | {ci.mean:.4f} "
-                    f"({fmt(ci.low)}, {fmt(ci.high)}) | {best:.4f} |"
+                best = median_range([r["best"] for r in runs if not kept or not study.outcome(r).ended]).mean
+                if kept:
+                    xs.append(rem)
+                    ys.append(s.mean)
+                    lo.append(s.mean - s.low)
+                    hi.append(s.high - s.mean)
+                    if n_chance:
+                        notes.append((rem, s.mean, f"{len(kept)}/{len(runs)}"))
+                    else:
+                        front_points[model].append((rem, s.mean))
+                else:  # every run ended at chance: drawn hollow at their median
+                    chance_x.append((rem, median_range([r["final"] for r in runs]).mean))
+                summary = (
+                    "-"
+                    if not kept
+                    else f"{s.mean:.4f} (one run)"
+                    if len(kept) == 1
+                    else f"{s.mean:.4f} ({s.low:.4f} to {s.high:.4f})"
                 )
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=[lo, hi],
-                color=COLORS[model],
-                marker=MARKERS.get(method, "x"),
-                capsize=3,
-                linestyle="-" if method != "none" else "none",
-                label=f"{model} {method}",
-                alpha=0.85,
-            )
+                versus = f"{s.mean - max(bow):+.4f}" if kept and bow else "-"
+                table.append(
+                    f"| {model} | {method} | {target} | {len(runs)} | {rem:.3f} | {n_chance} of {len(runs)} | "
+                    f"{summary} | {versus} | {best:.4f} |"
+                )
+            first = groups[keys[0]][0]
+            marker = MARKERS.get(method, MARKERS.get(first.get("pruning_method") or method, "x"))
+            line = ":" if first.get("teacher") else "-"  # a distilled series: dotted, its method's marker
+            if xs:
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=[lo, hi],
+                    color=color,
+                    marker=marker,
+                    capsize=3,
+                    linestyle=line if method != "none" else "none",
+                    label=f"{model} {method}",
+                    alpha=0.85,
+                )
+            if chance_x:  # no run learned: drawn hollow on the majority line
+                hollow = (
+                    {"edgecolors": color, "facecolors": "none"} if marker not in "x+" else {"color": color}
+                )
+                ax.scatter(
+                    [x for x, _ in chance_x],
+                    [y for _, y in chance_x],
+                    marker=marker,
+                    **hollow,
+                    s=60,
+                    linewidths=1.5,
+                    label=f"{model} {method}: every run at chance" if not xs else None,
+                )
+            for x, y, text in notes:
+                ax.annotate(
+                    text, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color
+                )
     for model, pts in front_points.items():
         idx = pareto_front(pts)
         fx, fy = [pts[i][0] for i in idx], [pts[i][1] for i in idx]
@@ -139,44 +204,97 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
             fx,
             fy,
             where="post",
-            color=COLORS[model],
+            color=COLORS.get(model, EXTRA_COLORS[models.index(model) % len(EXTRA_COLORS)]),
             linestyle="--",
             linewidth=1,
             alpha=0.6,
             label=f"{model} Pareto front",
         )
+    if bow:
+        ax.axhline(
+            max(bow), color="black", linestyle="-.", linewidth=1.2, label=f"bag of words {_levels(bow)}"
+        )
+        if len(bow) > 1:
+            ax.axhspan(min(bow), max(bow), color="black", alpha=0.08, linewidth=0)
+    if majority:
+        ax.axhline(
+            majority[0],
+            color="gray",
+            linestyle=":",
+            linewidth=1.5,
+            label=f"majority class {_levels(majority)}",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("remaining encoder linear weights (fraction, log scale)")
     ax.set_ylabel(f"dev {metric}")
-    ax.set_title("Accuracy vs remaining weights (mean and 95% CI over seeds)")
+    ax.set_title(
+        "Accuracy vs remaining weights: median and range over the runs that did not end at chance\n"
+        "(k/n: runs of n that did not; hollow: every run ended at chance)",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot: it hides no point
     fig.tight_layout()
     fig.savefig(out / "fig_pareto.png", dpi=120)
     plt.close(fig)
-    lines += ["## 1. Accuracy versus remaining weights", "", "![pareto](fig_pareto.png)", "", *table, ""]
+    base = (
+        f"Baselines (`baselines.json`, same training and dev data as the runs): majority class "
+        f"{_levels(majority)}; bag of words {_levels(bow)} ({BAG_OF_WORDS['classifier']} on "
+        f"{BAG_OF_WORDS['features']}; scikit-learn {study.baselines.get('scikit_learn', '?')}"
+        + (f"; one value per training draw, {len(bow)} draws" if len(bow) > 1 else "")
+        + "). *vs bag of words*: the median minus the bag-of-words accuracy (the highest, if several draws); a "
+        "pruned model at or below it has failed whatever its rank. The Pareto front is drawn over cells where no "
+        "run ended at chance."
+        if bow
+        else "No classification baselines (a regression task)."
+    )
+    lines += [
+        "## 1. Accuracy versus remaining weights",
+        "",
+        "![pareto](fig_pareto.png)",
+        "",
+        base,
+        "",
+        *table,
+        "",
+    ]
 
     # 2. Divergence ------------------------------------------------------------------------------------------------
     definition = DivergenceTracker().summary()["definition"]
-    lines += ["## 2. Divergence rate", "", "Definition (defaults of `bermo_prune/tracking.py`):", ""]
-    lines += [f"- `{k}`: {v}" for k, v in definition.items()]
-    learned = DivergenceConfig().learned_margin
     lines += [
-        f"- recovered: a collapse after which the run's final evaluation lies at least {learned:g} above the "
-        "evaluation that counted it (the run learned again); the diverged column counts these too",
+        "## 2. Divergence rate",
         "",
-        "| model | method | target | diverged / seeds | recovered | kinds (first event) |",
-        "|---|---|---|---|---|---|",
+        f"Outcomes, one definition for every model: {study.definition(rows)}",
+        "",
+        "| model | method | target | runs | fine-tuning failure | at chance after pruning started (first step) "
+        "| ended at chance | tracker events (first kind) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for key in sorted(groups, key=lambda k: (k[1], k[0], -(k[2] or 0))):
+    for key in sorted(groups, key=lambda k: (k[1], models.index(k[0]), -(k[2] or 0))):
         runs = groups[key]
+        outcomes = [study.outcome(r) for r in runs]
         kinds = sorted({r["divergence_kind"] for r in runs if r.get("diverged")})
-        n_div = sum(bool(r.get("diverged")) for r in runs)
         target = "dense" if key[2] is None else f"{key[2]:g}"
-        back = sum(recovered(r) for r in runs)
-        lines.append(
-            f"| {key[0]} | {key[1]} | {target} | {n_div} / {len(runs)} | {back} | {', '.join(kinds) or '-'} |"
+        steps = sorted({o.first_after for o in outcomes if o.first_after is not None})
+        after = (
+            "-"
+            if key[1] == "none"
+            else f"{sum(o.after for o in outcomes)}" + (f" ({', '.join(map(str, steps))})" if steps else "")
         )
+        seen = [o.finetune for o in outcomes if o.finetune is not None]
+        ft = f"{sum(seen)}" if seen else "not seen"
+        lines.append(
+            f"| {key[0]} | {key[1]} | {target} | {len(runs)} | {ft} | {after} | {sum(o.ended for o in outcomes)} | "
+            f"{sum(bool(r.get('diverged')) for r in runs)} ({', '.join(kinds) or '-'}) |"
+        )
+    lines += [
+        "",
+        "The last column is the training-time tracker's record (`bermo_prune/tracking.py`), kept for reference; "
+        "its rules differ by what a run did before (a collapse needs an earlier evaluation at majority + "
+        f"{DivergenceConfig().learned_margin:g}), so the outcomes above do not use it:",
+        "",
+    ]
+    lines += [f"- `{k}`: {v}" for k, v in definition.items()]
     lines.append("")
 
     # 3. Convergence speed -------------------------------------------------------------------------------------------
@@ -219,11 +337,20 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     # 4. BERMo layer weights ---------------------------------------------------------------------------------------
     fig, ax = plt.subplots(figsize=(9.5, 4.5))
     drawn = 0
-    mix_rows = ["| method | target | layer weights (embeddings first) | gamma |", "|---|---|---|---|"]
-    mix_keys = sorted((k for k in groups if k[0] == "bermo"), key=lambda k: (k[1], -(k[2] or 0)))
+    mix_rows = [
+        "| model | method | target | layer weights (embeddings first) | gamma |",
+        "|---|---|---|---|---|",
+    ]
+    mix_keys = sorted(
+        (k for k in groups if any(r.get("mix") for r in groups[k])),
+        key=lambda k: (models.index(k[0]), k[1], -(k[2] or 0)),
+    )
+    several = len({k[0] for k in mix_keys}) > 1
     # one colour per method, one line style per level (densest solid), so no two series look alike
     hue = {m: plt.cm.tab10(i % 10) for i, m in enumerate(sorted({k[1] for k in mix_keys}))}
-    style = {k: ("-", "--", ":", "-.")[[j for j in mix_keys if j[1] == k[1]].index(k) % 4] for k in mix_keys}
+    style = {
+        k: ("-", "--", ":", "-.")[[j for j in mix_keys if j[:2] == k[:2]].index(k) % 4] for k in mix_keys
+    }
     for key in mix_keys:
         mixes = [r["mix"] for r in groups[key] if r.get("mix")]
         if not mixes:
@@ -238,9 +365,11 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
             marker=MARKERS.get(key[1], "x"),
             color=hue[key[1]],
             linestyle=style[key],
-            label=f"{key[1]} {target}",
+            label=f"{key[0] + ' ' if several else ''}{key[1]} {target}",
         )
-        mix_rows.append(f"| {key[1]} | {target} | {', '.join(f'{w:.3f}' for w in mean)} | {gamma:.3f} |")
+        mix_rows.append(
+            f"| {key[0]} | {key[1]} | {target} | {', '.join(f'{w:.3f}' for w in mean)} | {gamma:.3f} |"
+        )
         drawn += 1
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("mixed state (0 = embeddings, j = layer j)")
@@ -258,34 +387,50 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     lines += [
         "## 5. BERMo vs BERT, paired by seed",
         "",
-        "Difference = BERMo - BERT in final dev metric; paired t-test (scipy `ttest_rel`), Wilcoxon signed-rank, "
-        'effect size d_z = mean / sd of the differences. "No significant difference" is a finding, not a failure. '
-        "Top-k methods prune both models to the same remaining share; for penalty methods (soft movement, L0) "
-        "the same penalty can leave the two models at different shares, so the remaining columns say whether a "
-        "row compares like with like (section 1's plot compares them at equal remaining weights).",
+        "Difference = BERMo - BERT in final dev metric, tested only in cells where no run of either model ended at "
+        "chance (section 2): a t-test over a mix of collapsed and learned runs is not run, the counts are given "
+        "instead. Paired t-test (scipy `ttest_rel`; its 95% interval of the mean difference), effect size d_z = "
+        "mean / sd of the differences; the exact Wilcoxon signed-rank test is run only where its n can reach "
+        f'p < {ALPHA:g} (6 pairs; at 3 pairs its smallest p is 0.25, at 5 pairs 0.0625), else it says "cannot '
+        'decide". "No significant difference" is a finding, not a failure, and a paired t on 3 pairs (2 degrees of '
+        "freedom) detects only large, consistent effects. Top-k methods prune both models to the same remaining "
+        "share; for penalty methods (soft movement, L0) the same penalty can leave the two models at different "
+        "shares, so the remaining columns say whether a row compares like with like (section 1's plot compares "
+        "them at equal remaining weights).",
         "",
-        "| method | target | remaining BERT / BERMo | n | mean diff (95% CI) | t-test p | Wilcoxon p | d_z | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | target | remaining BERT / BERMo | n | ended at chance BERT / BERMo | mean diff (95% CI) | t-test p "
+        "| Wilcoxon p | d_z | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, target in sorted({(k[1], k[2]) for k in groups}, key=lambda k: (k[0], -(k[1] or 0))):
-        bert = {r["seed"]: r["final"] for r in groups.get(("bert", method, target), [])}
-        bermo = {r["seed"]: r["final"] for r in groups.get(("bermo", method, target), [])}
+        bert = {r["seed"]: r for r in groups.get(("bert", method, target), [])}
+        bermo = {r["seed"]: r for r in groups.get(("bermo", method, target), [])}
         seeds = sorted(set(bert) & set(bermo))
         label = "dense" if target is None else f"{target:g}"
         shares = " / ".join(
             "-" if (x := remaining_share(groups, (m, method, target))) is None else f"{x:.3f}"
             for m in ("bert", "bermo")
         )
+        chance = [sum(study.outcome(side[s]).ended for s in seeds) for side in (bert, bermo)]
+        counted = f"{chance[0]} / {chance[1]}"
         if len(seeds) < 2:
             lines.append(
-                f"| {method} | {label} | {shares} | {len(seeds)} | - | - | - | - | fewer than 2 paired seeds |"
+                f"| {method} | {label} | {shares} | {len(seeds)} | {counted} | - | - | - | - | "
+                "fewer than 2 paired seeds |"
             )
             continue
-        p = paired_comparison([bert[s] for s in seeds], [bermo[s] for s in seeds])
-        paired_results.append((method, target, p))
+        if any(chance):
+            paired_results.append((method, target, None, sum(chance)))
+            lines.append(
+                f"| {method} | {label} | {shares} | {len(seeds)} | {counted} | - | - | - | - | not tested: "
+                f"{sum(chance)} of {2 * len(seeds)} runs ended at chance (a mix; see section 2) |"
+            )
+            continue
+        p = paired_comparison([bert[s]["final"] for s in seeds], [bermo[s]["final"] for s in seeds])
+        paired_results.append((method, target, p, 0))
         lines.append(
-            f"| {method} | {label} | {shares} | {p.n} | {p.mean_difference:+.4f} ({fmt(p.ci_low)}, {fmt(p.ci_high)}) | "
-            f"{p.p_value:.3g} | {p.wilcoxon_p:.3g} | {p.effect_size_dz:.2f} | {p.verdict} |"
+            f"| {method} | {label} | {shares} | {p.n} | {counted} | {p.mean_difference:+.4f} ({fmt(p.ci_low)}, "
+            f"{fmt(p.ci_high)}) | {p.p_value:.3g} | {p.wilcoxon_text(ALPHA)} | {p.effect_size_dz:.2f} | {p.verdict} |"
         )
     lines.append("")
 
@@ -307,8 +452,9 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         f".venv/bin/bermo-prune report {meta.get('output_dir', out)}",
         "```",
         "",
-        f"This report was generated with `bermo-prune report {out}` from the `results.jsonl` (and `sweep.json`) "
-        "in that directory.",
+        f"This report was generated with `bermo-prune report {out}` from the `results.jsonl`, `baselines.json` "
+        "(and `sweep.json`) in that directory; `bermo-prune baselines SPEC --output DIR` writes `baselines.json` "
+        "(`bench` writes it when a sweep starts).",
         "",
         f"Versions: torch {torch.__version__}, transformers {transformers.__version__}, accelerate "
         f"{accelerate.__version__}, scipy {scipy.__version__}. Machine: {platform.platform()}, "
@@ -331,8 +477,8 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         ]
     level = {m: fraction * dense[m].mean for m in dense} if len(dense) == 2 else None
     lines[summary_at:summary_at] = [
-        *findings(groups, dense, paired_results, ratios, metric, fraction),
-        *claims(rows, dense, level, metric, fraction),
+        *findings(groups, paired_results, ratios, metric, fraction, study),
+        *claims(rows, dense, level, metric, fraction, study),
     ]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines), encoding="utf-8")

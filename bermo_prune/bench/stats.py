@@ -36,8 +36,12 @@ class Interval:
     n: int
 
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
-    """Mean and Student-t confidence interval over seeds (NaN bounds for a single value)."""
+def mean_ci(
+    values: Sequence[float], confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> Interval:
+    """Mean and Student-t confidence interval over seeds (NaN bounds for a single value), clipped to ``bounds``
+    when given (an accuracy's interval never leaves [0, 1], a difference of accuracies never leaves [-1, 1]).
+    Only for unimodal values: a mix of collapsed and learned runs gets counts and :func:`median_range`."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n == 0:
@@ -46,7 +50,56 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
     if n == 1:
         return Interval(m, math.nan, math.nan, 1)
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return Interval(m, m - half, m + half, n)
+    low, high = m - half, m + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Interval(m, low, high, n)
+
+
+def median_range(values: Sequence[float]) -> Interval:
+    """Median, minimum and maximum (``mean`` holds the median): the summary of a handful of runs that makes no
+    distributional assumption (NaN everywhere for no values)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    return Interval(float(np.median(x)), float(x.min()), float(x.max()), len(x))
+
+
+def wilcoxon_min_p(n: int) -> float:
+    """The smallest two-sided p-value the exact Wilcoxon signed-rank test can give on ``n`` pairs (every
+    difference of one sign): 2 / 2^n, so 0.25 at 3 pairs and below 0.05 only from 6 pairs on."""
+    return min(1.0, 2.0 / 2**n) if n > 0 else 1.0
+
+
+def fisher_min_p(n1: int, n2: int) -> float:
+    """The smallest one-sided Fisher exact p-value two groups of ``n1`` and ``n2`` units can give (all of one
+    group with the event, none of the other): 1 / C(n1 + n2, n1); 0.05 at 3 units against 3."""
+    return 1.0 / math.comb(n1 + n2, n1) if n1 and n2 else 1.0
+
+
+@dataclass(frozen=True)
+class Fisher:
+    """One-sided Fisher exact test that group A has the event more often than group B, on unit counts."""
+
+    a: int
+    n_a: int
+    b: int
+    n_b: int
+    p_value: float
+    min_p: float  # the smallest p these group sizes can give: >= alpha means the test cannot decide
+
+    def can_decide(self, alpha: float = 0.05) -> bool:
+        return self.min_p < alpha
+
+
+def fisher_greater(a: int, n_a: int, b: int, n_b: int) -> Fisher:
+    """scipy ``fisher_exact([[a, n_a - a], [b, n_b - b]], alternative="greater")`` with its minimum attainable p."""
+    p = (
+        float(stats.fisher_exact([[a, n_a - a], [b, n_b - b]], alternative="greater")[1])
+        if n_a and n_b
+        else 1.0
+    )
+    return Fisher(a, n_a, b, n_b, p, fisher_min_p(n_a, n_b))
 
 
 @dataclass(frozen=True)
@@ -62,18 +115,28 @@ class Paired:
     wilcoxon_p: float
     effect_size_dz: float  # Cohen's d_z = mean(d) / sd(d)
     verdict: str
+    wilcoxon_min_p: float = math.nan  # the smallest p the exact Wilcoxon test can give at this n
+
+    def wilcoxon_text(self, alpha: float = 0.05) -> str:
+        """The Wilcoxon p, or "cannot decide" when no outcome at this n could reach ``alpha``."""
+        if self.wilcoxon_min_p >= alpha:
+            return f"cannot decide (min p {self.wilcoxon_min_p:.3g} at n={self.n})"
+        return f"{self.wilcoxon_p:.3g}"
 
 
 def paired_comparison(bert: Sequence[float], bermo: Sequence[float], alpha: float = 0.05) -> Paired:
-    """Paired t-test (scipy ``ttest_rel``) and Wilcoxon signed-rank test of ``bermo - bert``, with d_z.
+    """Paired t-test (scipy ``ttest_rel``) and Wilcoxon signed-rank test of ``bermo - bert``, with d_z; the
+    interval of the mean difference is clipped to [-1, 1] (differences of accuracies).
 
-    The verdict is worded honestly: "no significant difference" unless the t-test rejects at ``alpha``.
+    The verdict is worded honestly: "no significant difference" unless the t-test rejects at ``alpha``. The
+    Wilcoxon test is run only where it can reach ``alpha`` (6 pairs or more); below that ``wilcoxon_p`` is NaN.
+    Only for pairs of runs that all learned: a mix of collapsed and learned runs is bimodal.
     """
     a, b = np.asarray(bert, dtype=float), np.asarray(bermo, dtype=float)
     if a.shape != b.shape or len(a) < 2:
         raise ValueError("paired_comparison needs two equal-length lists of at least 2 paired values")
     d = b - a
-    ci = mean_ci(d)
+    ci = mean_ci(d, bounds=(-1.0, 1.0))
     sd = float(d.std(ddof=1))
     if sd == 0:
         t, p = (math.nan, 1.0) if d.mean() == 0 else (math.copysign(math.inf, d.mean()), 0.0)
@@ -81,13 +144,14 @@ def paired_comparison(bert: Sequence[float], bermo: Sequence[float], alpha: floa
     else:
         res = stats.ttest_rel(b, a)
         t, p, dz = float(res.statistic), float(res.pvalue), float(d.mean() / sd)
-    wp = float(stats.wilcoxon(b, a).pvalue) if np.any(d != 0) else 1.0
+    min_wp = wilcoxon_min_p(int(np.count_nonzero(d)))
+    wp = math.nan if min_wp >= alpha else float(stats.wilcoxon(b, a).pvalue)
     if p < alpha:
         side = "higher" if d.mean() > 0 else "lower"
         verdict = f"BERMo {side} by {d.mean():+.4f} (paired t-test p={p:.3g}, n={len(d)})"
     else:
         verdict = f"no significant difference ({d.mean():+.4f}, paired t-test p={p:.3g}, n={len(d)})"
-    return Paired(len(d), float(d.mean()), ci.low, ci.high, t, p, wp, dz, verdict)
+    return Paired(len(d), float(d.mean()), ci.low, ci.high, t, p, wp, dz, verdict, min_wp)
 
 
 def ratio_ci(numerator: Sequence[float], denominator: Sequence[float], confidence: float = 0.95) -> Interval:

@@ -1,14 +1,44 @@
 """The report's computed text: the findings that open REPORT.md and the verdicts on the paper's three claims
 (stability under pruning, convergence speed, parameter efficiency of penalty methods), each from a rule stated in
-the text, plus the small helpers the report's tables share with them (:mod:`.report` writes the rest)."""
+the text, plus the small helpers the report's tables share with them (:mod:`.report` writes the rest).
+
+Divergence outcomes, one definition for every model (:class:`Study`): an evaluation is *at chance* when its
+accuracy is at most the dev majority rate plus the tracker's ``collapse_margin`` (0.02). The primary outcome of a
+pruned run is *ended at chance* (its final evaluation); the secondary one is *at chance at some evaluation after
+pruning started* (a step at or after its schedule's warm-up step). A run already at chance at its last evaluation
+before pruning started is a *fine-tuning failure*, counted apart and left out of the pruning counts.
+
+Counting (:func:`units`): the runs of one (model, series, seed) share their data order and first steps (the
+targets of a series differ only after the warm-up), so they are one independent unit, which has an outcome when any
+of its runs has it. Distilled series (a teacher) form their own family of tests; Fisher exact tests run on unit
+counts, and a test whose group sizes cannot reach p < 0.05 says "cannot decide".
+"""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 
+from ..errors import InputError
 from ..tracking import DivergenceConfig
-from .stats import mean_ci, paired_comparison, ratio_ci
+from .stats import Fisher, fisher_greater, mean_ci, median_range, ratio_ci, wilcoxon_min_p
+
+#: Significance level of every test the report runs, and the level a test must be able to reach to be run.
+ALPHA = 0.05
+#: The paired comparison of the claims: these two models; any other arm (e.g. ``bermo_last``) is shown beside them.
+PAIR = ("bert", "bermo")
+DISPLAY = {"bert": "BERT", "bermo": "BERMo"}
+
+
+def name(model: str) -> str:
+    return DISPLAY.get(model, model)
+
+
+def model_order(models) -> list[str]:
+    """BERT and BERMo first, then any other arm in alphabetical order."""
+    models = set(models)
+    return [m for m in PAIR if m in models] + sorted(models - set(PAIR))
 
 
 def fmt(x: float, digits: int = 4) -> str:
@@ -45,72 +75,278 @@ def remaining_share(groups: dict[tuple, list[dict]], key: tuple) -> float | None
     return mean_ci([r["remaining"] for r in runs]).mean if runs else None
 
 
-def findings(groups, dense, paired, ratios, metric: str, fraction: float) -> list[str]:
+def pairs_text(n: int) -> str:
+    return f"{n} pair" + ("s" if n != 1 else "")
+
+
+def of(k: int, n: int, unit: str = "") -> str:
+    return f"{k} of {n}{' ' + unit if unit else ''}"
+
+
+# ---- divergence outcomes ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    """One run's divergence outcomes under :class:`Study`'s single definition."""
+
+    ended: bool  # primary: the final evaluation is at chance
+    after: bool  # secondary: at chance at some evaluation at or after the pruning start
+    first_after: int | None  # the step of the first such evaluation
+    finetune: (
+        bool | None
+    )  # at chance at the last evaluation before pruning started (dense: the final); None: none
+
+    @property
+    def pruning_counts(self) -> bool:
+        """Counted in the pruning outcomes: not a fine-tuning failure."""
+        return not self.finetune
+
+
+@dataclass(frozen=True)
+class Study:
+    """What results rows do not say, read from ``baselines.json`` (:mod:`.baselines`): the dev majority rate and
+    the baselines of each data draw, each run's draw and pruning start, and the tracker's at-chance margin."""
+
+    baselines: dict
+
+    @property
+    def margin(self) -> float:
+        return float(self.baselines["at_chance_margin"])
+
+    def draw(self, row: dict) -> dict:
+        run = self.baselines["runs"].get(row["run"])
+        if run is None:
+            raise InputError(
+                f"baselines.json has no entry for run {row['run']}: it was written for another spec; write it again "
+                "with `bermo-prune baselines SPEC.yaml --output RESULTS_DIR`"
+            )
+        return self.baselines["draws"][run["draw"]]
+
+    def majority_rate(self, row: dict) -> float:
+        return float(self.draw(row)["majority"]["dev_majority_rate"])
+
+    def start(self, row: dict) -> int | None:
+        return self.baselines["runs"][row["run"]]["pruning_start"]
+
+    def at_chance(self, row: dict, accuracy: float) -> bool:
+        return accuracy <= self.majority_rate(row) + self.margin + 1e-9
+
+    def outcome(self, row: dict) -> Outcome:
+        start = self.start(row)
+        curve = [(int(s), float(v)) for s, v in row.get("curve") or []]
+        ended = self.at_chance(row, row["final"])
+        if start is None:  # a dense run: nothing is pruned, a failure is one of fine-tuning
+            return Outcome(ended, False, None, ended)
+        first = next((s for s, v in curve if s >= start and self.at_chance(row, v)), None)
+        before = [v for s, v in curve if s < start]
+        return Outcome(ended, first is not None, first, self.at_chance(row, before[-1]) if before else None)
+
+    def pruned_starts(self, rows: list[dict]) -> list[int]:
+        return sorted({s for r in rows if (s := self.start(r)) is not None})
+
+    # the baselines, over the data draws the runs trained on
+    def classification_draws(self) -> list[dict]:
+        return [d for d in self.baselines["draws"] if d.get("majority")]
+
+    def majority_accuracy(self) -> list[float]:
+        return [d["majority"]["dev_accuracy"] for d in self.classification_draws()]
+
+    def bag_of_words(self) -> list[float]:
+        return [d["bag_of_words"] for d in self.classification_draws()]
+
+    def definition(self, rows: list[dict]) -> str:
+        rates = sorted({round(d["majority"]["dev_majority_rate"], 4) for d in self.classification_draws()})
+        starts = self.pruned_starts(rows)
+        where = ", ".join(f"{s}" for s in starts) or "none"
+        return (
+            f"at chance: an evaluation's accuracy is at most the dev majority rate ({', '.join(f'{r:.4f}' for r in rates)}) "
+            f"+ {self.margin:g} (the tracker's `collapse_margin`). Ended at chance (primary outcome): the final "
+            "evaluation is at chance. At chance after pruning started (secondary): at some evaluation at or after the "
+            f"step where the run's schedule starts (its warm-up step; here step {where}). Fine-tuning failure: at chance "
+            "at the last evaluation before pruning started (a dense run: at its final evaluation); counted apart and "
+            "left out of the pruning counts. Unit: the runs of one (model, series, seed) share their data order and "
+            "warm-up steps, so they count once, with an outcome if any of them has it; distilled series are their "
+            "own family of tests."
+        )
+
+
+def family(row: dict) -> str:
+    """``distilled`` for a series trained from a teacher (its own family of tests), else ``undistilled``."""
+    return "distilled" if row.get("teacher") else "undistilled"
+
+
+def units(rows: list[dict], study: Study, model: str, fam: str) -> dict[tuple, list[Outcome]]:
+    """The independent units (series, seed) of ``model``'s pruned runs in family ``fam``, each with the outcomes
+    of its runs that are not fine-tuning failures (a unit of fine-tuning failures only is left out)."""
+    out: dict[tuple, list[Outcome]] = defaultdict(list)
+    for r in rows:
+        if r["status"] == "failed" or r["method"] == "none" or r["model"] != model or family(r) != fam:
+            continue
+        o = study.outcome(r)
+        if o.pruning_counts:
+            out[(r["method"], r["seed"])].append(o)
+    return out
+
+
+def unit_count(us: dict[tuple, list[Outcome]], attr: str) -> tuple[int, int]:
+    """(units with the outcome in any run, units)."""
+    return sum(any(getattr(o, attr) for o in os) for os in us.values()), len(us)
+
+
+def run_count(us: dict[tuple, list[Outcome]], attr: str) -> tuple[int, int]:
+    return sum(getattr(o, attr) for os in us.values() for o in os), sum(len(os) for os in us.values())
+
+
+def fisher_text(f: Fisher) -> str:
+    if not f.can_decide(ALPHA):
+        return (
+            f"cannot decide: {f.n_a} units against {f.n_b} cannot reach p < {ALPHA:g} (minimum attainable one-sided "
+            f"Fisher p {f.min_p:.3g})"
+        )
+    return f"one-sided Fisher exact test that BERT's units have it more often: p = {f.p_value:.3g}"
+
+
+def stability_verdict(f: Fisher) -> str:
+    """Claim 1's rule on one family's unit counts of the primary outcome."""
+    if not f.can_decide(ALPHA):
+        return f"**inconclusive**: {fisher_text(f)}"
+    if f.a == 0 and f.b == 0:
+        return "**not supported**: no pruned unit of either model ended at chance"
+    if f.p_value < ALPHA:
+        return "**supported**"
+    if f.b / f.n_b >= f.a / f.n_a:
+        return "**not supported**: BERMo ended at chance at least as often as BERT"
+    return "**inconclusive**: fewer BERMo units ended at chance, but not significantly"
+
+
+def learned_finals(runs: list[dict], study: Study) -> list[float]:
+    """Final accuracies of the runs that did not end at chance (the runs an accuracy summary is over)."""
+    return [r["final"] for r in runs if not study.outcome(r).ended]
+
+
+# ---- findings ----------------------------------------------------------------------------------------------------
+def findings(groups, paired, ratios, metric: str, fraction: float, study: Study) -> list[str]:
     """The report's opening summary, computed from the sections below it (nothing here is typed in by hand)."""
     out = ["## Findings", ""]
+    rows = [r for rs in groups.values() for r in rs]
+    models = model_order({k[0] for k in groups})
+    bow, maj = study.bag_of_words(), study.majority_accuracy()
+    if bow:
+        spread = (
+            f" (range {min(bow):.4f} to {max(bow):.4f} over {len(bow)} training draws)"
+            if len(bow) > 1
+            else ""
+        )
+        out.append(
+            f"- Baselines on the same dev set: majority class {median_range(maj).mean:.4f}; bag of words (logistic "
+            f"regression on unigrams and bigrams, trained on the runs' training set) {median_range(bow).mean:.4f}"
+            f"{spread}."
+        )
+    dense = [
+        (m, median_range([r["final"] for r in groups[(m, "none", None)]]))
+        for m in models
+        if (m, "none", None) in groups
+    ]
     if dense:
         out.append(
-            "- Dense fine-tuning: "
-            + "; ".join(
-                f"{'BERT' if m == 'bert' else 'BERMo'} {ci.mean:.4f} ({fmt(ci.low)}, {fmt(ci.high)})"
-                for m, ci in dense.items()
-            )
+            "- Dense fine-tuning (median, range over seeds): "
+            + "; ".join(f"{name(m)} {s.mean:.4f} ({s.low:.4f} to {s.high:.4f})" for m, s in dense)
             + f" dev {metric}."
         )
+    pruned = [r for r in rows if r["method"] != "none"]
+    parts = []
+    for m in models:
+        mine = [r for r in pruned if r["model"] == m]
+        if not mine:
+            continue
+        fams = [f for f in ("undistilled", "distilled") if any(family(r) == f for r in mine)]
+        us = {f: units(rows, study, m, f) for f in fams}
+        ended = sum(unit_count(us[f], "ended")[0] for f in fams)
+        total = sum(unit_count(us[f], "ended")[1] for f in fams)
+        er, nr = (sum(x) for x in zip(*(run_count(us[f], "ended") for f in fams), strict=True))
+        parts.append(f"{name(m)} {of(ended, total, 'units')} ({of(er, nr, 'runs')})")
+    if parts:
+        out.append(
+            "- Pruned runs that ended at chance (primary outcome, section 2): " + "; ".join(parts) + "."
+        )
+    parts = []
+    for m in models:
+        fams = [
+            f for f in ("undistilled", "distilled") if any(family(r) == f and r["model"] == m for r in pruned)
+        ]
+        if fams:
+            k = sum(unit_count(units(rows, study, m, f), "after")[0] for f in fams)
+            n = sum(unit_count(units(rows, study, m, f), "after")[1] for f in fams)
+            parts.append(f"{name(m)} {of(k, n, 'units')}")
+    if parts:
+        out.append(
+            "- At chance at some evaluation after pruning started (secondary): " + "; ".join(parts) + "."
+        )
+    failures = [r for r in rows if study.outcome(r).finetune]
+    out.append(
+        f"- Fine-tuning failures (at chance before pruning started, or a dense run that ended at chance): "
+        f"{len(failures)}" + (f" ({', '.join(r['run'] for r in failures)})" if failures else "") + "."
+    )
 
     # A paired cell compares like with like only when both models ended at about the same remaining share (always
-    # for top-k methods; a penalty level can leave them far apart, which the Pareto plot handles instead).
-    pruned, apart = [], []
-    for m, t, p in paired:
-        if m != "none":
-            a, b = remaining_share(groups, ("bert", m, t)), remaining_share(groups, ("bermo", m, t))
-            (pruned if abs(a - b) <= 0.1 * max(a, b) else apart).append((m, t, p))
-    if pruned:
-        higher = [x for x in pruned if x[2].p_value < 0.05 and x[2].mean_difference > 0]
-        lower = [x for x in pruned if x[2].p_value < 0.05 and x[2].mean_difference < 0]
-        mean_diff = sum(x[2].mean_difference for x in pruned) / len(pruned)
+    # for top-k methods; a penalty level can leave them far apart, which the Pareto plot handles instead), and is
+    # tested only when no run in it ended at chance (a t-test on a mix of collapsed and learned runs is not run).
+    tested, mixed, apart = [], [], []
+    for m, t, p, n_chance in paired:
+        if m == "none":
+            continue
+        a, b = remaining_share(groups, ("bert", m, t)), remaining_share(groups, ("bermo", m, t))
+        if abs(a - b) > EQUAL_SHARE * max(a, b):
+            apart.append((m, t))
+        elif n_chance:
+            mixed.append((m, t))
+        else:
+            tested.append((m, t, p))
 
-        def cells(xs):
-            return ", ".join(f"{m} {t:g}" for m, t, _ in xs)
+    def cells(xs):
+        return ", ".join(f"{x[0]} {x[1]:g}" for x in xs)
 
-        out.append(
-            f"- BERMo vs BERT over {len(pruned)} pruned (method, level) cells, paired by seed: significantly higher "
-            f"in {len(higher)}{f' ({cells(higher)})' if higher else ''}, significantly lower in {len(lower)}"
-            f"{f' ({cells(lower)})' if lower else ''}, no significant difference in "
-            f"{len(pruned) - len(higher) - len(lower)} (paired t-test at 0.05, uncorrected for "
-            f"{len(pruned)} comparisons). Mean difference over cells: {mean_diff:+.4f}."
+    if tested or mixed:
+        higher = [x for x in tested if x[2].p_value < ALPHA and x[2].mean_difference > 0]
+        lower = [x for x in tested if x[2].p_value < ALPHA and x[2].mean_difference < 0]
+        text = (
+            f"- BERMo vs BERT, paired by seed (section 5): of {len(tested) + len(mixed)} pruned (method, level) cells "
+            f"at equal remaining weights, {len(mixed)} hold a run that ended at chance and are counted in section 2, "
+            "not tested"
+            + (f" ({cells(mixed)})" if mixed else "")
+            + f"; of the other {len(tested)}, BERMo is significantly higher in {len(higher)}"
+            + (f" ({cells(higher)})" if higher else "")
+            + f", significantly lower in {len(lower)}"
+            + (f" ({cells(lower)})" if lower else "")
+            + f", not significantly different in {len(tested) - len(higher) - len(lower)} (paired t-test at "
+            f"{ALPHA:g} over {'/'.join(str(n) for n in sorted({x[2].n for x in tested})) or 'no'} seeds a cell, "
+            f"uncorrected for {len(tested)} comparisons)."
         )
+        if tested:
+            text += f" Mean difference over those cells: {sum(x[2].mean_difference for x in tested) / len(tested):+.4f}."
+        out.append(text)
     if apart:
         out.append(
             f"- Left out of that count: {len(apart)} penalty cell{'s' if len(apart) != 1 else ''} where the same "
             "level left the two models more "
-            f"than 10% apart in remaining weights ({', '.join(f'{m} {t:g}' for m, t, _ in apart)}); section 1's "
-            "plot compares them at equal remaining weights."
+            f"than 10% apart in remaining weights ({cells(apart)}); section 1's plot compares them at equal "
+            "remaining weights."
         )
-    for model in ("bert", "bermo"):
-        sparse = [
-            (mean_ci([r["final"] for r in runs]).mean, remaining_share(groups, k), k)
-            for k, runs in groups.items()
-            if k[0] == model
-            and k[1] != "none"
-            and remaining_share(groups, k) <= 0.1 * 1.001  # top-k rounding
-        ]
+    top_bow = max(bow) if bow else None
+    for model in models:
+        sparse = []
+        for k, runs in groups.items():
+            if k[0] != model or k[1] == "none" or remaining_share(groups, k) > 0.1 * 1.001:  # top-k rounding
+                continue
+            if any(study.outcome(r).ended for r in runs):
+                continue
+            sparse.append((median_range([r["final"] for r in runs]).mean, remaining_share(groups, k), k))
         if sparse:
             acc, rem, k = max(sparse)
+            versus = f"; {acc - top_bow:+.4f} against the bag of words" if top_bow is not None else ""
             out.append(
-                f"- Best {'BERT' if model == 'bert' else 'BERMo'} at <= 10% remaining: {acc:.4f} "
-                f"({k[1]} {k[2]:g}, {rem:.1%} remaining)."
+                f"- Best {name(model)} at <= 10% remaining, over cells where no run ended at chance: {acc:.4f} "
+                f"median ({k[1]} {k[2]:g}, {rem:.1%} remaining{versus})."
             )
-    runs = [r for rs in groups.values() for r in rs]
-    div = {
-        m: (sum(bool(r.get("diverged")) for r in runs if r["model"] == m), sum(r["model"] == m for r in runs))
-        for m in ("bert", "bermo")
-    }
-    out.append(
-        "- Diverged runs (section 2): "
-        + "; ".join(f"{'BERT' if m == 'bert' else 'BERMo'} {d} of {n}" for m, (d, n) in div.items() if n)
-        + "."
-    )
     if ratios:
         above = sum(r.low > 1 for r in ratios if not math.isnan(r.low))
         below = sum(r.high < 1 for r in ratios if not math.isnan(r.high))
@@ -126,14 +362,10 @@ def findings(groups, dense, paired, ratios, metric: str, fraction: float) -> lis
 #: A convergence speed-up the data must rule out before "not supported": the smaller of the paper's two figures
 #: (1.67x on MNLI, 1.15x on QQP).
 PAPER_SPEEDUP = 1.15
-#: Accuracy gain (absolute) below which a difference is too small to call BERMo "more parameter-efficient".
+#: Accuracy gain (absolute) the lower bound of claim 3's interval must reach for "supported".
 MIN_GAIN = 0.01
 #: Two runs compare at equal remaining weights when their shares differ by at most this fraction of the larger.
 EQUAL_SHARE = 0.1
-
-
-def pairs_text(n: int) -> str:
-    return f"{n} pair" + ("s" if n != 1 else "")
 
 
 def pruning_method(row: dict) -> str:
@@ -148,10 +380,209 @@ def is_penalty_method(name: str) -> bool:
     return name in available_pruners() and pruner_class(name).penalty is not Pruner.penalty
 
 
-def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fraction: float) -> list[str]:
-    """The paper's three claims, each with a verdict computed from the runs by the rules stated in the text."""
+def _stability(rows: list[dict], study: Study) -> list[str]:
+    """Claim 1 on the primary outcome, with the secondary outcome, the distilled family, fine-tuning failures and
+    other arms beside it."""
+    pruned = [r for r in rows if r["status"] != "failed" and r["method"] != "none"]
+    fams = [f for f in ("undistilled", "distilled") if any(family(r) == f for r in pruned)]
+    us = {(m, f): units(rows, study, m, f) for m in model_order({r["model"] for r in pruned}) for f in fams}
+    if not all(us.get((m, f)) for m in PAIR for f in fams[:1]):
+        return ["1. *BERMo prunes stably.* Needs pruned runs of both BERT and BERMo: **inconclusive**.", ""]
+
+    def test(f: str, attr: str) -> Fisher:
+        (a, na), (b, nb) = unit_count(us[("bert", f)], attr), unit_count(us[("bermo", f)], attr)
+        return fisher_greater(a, na, b, nb)
+
+    def counts(f: str, attr: str) -> str:
+        (a, na), (b, nb) = unit_count(us[("bert", f)], attr), unit_count(us[("bermo", f)], attr)
+        (ra, rna), (rb, rnb) = run_count(us[("bert", f)], attr), run_count(us[("bermo", f)], attr)
+        return f"BERT {of(a, na, 'units')} ({of(ra, rna, 'runs')}), BERMo {of(b, nb, 'units')} ({of(rb, rnb, 'runs')})"
+
+    main = fams[0]
+    f = test(main, "ended")
+    verdict = stability_verdict(f)
+    series = sorted({r["method"] for r in pruned if family(r) == main})
+    per = "; ".join(
+        f"{s} {sum(any(o.ended for o in os) for (ser, _), os in us[('bert', main)].items() if ser == s)}/"
+        f"{sum(ser == s for ser, _ in us[('bert', main)])} vs "
+        f"{sum(any(o.ended for o in os) for (ser, _), os in us[('bermo', main)].items() if ser == s)}/"
+        f"{sum(ser == s for ser, _ in us[('bermo', main)])}"
+        for s in series
+    )
+    out = [
+        "1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.* Primary outcome: the pruned run "
+        f"ended at chance (section 2's definition), counted per independent unit (model, series, seed). "
+        f"{main.capitalize()} series: {counts(main, 'ended')}; {fisher_text(f)}. Per series (units, BERT vs "
+        f"BERMo): {per}. Rule: supported if p < {ALPHA:g}; not supported if BERMo's share is at least BERT's; "
+        f"a test that cannot reach p < {ALPHA:g} at its n cannot decide. Verdict: {verdict}.",
+        "",
+    ]
+    if "distilled" in fams[1:]:
+        out += [
+            f"   Distilled series (their own family: "
+            f"{', '.join(sorted({r['method'] for r in pruned if family(r) == 'distilled'}))}): "
+            f"{counts('distilled', 'ended')}; {fisher_text(test('distilled', 'ended'))}. The same rule on this "
+            f"family alone: {stability_verdict(test('distilled', 'ended'))}.",
+            "",
+        ]
+    secondary = "; ".join(
+        f"{f_} series {counts(f_, 'after')}, {fisher_text(test(f_, 'after'))}" for f_ in fams
+    )
+    starts = study.pruned_starts(pruned)
+    dense = [r for r in rows if r["status"] != "failed" and r["method"] == "none"]
+    calib = ""
+    if dense and starts:
+        hit = sum(any(s >= starts[0] and study.at_chance(r, v) for s, v in r["curve"]) for r in dense)
+        calib = (
+            f" Calibration: the dense runs, which never prune, were at chance at an evaluation at or after step "
+            f"{starts[0]} in {of(hit, len(dense))} runs; that share of the secondary outcome is not pruning's."
+        )
+    out += [
+        f"   Secondary outcome, at chance at some evaluation after pruning started (reported, not judged): {secondary}."
+        + calib,
+        "",
+    ]
+    failed_ft = [r for r in pruned if study.outcome(r).finetune]
+    seen = sum(study.outcome(r).finetune is not None for r in pruned)
+    dense_fail = {
+        m: sum(study.outcome(r).ended for r in dense if r["model"] == m)
+        for m in model_order({r["model"] for r in dense})
+    }
+    out += [
+        "   Fine-tuning failures, counted apart: pruned runs at chance at their last evaluation before pruning "
+        + (
+            f"started: {of(len(failed_ft), seen)} runs with such an evaluation"
+            if seen
+            else "started: none can be seen, no pruned run has an evaluation before its pruning starts"
+        )
+        + "; dense runs that ended at chance: "
+        + (
+            "; ".join(
+                f"{name(m)} {of(k, sum(r['model'] == m for r in dense))}" for m, k in dense_fail.items()
+            )
+            or "no dense runs"
+        )
+        + ".",
+        "",
+    ]
+    others = [m for m in model_order({r["model"] for r in pruned}) if m not in PAIR]
+    if others:
+        text = "; ".join(
+            f"{m} ended at chance in {of(*[sum(x) for x in zip(*(unit_count(us[(m, f_)], 'ended') for f_ in fams if us.get((m, f_))), strict=True)], 'units')}, "
+            f"at chance after pruning started in "
+            f"{of(*[sum(x) for x in zip(*(unit_count(us[(m, f_)], 'after') for f_ in fams if us.get((m, f_))), strict=True)], 'units')}"
+            for m in others
+        )
+        out += [f"   Other arms (shown, not part of the BERT-BERMo test): {text}.", ""]
+    return out
+
+
+def _unit_differences(pairs: list[tuple[tuple, float, float]]) -> list[float]:
+    """BERMo - BERT averaged within each independent unit (method, seed) of the pairs, in unit order."""
+    by_unit: dict[tuple, list[float]] = defaultdict(list)
+    for unit, bert, bermo in pairs:
+        by_unit[unit].append(bermo - bert)
+    return [sum(d) / len(d) for _, d in sorted(by_unit.items(), key=lambda kv: str(kv[0]))]
+
+
+def _efficiency_interval(pairs) -> tuple[str, object | None]:
+    """The comparison text of claim 3 over ``pairs`` ((unit, bert, bermo)): a t-interval over units."""
+    diffs = _unit_differences(pairs)
+    n_units = len(diffs)
+    if n_units < 2:
+        return (
+            f"{pairs_text(len(pairs))} in {n_units} independent unit(s): cannot decide (an interval needs 2 units)",
+            None,
+        )
+    ci = mean_ci(diffs, bounds=(-1.0, 1.0))
+    if len(set(diffs)) == 1:
+        return (
+            f"{pairs_text(len(pairs))} in {n_units} units, every unit differing by {diffs[0]:+.4f}: cannot decide (no spread)",
+            None,
+        )
     from scipy import stats as sps
 
+    p = float(sps.ttest_1samp(diffs, 0.0).pvalue)
+    wmin = wilcoxon_min_p(sum(d != 0 for d in diffs))
+    wil = (
+        f"Wilcoxon signed-rank cannot decide at {n_units} units (minimum attainable p {wmin:.3g})"
+        if wmin >= ALPHA
+        else f"Wilcoxon signed-rank p = {float(sps.wilcoxon(diffs).pvalue):.3g}"
+    )
+    text = (
+        f"{pairs_text(len(pairs))} in {n_units} independent units (method, seed: the levels of one unit share their "
+        f"warm-up steps, so their differences are averaged), BERMo - BERT {ci.mean:+.4f} (95% t-interval over units "
+        f"{ci.low:+.4f} to {ci.high:+.4f}, {n_units - 1} degrees of freedom; t-test p = {p:.3g}; {wil})"
+    )
+    return text, ci
+
+
+def _efficiency(rows: list[dict], study: Study) -> list[str]:
+    runs = [r for r in rows if r["status"] != "failed" and r["method"] != "none"]
+    pen = [r for r in runs if is_penalty_method(pruning_method(r))]
+    by_cell = {(r["model"], r["method"], r["target"], r["seed"]): r for r in pen}
+    pairs, apart = [], 0
+    for (model, method, target, seed), r in sorted(by_cell.items(), key=lambda kv: str(kv[0])):
+        other = by_cell.get(("bermo", method, target, seed))
+        if model != "bert" or other is None:
+            continue
+        if abs(r["remaining"] - other["remaining"]) <= EQUAL_SHARE * max(r["remaining"], other["remaining"]):
+            pairs.append((r, other))
+        else:
+            apart += 1
+    head = (
+        "3. *BERMo is more parameter-efficient under penalty-based pruning.* "
+        f"{', '.join(sorted({r['method'] for r in pen})) or 'no penalty method'}, paired by (method, level, seed) at "
+        f"equal remaining weights (within {EQUAL_SHARE:.0%}; {pairs_text(apart)} further apart left out): "
+        f"{pairs_text(len(pairs))}."
+    )
+    rule = (
+        f"Rule (fixed before the numbers): over the pairs where neither run ended at chance, supported only if the "
+        f"interval's lower bound is at least +{MIN_GAIN:.2f}; not supported if its upper bound is below "
+        f"+{MIN_GAIN:.2f}; otherwise inconclusive."
+    )
+
+    def fails(r):
+        o = study.outcome(r)
+        return o.ended or o.finetune
+
+    steady = [
+        ((r["method"], r["seed"]), r["final"], o["final"]) for r, o in pairs if not (fails(r) or fails(o))
+    ]
+    dropped = len(pairs) - len(steady)
+    text, ci = _efficiency_interval(steady)
+    if ci is None:
+        verdict = "**inconclusive**: cannot decide"
+    elif ci.low >= MIN_GAIN:
+        verdict = "**supported**"
+    elif ci.high < MIN_GAIN:
+        verdict = f"**not supported**: the interval rules out a gain of {MIN_GAIN:.2f}"
+    else:
+        verdict = "**inconclusive**"
+    out = [
+        f"{head} {pairs_text(dropped)} hold a run that ended at chance (claim 1's outcome; no t-interval is given "
+        f"over a mix of collapsed and learned runs). Pairs where neither run ended at chance: {text}. {rule} "
+        f"Verdict: {verdict}.",
+        "",
+    ]
+    calm = [
+        ((r["method"], r["seed"]), r["final"], o["final"])
+        for r, o in pairs
+        if not any(study.outcome(x).after or fails(x) for x in (r, o))
+    ]
+    if len(calm) != len(steady):
+        out += [
+            f"   Exploratory (a subset chosen by outcome, not a test of the claim): the pairs where neither run was "
+            f"at chance at any evaluation after pruning started: {_efficiency_interval(calm)[0]}.",
+            "",
+        ]
+    return out
+
+
+def claims(
+    rows: list[dict], dense: dict, level: dict | None, metric: str, fraction: float, study: Study
+) -> list[str]:
+    """The paper's three claims, each with a verdict computed from the runs by the rules stated in the text."""
     runs = [r for r in rows if r["status"] != "failed" and r["method"] != "none"]
     out = [
         "## The paper's claims, one by one",
@@ -160,44 +591,7 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
         "for this encoder, task and schedule only.",
         "",
     ]
-    # 1. stability
-    div = {m: [bool(r.get("diverged")) for r in runs if r["model"] == m] for m in ("bert", "bermo")}
-    if all(div.values()):
-        (db, nb), (dm, nm) = ((sum(v), len(v)) for v in (div["bert"], div["bermo"]))
-        p = float(sps.fisher_exact([[db, nb - db], [dm, nm - dm]], alternative="greater")[1])
-        if db == 0 and dm == 0:
-            verdict = "**not supported**: no pruned run of either model diverged"
-        elif p < 0.05:
-            verdict = "**supported**"
-        elif dm / nm >= db / nb:
-            verdict = "**not supported**: BERMo diverged at least as often as BERT"
-        else:
-            verdict = "**inconclusive**: fewer BERMo divergences, but not significantly"
-        per = "; ".join(
-            f"{meth} {sum(bool(r.get('diverged')) for r in runs if r['method'] == meth and r['model'] == 'bert')}"
-            f"/{sum(r['method'] == meth and r['model'] == 'bert' for r in runs)} vs "
-            f"{sum(bool(r.get('diverged')) for r in runs if r['method'] == meth and r['model'] == 'bermo')}"
-            f"/{sum(r['method'] == meth and r['model'] == 'bermo' for r in runs)}"
-            for meth in sorted({r["method"] for r in runs})
-        )
-        out += [
-            "1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.* "
-            f"Diverged pruned runs (section 2's definition): BERT {db} of {nb} ({db / nb:.0%}), BERMo {dm} of {nm} "
-            f"({dm / nm:.0%}); one-sided Fisher exact test that BERT diverges more often: p = {p:.3g}. "
-            f"Per method (BERT vs BERMo): {per}. Rule: supported if p < 0.05; not supported if BERMo's rate is "
-            f"at least BERT's. Verdict: {verdict}.",
-            "",
-        ]
-        if db or dm:  # the rule counts every divergence; how many runs ended diverged is reported, not judged
-            back = {m: sum(recovered(r) for r in runs if r["model"] == m) for m in ("bert", "bermo")}
-            eb, em = db - back["bert"], dm - back["bermo"]
-            p_end = float(sps.fisher_exact([[eb, nb - eb], [em, nm - em]], alternative="greater")[1])
-            out += [
-                f"   The count above includes collapses the run recovered from (section 2): BERT {back['bert']} of "
-                f"its {db}, BERMo {back['bermo']} of its {dm}. Runs that ended diverged: BERT {eb} of {nb}, BERMo "
-                f"{em} of {nm} (one-sided Fisher exact test: p = {p_end:.3g}).",
-                "",
-            ]
+    out += _stability(rows, study)
     # 2. convergence speed
     if level:
         pairs, only = [], {"bert": 0, "bermo": 0}
@@ -238,62 +632,5 @@ def claims(rows: list[dict], dense: dict, level: dict | None, metric: str, fract
                 "2. *BERMo converges faster.* Fewer than 2 pruned pairs reached the level: **inconclusive**.",
                 "",
             ]
-    # 3. parameter efficiency of penalty methods
-    pen = [r for r in runs if is_penalty_method(pruning_method(r))]
-    by_cell = {(r["model"], r["method"], r["target"], r["seed"]): r for r in pen}
-    pairs, apart, steady = [], 0, []
-    for (model, method, target, seed), r in sorted(by_cell.items(), key=lambda kv: str(kv[0])):
-        other = by_cell.get(("bermo", method, target, seed))
-        if model != "bert" or other is None:
-            continue
-        if abs(r["remaining"] - other["remaining"]) <= EQUAL_SHARE * max(r["remaining"], other["remaining"]):
-            pairs.append((r["final"], other["final"]))
-            if not (r.get("diverged") or other.get("diverged")):
-                steady.append(pairs[-1])
-        else:
-            apart += 1
-    if len(pairs) >= 2:
-        pc = paired_comparison([a for a, _ in pairs], [b for _, b in pairs])
-        if pc.p_value < 0.05 and pc.mean_difference > 0 and pc.mean_difference >= MIN_GAIN:
-            verdict = "**supported**"
-        elif (pc.p_value < 0.05 and pc.mean_difference < 0) or pc.ci_high < MIN_GAIN:
-            verdict = f"**not supported**: the interval rules out a gain of {MIN_GAIN:.2f}"
-        else:
-            verdict = "**inconclusive**"
-        out += [
-            "3. *BERMo is more parameter-efficient under penalty-based pruning.* "
-            f"{', '.join(sorted({r['method'] for r in pen}))}, paired by (method, level, seed) at equal remaining "
-            f"weights (within {EQUAL_SHARE:.0%}; {pairs_text(apart)} further apart left out): {len(pairs)} pairs, "
-            f"BERMo - BERT {pc.mean_difference:+.4f} (95% CI {fmt(pc.ci_low)} to {fmt(pc.ci_high)}), paired t-test "
-            f"p = {pc.p_value:.3g}. Rule: supported if significantly higher (p < 0.05) by at least {MIN_GAIN:.2f}; "
-            f"not supported if significantly lower or the interval lies below +{MIN_GAIN:.2f}. Verdict: {verdict}.",
-            "",
-            f"   {_without_divergence(pairs, steady)}",
-            "",
-        ]
-    else:
-        out += [
-            "3. *BERMo is more parameter-efficient under penalty-based pruning.* Fewer than 2 pairs of penalty runs "
-            f"at equal remaining weights (within {EQUAL_SHARE:.0%}; {pairs_text(apart)} further apart): "
-            "**inconclusive**.",
-            "",
-        ]
+    out += _efficiency(rows, study)
     return out
-
-
-def _without_divergence(pairs: list[tuple[float, float]], steady: list[tuple[float, float]]) -> str:
-    """Claim 3 again on the pairs where neither run diverged: whether a gain is parameter efficiency or the
-    stability of claim 1 seen at equal weights."""
-    if len(steady) == len(pairs):
-        return "No run in these pairs diverged: the comparison is one of accuracy at equal weights alone."
-    head = (
-        f"{len(pairs) - len(steady)} of the {len(pairs)} pairs hold a diverged run (claim 1), so the difference "
-        "above mixes stability with accuracy at equal weights. Without them: "
-    )
-    if len(steady) < 2:
-        return head + f"{pairs_text(len(steady))} left, too few to compare."
-    pc = paired_comparison([a for a, _ in steady], [b for _, b in steady])
-    return head + (
-        f"{len(steady)} pairs, BERMo - BERT {pc.mean_difference:+.4f} (95% CI {fmt(pc.ci_low)} to "
-        f"{fmt(pc.ci_high)}), paired t-test p = {pc.p_value:.3g}."
-    )
