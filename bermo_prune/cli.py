@@ -174,15 +174,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     bas.add_argument("spec", help="sweep spec YAML")
     bas.add_argument("--output", help="the results directory (default: the spec's output_dir)")
-    bas = sub.add_parser(
-        "baselines",
-        help="majority-class and bag-of-words baselines of a sweep (baselines.json, which report reads)",
-        description="Train the baselines on the sweep's own train/dev data and record each run's pruning start; "
-        "writes OUTPUT/baselines.json (bench writes it when a sweep starts).",
-        epilog=EPILOG,
-    )
-    bas.add_argument("spec", help="sweep spec YAML")
-    bas.add_argument("--output", help="the results directory (default: the spec's output_dir)")
     rep = sub.add_parser(
         "report",
         help="write REPORT.md and PNG figures from a sweep's results",
@@ -302,9 +293,6 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench.baselines import ensure_baselines
 
     ensure_baselines(spec)
-    from .bench.baselines import ensure_baselines
-
-    ensure_baselines(spec)
     rows = run_sweep(spec, backend=args.backend, address=args.address)
     counts: dict[str, int] = {}
     for r in rows:
@@ -367,14 +355,6 @@ def _probe(args: argparse.Namespace) -> int:
         + [f"--classifier {args.classifier}", f"--seeds {args.seeds}"]
     )
     print(f"wrote {write_probe_report(out, rows, command)}")
-    return EXIT_OK
-
-
-def _baselines(args: argparse.Namespace) -> int:
-    from .bench.baselines import write_baselines
-    from .bench.sweep import load_spec
-
-    print(f"wrote {write_baselines(load_spec(args.spec), args.output)}")
     return EXIT_OK
 
 
@@ -449,7 +429,6 @@ COMMANDS = {
     "bench": _bench,
     "probe-data": _probe_data,
     "probe": _probe,
-    "baselines": _baselines,
     "baselines": _baselines,
     "report": _report,
     "validate": _validate,
