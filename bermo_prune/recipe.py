@@ -167,7 +167,15 @@ def _check(path: str, spec: F, value: Any, problems: list[str]) -> Any:
             return spec.default
         out = dict(value)
     choices = spec.choices() if callable(spec.choices) else spec.choices
-    if choices is not None and out not in choices:
+    if choices is not None and kind == "list_str":  # a list of names: each one of the choices
+        unknown = [v for v in out if v not in choices]
+        if unknown:
+            problems.append(
+                f"{path}: unknown value {unknown[0]!r}{_did_you_mean(unknown[0], choices)}; "
+                f"use any of {', '.join(choices)}"
+            )
+            return spec.default
+    elif choices is not None and out not in choices:
         problems.append(
             f"{path}: unknown value {out!r}{_did_you_mean(str(out), choices)}; use one of {', '.join(choices)}"
         )

@@ -33,6 +33,7 @@ from .models import ModelSpec, build_model
 from .pruners.config import PruningConfig
 from .recipe import Recipe, dump_recipe, parse_recipe, schedule_problems
 from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
+from .sinks import check_sinks
 from .tracking import DivergenceConfig
 from .train import Trainer, process_state
 from .train_config import TrainConfig, total_steps
@@ -84,6 +85,7 @@ def run_recipe(
     where = {k: v for k, v in recipe.data.items() if k != "source"}  # the rest of DataConfig: where to read
     data = load_task_data(recipe.task, recipe.data_source, seed=recipe.seed, **where)
     cfg = train_config(recipe, progress)
+    check_sinks(cfg.log_to)  # a logging sink's package is missing: say so before anything is written
     steps = total_steps(cfg, len(data.train), process_state().num_processes)
     if recipe.pruned:
         problems: list[str] = []

@@ -37,6 +37,7 @@ from .jobs import Job, classification_job
 from .optim import decay_groups, make_optimizer
 from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .signals import StopSignals
+from .sinks import log_sinks
 from .tracking import DivergenceConfig, DivergenceTracker
 from .train_config import TrainConfig, total_steps
 
@@ -97,6 +98,7 @@ class Trainer:
         self.job = job
         self.hooks = hooks if hooks is not None else standard_hooks(handle, score_lr, distiller)
         self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.hooks = [*self.hooks, *log_sinks(cfg.log_to, self.output_dir)]  # train.log_to
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
         process_state()  # the shared state first, with the right device (see process_state)
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
@@ -149,9 +151,13 @@ class Trainer:
 
     # ---- logging ---------------------------------------------------------------------------------------------
     def _write(self, record: dict) -> None:
-        if self._log is not None and self.accelerator.is_main_process:
+        if not self.accelerator.is_main_process:
+            return
+        if self._log is not None:
             self._log.write(json.dumps(record) + "\n")
             self._log.flush()
+        for hook in self.hooks:
+            hook.on_record(record)
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
     @property
@@ -324,6 +330,8 @@ class Trainer:
                         continue
         finally:
             self._bar.close()
+            for hook in self.hooks:
+                hook.close()
             if self._log is not None:
                 self._log.close()
                 self._log = None

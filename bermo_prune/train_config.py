@@ -39,6 +39,8 @@ class TrainConfig:
     max_grad_norm: float = key(1.0, min=0.0)
     mixed_precision: str = key("no", choices=PRECISIONS)
     threads: int | None = key(None, min=1)
+    # logging sinks besides metrics.jsonl (bermo_prune.sinks): [tensorboard]; empty: none
+    log_to: list[str] | None = key(None, choices=lambda: _sinks())
     progress: bool = True
 
     @classmethod
@@ -50,6 +52,12 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         own = {rename.get(k, k): v for k, v in values.items() if rename.get(k, k) in names}
         return cls(**own, **extra)
+
+
+def _sinks() -> tuple[str, ...]:
+    from .sinks import available_sinks  # the registry imports the hooks, which need this module
+
+    return available_sinks()
 
 
 def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:
