@@ -261,6 +261,12 @@ def compact_run(
         "max_abs_logit_difference": diff,
     }
     (out / "compact.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    from .bermo import is_bermo_config
+    from .modelcard import CARD, compact_card
+
+    source = model_dir / CARD
+    text = source.read_text(encoding="utf-8") if source.is_file() else None
+    (out / CARD).write_text(compact_card(report, text, is_bermo_config(small.config)), encoding="utf-8")
     return report
 
 

@@ -247,8 +247,11 @@ def load_checkpoint(out: Path) -> dict:
     raise InputError(f"{out}: no usable checkpoint: " + "; ".join(problems))
 
 
-def finish_run_dir(out: Path, model, tokenizer, summary: dict, writer: bool = True) -> None:
-    """The end of a run: ``model/`` (weights and tokenizer), ``summary.json`` (atomically), checkpoints removed.
+def finish_run_dir(
+    out: Path, model, tokenizer, summary: dict, writer: bool = True, card: str | None = None
+) -> None:
+    """The end of a run: ``model/`` (weights, tokenizer and the model card ``card`` as ``README.md``),
+    ``summary.json`` (atomically), checkpoints removed.
 
     ``writer`` is False on all but the main process of a data-parallel run.
     """
@@ -256,5 +259,7 @@ def finish_run_dir(out: Path, model, tokenizer, summary: dict, writer: bool = Tr
         return
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
+    if card is not None:
+        atomic_write(out / "model" / "README.md", card)
     atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)

@@ -29,6 +29,7 @@ from .engine import prune
 from .errors import InputError, RecipeError
 from .families import family_of
 from .jobs import classification_job
+from .modelcard import run_card
 from .models import ModelSpec, build_model
 from .pruners.config import PruningConfig
 from .recipe import Recipe, dump_recipe, parse_recipe, schedule_problems
@@ -165,7 +166,8 @@ def _finish(recipe: Recipe, out: Path, trainer: Trainer, handle, tokenizer, summ
         "remaining": summary["sparsity"]["remaining"] if summary["sparsity"] else 1.0,
         **summary,
     }
-    finish_run_dir(out, final_model, tokenizer, summary, trainer.accelerator.is_main_process)
+    card = run_card(summary, (out / RECIPE).read_text(encoding="utf-8"), final_model.config)
+    finish_run_dir(out, final_model, tokenizer, summary, trainer.accelerator.is_main_process, card)
     return RunResult(summary, out)
 
 

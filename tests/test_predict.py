@@ -189,3 +189,44 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, run_dir, tmp_path, caps
     assert message.format(**fill) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
     assert bad.read_text() == "sentence\tlabel\nfine\t1\nnot fine\t7\n"
+
+
+def test_saved_models_carry_a_model_card(run_dir):
+    """model/README.md: the Hugging Face metadata header (parsed by huggingface_hub) and what the model is."""
+    from huggingface_hub import ModelCard
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    card = ModelCard.load(run_dir / "model" / "README.md")
+    data = card.data.to_dict()
+    assert data["library_name"] == "transformers" and data["pipeline_tag"] == "text-classification"
+    assert {"bermo", "pruned", "movement-pruning"} <= set(data["tags"])
+    (result,) = card.data.eval_results
+    assert result.metric_type == "accuracy" and result.metric_value == round(summary["final"]["accuracy"], 4)
+    text = card.text
+    assert (
+        "A BERMo (bert: the classifier reads a learned mix of all layers) sequence classifier for **synthetic**"
+        in text
+    )
+    assert f"| remaining weights | **{summary['remaining']:.4f}** of the encoder's linear weights" in text
+    assert f"| dev accuracy | **{summary['final']['accuracy']:.4f}** at the end" in text
+    assert (
+        "movement, granularity head, cubic schedule to 0.5" in text
+        and "| BERMo mix | layer weights [" in text
+    )
+    assert (
+        "import bermo_prune  # registers" in text
+        and "AutoModelForSequenceClassification.from_pretrained" in text
+    )
+    assert (run_dir / "recipe.yaml").read_text().strip() in text  # the recipe, verbatim
+    # The compacted model's card (written by `bermo-prune compact` in the eval test, or here) gives size and speed.
+    if not (run_dir / "compact" / "README.md").is_file():
+        assert main(["compact", str(run_dir), "--repeats", "1", "--length", "16"]) == 0
+    report = json.loads((run_dir / "compact" / "compact.json").read_text())
+    compact = ModelCard.load(run_dir / "compact" / "README.md")
+    assert "compacted" in compact.data.to_dict()["tags"] and compact.data.eval_results
+    assert (
+        f"| parameters | {report['before']['parameters']:,} | {report['after']['parameters']:,}"
+        in compact.text
+    )
+    assert f"(**{report['speedup']:.2f}x faster**)" in compact.text and "load_compact(" in compact.text
+    assert "## The model before compaction" in compact.text
