@@ -53,6 +53,10 @@ from transformers import (
 from .families import Family, family_of
 
 MIX_LAYER_CHOICES = ("all", "encoder")
+#: named starts of the mix: ``uniform`` (zero logits) and ``last`` (one-hot on the last layer, frozen)
+MIX_INIT_CHOICES = ("uniform", "last")
+#: the logit of every other state under ``mix_init="last"``: its softmax weight underflows to exactly 0.0
+_OFF_LOGIT = -1e4
 #: config keys that only a BERMo config carries
 MIX_KEYS = (
     "mix_layers",
@@ -76,7 +80,11 @@ class MixOptions:
         mix_trainable: learn ``w`` and ``gamma``; when False they stay at their initial values.
         mix_gamma_trainable: learn ``gamma`` (with ``mix_trainable``); when False only ``w`` learns and
             ``gamma`` stays at ``mix_gamma_init``.
-        mix_init: initial ``w`` (one value per mixed state); None means zeros, a uniform softmax.
+        mix_init: initial ``w``: a list (one logit per mixed state); None or ``"uniform"``: zeros, a uniform
+            softmax; ``"last"``: the whole weight on the last layer (the other logits at -1e4, whose softmax is
+            exactly 0) with ``w`` frozen while ``gamma`` trains (as ``mix_gamma_trainable`` says): BERT's
+            information path with BERMo's head scale, the control arm that separates "BERMo reads all layers"
+            from "BERMo has a learned scale".
         mix_gamma_init: initial ``gamma``.
     """
 
@@ -84,12 +92,23 @@ class MixOptions:
     mix_layer_norm: bool = False
     mix_trainable: bool = True
     mix_gamma_trainable: bool = True
-    mix_init: list[float] | None = None
+    mix_init: list[float] | str | None = None
     mix_gamma_init: float = 1.0
 
     @property
     def num_mixed_states(self) -> int:
         return self.num_hidden_layers + (1 if self.mix_layers == "all" else 0)
+
+
+def initial_logits(init: list[float] | str | None, num_states: int) -> torch.Tensor:
+    """The mix's starting logits for a ``mix_init`` value (see :class:`MixOptions`)."""
+    if init is None or init == "uniform":
+        return torch.zeros(num_states)
+    if init == "last":
+        out = torch.full((num_states,), _OFF_LOGIT)
+        out[-1] = 0.0
+        return out
+    return torch.tensor([float(v) for v in init])
 
 
 class ScalarMix(nn.Module):
@@ -100,12 +119,14 @@ class ScalarMix(nn.Module):
         num_states: int,
         layer_norm: bool = False,
         trainable: bool = True,
-        init: list[float] | None = None,
+        init: list[float] | str | None = None,
         gamma_init: float = 1.0,
         gamma_trainable: bool = True,
     ) -> None:
         super().__init__()
-        if init is not None and len(init) != num_states:
+        if isinstance(init, str) and init not in MIX_INIT_CHOICES:
+            raise ValueError(f"mix_init must be a list of logits or one of {MIX_INIT_CHOICES}, got {init!r}")
+        if isinstance(init, list | tuple) and len(init) != num_states:
             raise ValueError(f"mix_init has {len(init)} values but {num_states} states are mixed")
         self.num_states = num_states
         self.layer_norm = layer_norm
@@ -113,6 +134,8 @@ class ScalarMix(nn.Module):
         self.gamma_init = float(gamma_init)
         self.trainable = trainable
         self.gamma_trainable = trainable and gamma_trainable
+        # "last" fixes the layer weights (a one-hot is a fixed point of softmax's gradient in any case).
+        self.weights_trainable = trainable and init != "last"
         self.weights = nn.Parameter(torch.zeros(num_states))  # (num_states,)
         self.gamma = nn.Parameter(torch.zeros(1))  # (1,)
         self.sync_requires_grad()
@@ -122,14 +145,13 @@ class ScalarMix(nn.Module):
         """Set ``requires_grad`` from the configuration. ``from_pretrained`` in transformers 5 materialises new
         parameters with ``requires_grad=True`` whatever the module set, so loaders call this after loading; the
         forward pass also detaches a frozen scalar, so a frozen value cannot move even if a caller forgets."""
-        self.weights.requires_grad_(self.trainable)
+        self.weights.requires_grad_(self.weights_trainable)
         self.gamma.requires_grad_(self.gamma_trainable)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """The configured start: ``w = mix_init`` (zeros: a uniform mix), ``gamma = mix_gamma_init``."""
-        init = torch.zeros(self.num_states) if self.init is None else torch.tensor(self.init)
-        self.weights.copy_(init)
+        self.weights.copy_(initial_logits(self.init, self.num_states))
         self.gamma.fill_(self.gamma_init)
 
     def forward(self, states: tuple[torch.Tensor, ...], mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -139,7 +161,7 @@ class ScalarMix(nn.Module):
         stacked = torch.stack(states, dim=0)  # (num_states, batch, seq, hidden)
         if self.layer_norm:
             stacked = self.normalise(stacked, mask)
-        weights = self.weights if self.trainable else self.weights.detach()
+        weights = self.weights if self.weights_trainable else self.weights.detach()
         gamma = self.gamma if self.gamma_trainable else self.gamma.detach()
         probs = torch.softmax(weights, dim=0).to(stacked.dtype)  # (num_states,)
         return gamma.to(stacked.dtype) * torch.einsum("l,lbsh->bsh", probs, stacked)

@@ -32,7 +32,9 @@ _KINDS = {
 class F:
     """One recipe key: its type, default, bounds and allowed values."""
 
-    kind: str  # int, float, str, bool, list_str, dict_str, dict, section, steps (int steps or a fraction in [0, 1))
+    # int, float, str, bool, list_str, dict_str, dict, section, steps (int steps or a fraction in [0, 1)),
+    # name_or_numbers (one of ``choices``, or a list of numbers)
+    kind: str
     default: Any = None
     nullable: bool = False
     min: float | None = None

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertTokenizer
 
-from .bermo import ScalarMix, bermo_classifier, bermo_config_from, is_bermo_config, plain_config_from
+from .bermo import (
+    MIX_INIT_CHOICES,
+    ScalarMix,
+    bermo_classifier,
+    bermo_config_from,
+    is_bermo_config,
+    plain_config_from,
+)
 from .errors import InputError
 from .families import Family, available_families, find_family, get_family, scratch_config
 from .fields import key
@@ -71,8 +78,9 @@ class ModelSpec:
         num_layers, hidden_size, num_heads, intermediate_size, max_position_embeddings: the from-scratch config.
         vocab_size: size of the WordPiece vocabulary trained from scratch.
         dropout: hidden and attention dropout of a from-scratch model (a checkpoint keeps its own).
-        mix_layers, mix_layer_norm, mix_trainable, mix_gamma_trainable: BERMo's mix options (see
-            :class:`~bermo_prune.bermo.MixOptions`).
+        mix_layers, mix_layer_norm, mix_trainable, mix_gamma_trainable, mix_init: BERMo's mix options (see
+            :class:`~bermo_prune.bermo.MixOptions`); ``mix_init`` is ``uniform``, ``last`` (the mix fixed on the
+            last layer while gamma trains: the layer-routing control) or a list of one logit per mixed state.
     """
 
     arch: str = key("bert", choices=ARCHS)
@@ -90,6 +98,7 @@ class ModelSpec:
     mix_layer_norm: bool = key(False)
     mix_trainable: bool = key(True)
     mix_gamma_trainable: bool = key(True)
+    mix_init: str | list[float] = key("uniform", kind="name_or_numbers", choices=MIX_INIT_CHOICES)
 
     def mix_options(self) -> dict:
         return {
@@ -97,6 +106,7 @@ class ModelSpec:
             "mix_layer_norm": self.mix_layer_norm,
             "mix_trainable": self.mix_trainable,
             "mix_gamma_trainable": self.mix_gamma_trainable,
+            "mix_init": None if self.mix_init == "uniform" else self.mix_init,
         }
 
 
@@ -261,10 +271,21 @@ def build_model(
             raise InputError("model.name is empty and no training text was given to train a tokenizer on")
         tokenizer = train_wordpiece(train_texts, vocab_size=spec.vocab_size)
     config = build_config(spec, num_labels, len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    _check_mix_init(config)
     config.problem_type = problem_type
     for k, v in label_kwargs.items():
         setattr(config, k, v)
     return AutoModelForSequenceClassification.from_config(config), _fit_inputs(tokenizer, config)
+
+
+def _check_mix_init(config) -> None:
+    """A list ``model.mix_init`` must give one logit per state the model mixes (known once its config is)."""
+    init = getattr(config, "mix_init", None) if is_bermo_config(config) else None
+    if isinstance(init, list) and len(init) != config.num_mixed_states:
+        raise InputError(
+            f"model.mix_init: {len(init)} values, but this model mixes {config.num_mixed_states} states "
+            f"({config.num_hidden_layers} layers{' and the embeddings' if config.mix_layers == 'all' else ''})"
+        )
 
 
 def _fit_inputs(tokenizer, config):
@@ -316,6 +337,7 @@ def load_classifier(
         cls = fam.classifier_class
     for k, v in overrides.items():
         setattr(config, k, v)
+    _check_mix_init(config)
     if cls is fam.classifier_class and getattr(config, "layer_heads", None) is not None:
         return _load_compacted(name, fam, config)
     from transformers.utils import logging as hf_logging

@@ -159,6 +159,16 @@ def _check(path: str, spec: F, value: Any, problems: list[str]) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             problems.append(f"{path}: expected a list of strings, got {value!r}")
             return spec.default
+    elif kind == "name_or_numbers":
+        if isinstance(value, list):
+            nums = [_number(v) if not isinstance(v, str) else None for v in value]
+            if not value or any(n is None or not math.isfinite(n) for n in nums):
+                problems.append(f"{path}: expected a name or a non-empty list of numbers, got {value!r}")
+                return spec.default
+            return [float(n) for n in nums]
+        if not isinstance(value, str):
+            problems.append(f"{path}: expected a name or a list of numbers, got {value!r}")
+            return spec.default
     elif kind in ("dict", "dict_str"):
         if not isinstance(value, dict) or (
             kind == "dict_str" and not all(isinstance(v, str) for v in value.values())

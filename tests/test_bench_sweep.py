@@ -7,6 +7,7 @@ import pytest
 from bermo_prune.bench.sweep import load_spec, run_sweep
 from bermo_prune.cli import main
 from bermo_prune.errors import RecipeError
+from bermo_prune.recipe import load_recipe
 
 from .conftest import ROOT
 
@@ -59,7 +60,8 @@ def test_spec_grid_and_validation(tmp_path):
         load_spec(write_spec(tmp_path, models=["gpt"], methods={"movment": {"targets": [0.5]}}, extra=1))
     assert info.value.problems == [
         "extra: unknown key; valid: base, overrides, tasks, models, methods, seeds, workers, output_dir",
-        "models: expected a list of bert and/or bermo, got ['gpt']",
+        "models: unknown model 'gpt'; name one of bert, bermo, bermo_last, or define it in a mapping "
+        "(label: {arch: bert|bermo, overrides: [...]})",
         "methods.movment: unknown method; use none, l0, magnitude, movement, soft_movement",
     ]
     with pytest.raises(RecipeError) as info:  # each cell's recipe is validated before anything runs
@@ -67,6 +69,36 @@ def test_spec_grid_and_validation(tmp_path):
     assert info.value.problems == [
         "bert_movement_1.5_s0: pruning.schedule.final: a remaining fraction must be in (0, 1], got 1.5"
     ]
+
+
+def test_a_spec_names_model_variants_and_defines_its_own(tmp_path):
+    spec = load_spec(write_spec(tmp_path, models=["bert", "bermo_last"], methods={"none": {}}))
+    assert [c.name for c in spec.cells] == ["bert_none_dense_s0", "bermo_last_none_dense_s0"]
+    last = spec.cells[1]
+    assert last.overrides()[:2] == ["model.arch=bermo", "model.mix_init=last"]
+    assert spec.cells[0].overrides()[0] == "model.arch=bert" and spec.cells[0].arch is None  # names unchanged
+    assert load_recipe(spec.base, [*spec.overrides, *last.overrides()]).model["mix_init"] == "last"
+    own = {"bert": None, "bermo_ln": {"arch": "bermo", "overrides": ["model.mix_layer_norm=true"]}}
+    spec = load_spec(write_spec(tmp_path, models=own, methods={"none": {}}))
+    assert [c.overrides()[:2] for c in spec.cells] == [
+        ["model.arch=bert", "pruning.method=none"],
+        ["model.arch=bermo", "model.mix_layer_norm=true"],
+    ]
+    bad = {"bermo_x": None, "bermo_y": {"arch": "gpt"}, "bermo_z": {"arch": "bermo", "overrides": "x"}}
+    with pytest.raises(RecipeError) as info:
+        load_spec(write_spec(tmp_path, models=bad))
+    assert info.value.problems == [
+        "models.bermo_x: not a named variant (bert, bermo, bermo_last): give its arch",
+        "models.bermo_y.arch: expected one of bert, bermo, got 'gpt'",
+        "models.bermo_z.overrides: expected a list of key=value strings",
+    ]
+    with pytest.raises(RecipeError) as info:  # an arm's overrides are validated with every cell's recipe
+        load_spec(
+            write_spec(tmp_path, models={"b": {"arch": "bermo", "overrides": ["model.mix_init=first"]}})
+        )
+    assert info.value.problems[0] == (
+        "b_none_dense_s0: model.mix_init: unknown value 'first'; use one of uniform, last"
+    )
 
 
 def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_path, capsys):

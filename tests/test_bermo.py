@@ -218,3 +218,74 @@ def test_pipeline_runs_on_a_saved_bermo(tiny_bermo, tmp_path):
     out = clf(["a good film", "not bad"])
     assert [o["label"] in ("negative", "positive") for o in out] == [True, True]
     assert all(0.0 <= o["score"] <= 1.0 for o in out)
+
+
+# ---- the layer-routing control: the mix fixed on the last layer --------------------------------------------------
+def test_mix_init_last_is_a_frozen_one_hot_on_the_last_layer_while_gamma_trains(tmp_path, batch):
+    from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = bermo_config_from_bert(tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    config.mix_init = "last"
+    model = BermoForSequenceClassification(config).train()
+    mix = model.bert.scalar_mix
+    assert model.mix_weights()["layer_weights"] == [0.0, 0.0, 1.0]  # exactly one-hot (2 layers + embeddings)
+    assert not mix.weights.requires_grad and mix.gamma.requires_grad
+    # With gamma at 1 it is BERT's function exactly: the last layer's states feed the same pooler and classifier.
+    plain = BertForSequenceClassification(
+        tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    )
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if "scalar_mix" not in k})
+    plain.train()
+    torch.testing.assert_close(model(**batch).logits, plain(**batch).logits, rtol=0, atol=1e-6)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    y = torch.tensor([0, 1, 1])
+    for _ in range(3):
+        model(**batch, labels=y).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert model.mix_weights()["layer_weights"] == [0.0, 0.0, 1.0]
+    assert model.mix_weights()["gamma"] != 1.0  # gamma trained
+    model.save_pretrained(tmp_path)
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    model.eval()
+    # transformers 5's from_pretrained sets requires_grad on every parameter; the forward still detaches the
+    # frozen logits (bermo_prune's own loader also resets the flag), so no gradient can reach them
+    assert again.config.mix_init == "last" and not again.bert.scalar_mix.weights_trainable
+    again.train()(**batch, labels=y).loss.backward()
+    assert again.bert.scalar_mix.weights.grad is None and again.bert.scalar_mix.gamma.grad is not None
+    again.eval()
+    assert torch.equal(again(**batch).logits, model(**batch).logits)
+    assert again.mix_weights() == model.mix_weights()
+
+
+def test_mix_init_takes_uniform_last_or_a_list_from_a_recipe_and_refuses_a_wrong_length():
+    from bermo_prune.errors import InputError, RecipeError
+    from bermo_prune.models import ModelSpec, build_model
+    from bermo_prune.recipe import parse_recipe
+
+    base = {
+        "task": "synthetic",
+        "model": {"arch": "bermo", "num_layers": 2, "hidden_size": 32, "num_heads": 2},
+    }
+    for value, weights in (("uniform", [1 / 3] * 3), ("last", [0.0, 0.0, 1.0]), ([0.0, 0.0, 50.0], None)):
+        recipe = parse_recipe({**base, "model": {**base["model"], "mix_init": value}})
+        model, _ = build_model(ModelSpec(**recipe.model), 2, train_texts=["a b c d"] * 20)
+        got = model.mix_weights()["layer_weights"]
+        if weights is not None:
+            assert got == pytest.approx(weights, abs=1e-7)
+        else:
+            assert got[2] == pytest.approx(1.0) and model.bert.scalar_mix.weights.requires_grad
+    with pytest.raises(
+        InputError, match=r"^model.mix_init: 2 values, but this model mixes 3 states \(2 layers"
+    ):
+        build_model(
+            ModelSpec(arch="bermo", num_layers=2, hidden_size=32, num_heads=2, mix_init=[0.0, 1.0]),
+            2,
+            train_texts=["a b c d"] * 20,
+        )
+    with pytest.raises(RecipeError) as info:
+        parse_recipe({**base, "model": {**base["model"], "mix_init": ["a", 1]}}, source="r.yaml")
+    assert info.value.problems == [
+        "model.mix_init: expected a name or a non-empty list of numbers, got ['a', 1]"
+    ]

@@ -3,7 +3,8 @@
     base: ../../recipes/sst2_movement.yaml     # relative to the spec file
     overrides: [data.path=../shared/data/sst2, train.max_steps=600]
     tasks: [sst2]                              # optional: one grid per task (task=... override)
-    models: [bert, bermo]
+    models: [bert, bermo, bermo_last]          # named variants (MODEL_VARIANTS), or a mapping of your own:
+    #   models: {bert: {}, bermo: {}, bermo_ln: {arch: bermo, overrides: [model.mix_layer_norm=true]}}
     methods:
       none: {}                                 # the dense baseline (one run per model and seed)
       movement: {targets: [0.5, 0.2, 0.1, 0.05]}            # remaining fractions (pruning.schedule.final)
@@ -50,6 +51,16 @@ from .backends import make_backend
 
 SPEC_KEYS = ("base", "overrides", "tasks", "models", "methods", "seeds", "workers", "output_dir")
 METHOD_KEYS = ("targets", "key", "overrides", "method", "distill")
+MODEL_KEYS = ("arch", "overrides")
+ARCHS = ("bert", "bermo")
+#: the model arms a spec can name without defining them: label -> (model.arch, the arm's own overrides)
+MODEL_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bert": ("bert", ()),
+    "bermo": ("bermo", ()),
+    # the layer-routing control: BERMo's mix fixed one-hot on the last layer, gamma trained (BERT's information
+    # path with BERMo's head scale)
+    "bermo_last": ("bermo", ("model.mix_init=last",)),
+}
 RESULTS = "results.jsonl"
 SWEEP_LOG = "sweep.json"
 
@@ -67,6 +78,8 @@ class Cell:
     extra: tuple[str, ...] = ()  # the method's own overrides (e.g. a threshold schedule for soft movement)
     label: str | None = None  # the spec's name for this series when it differs from the method (movement_kd)
     teacher: str | None = None  # name of the cell whose model this one distills from
+    arch: str | None = None  # model.arch of the arm (None: the arm's label is the arch)
+    model_extra: tuple[str, ...] = ()  # the arm's own overrides (e.g. model.mix_init=last)
 
     @property
     def series(self) -> str:
@@ -80,7 +93,8 @@ class Cell:
         return f"{prefix}{self.model}_{self.series}_{target}_s{self.seed}"
 
     def overrides(self) -> list[str]:
-        out = [f"model.arch={self.model}", f"pruning.method={self.method}", f"seed={self.seed}"]
+        out = [f"model.arch={self.arch or self.model}", *self.model_extra]
+        out += [f"pruning.method={self.method}", f"seed={self.seed}"]
         if self.task:
             out.append(f"task={self.task}")
         out += self.extra
@@ -128,8 +142,7 @@ def load_spec(path: str | Path) -> Spec:
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         problems.append("overrides: expected a list of key=value strings")
         overrides = []
-    if not models or any(m not in ("bert", "bermo") for m in models):
-        problems.append(f"models: expected a list of bert and/or bermo, got {models!r}")
+    arms = _model_arms(models, problems)
     if not isinstance(methods, dict) or not methods:
         problems.append("methods: expected a mapping of method -> {targets: [...]}")
         methods = {}
@@ -176,7 +189,7 @@ def load_spec(path: str | Path) -> Spec:
             problems.append(f"methods.{method}.targets: expected a list of numbers")
             continue
         for task in tasks:
-            for model in models:
+            for model, (arch, model_extra) in arms.items():
                 for target in targets:
                     for seed in seeds:
                         value = None if target is None else float(target)
@@ -184,7 +197,19 @@ def load_spec(path: str | Path) -> Spec:
                         own = [*extra, f"distill.teacher={output / 'runs' / teacher}"] if teacher else extra
                         label_or_none = label if label != method else None
                         cells.append(
-                            Cell(model, method, value, seed, key, task, tuple(own), label_or_none, teacher)
+                            Cell(
+                                model,
+                                method,
+                                value,
+                                seed,
+                                key,
+                                task,
+                                tuple(own),
+                                label_or_none,
+                                teacher,
+                                None if arch == model else arch,
+                                model_extra,
+                            )
                         )
     workers = raw.get("workers", "auto")
     cores = os.cpu_count() or 1
@@ -203,6 +228,46 @@ def load_spec(path: str | Path) -> Spec:
     if problems:
         raise RecipeError(source, problems)
     return Spec(source, base_path, overrides, cells, workers, output)
+
+
+def _model_arms(models, problems: list[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The spec's ``models``: a list of named variants (:data:`MODEL_VARIANTS`), or a mapping of arm labels to
+    ``{arch: bert|bermo, overrides: [...]}`` (a known variant's label may map to nothing). Label -> (arch,
+    overrides)."""
+    known = ", ".join(MODEL_VARIANTS)
+    if isinstance(models, list) and models and all(isinstance(m, str) for m in models):
+        unknown = [m for m in models if m not in MODEL_VARIANTS]
+        if unknown:
+            problems.append(
+                f"models: unknown model {unknown[0]!r}; name one of {known}, or define it in a mapping "
+                "(label: {arch: bert|bermo, overrides: [...]})"
+            )
+            return {}
+        return {m: MODEL_VARIANTS[m] for m in dict.fromkeys(models)}
+    if not isinstance(models, dict) or not models:
+        problems.append(f"models: expected a list of {known}, or a mapping of labels to arms, got {models!r}")
+        return {}
+    arms = {}
+    for label, conf in models.items():
+        if conf is None or conf == {}:
+            if label not in MODEL_VARIANTS:
+                problems.append(f"models.{label}: not a named variant ({known}): give its arch")
+                continue
+            arms[label] = MODEL_VARIANTS[label]
+            continue
+        if not isinstance(conf, dict) or any(k not in MODEL_KEYS for k in conf):
+            problems.append(f"models.{label}: expected a mapping with {', '.join(MODEL_KEYS)}, got {conf!r}")
+            continue
+        arch = conf.get("arch", MODEL_VARIANTS.get(label, (None,))[0])
+        if arch not in ARCHS:
+            problems.append(f"models.{label}.arch: expected one of {', '.join(ARCHS)}, got {arch!r}")
+            continue
+        extra = conf.get("overrides") or []
+        if not isinstance(extra, list) or not all(isinstance(o, str) and "=" in o for o in extra):
+            problems.append(f"models.{label}.overrides: expected a list of key=value strings")
+            continue
+        arms[label] = (arch, tuple(extra))
+    return arms
 
 
 def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
@@ -240,6 +305,7 @@ def _row(cell: Cell, outcome: dict) -> dict:
     row = {
         "run": cell.name,
         "model": cell.model,
+        **({"arch": cell.arch, "model_overrides": list(cell.model_extra)} if cell.arch else {}),
         "method": cell.series,
         "pruning_method": cell.method,
         "teacher": cell.teacher,
