@@ -77,7 +77,9 @@ class PruningCallback(TrainerCallback):
         harden: bool = True,
     ) -> None:
         if (scheduler is None) == (pruning is None):
-            raise ValueError("PruningCallback: give a Scheduler or a recipe's pruning section (one of the two)")
+            raise ValueError(
+                "PruningCallback: give a Scheduler or a recipe's pruning section (one of the two)"
+            )
         self.scheduler = scheduler
         self.pruning = pruning
         self.score_lr = score_lr if score_lr is not None else (pruning or {}).get("score_lr")
@@ -182,8 +184,9 @@ class PruningCallback(TrainerCallback):
         fields: dict[str, float] = {}
         h = self.handle
         if h is not None and not h._hardened:
-            fields["remaining"] = float(h.state.mask @ h.layout.unit_sizes) / h.layout.total_weights
+            # the schedule value; for top-k methods its key is "remaining", which the next line replaces
             fields[h.pruner.schedule_key] = float(h.value)
+            fields["remaining"] = float(h.state.mask @ h.layout.unit_sizes) / h.layout.total_weights
             if self.last_penalty is not None:
                 fields["penalty"] = float(self.last_penalty)
         mix = mix_weights(model) if model is not None else None
