@@ -8,6 +8,9 @@
 ``setup``          once, after Accelerate has prepared the model (move a teacher to the device)
 ``loss``           every step: add to the loss (the penalty) or mix into it (the teacher's term)
 ``after_step``     after every optimizer step (the schedule and the masks move)
+``on_step``        at the run's start (``loss`` None) and after every optimizer step, with the step's task loss
+                   (the global mean) and the model: may return a record for ``metrics.jsonl`` (the early
+                   evaluations of :mod:`.early_eval`)
 ``log_fields``     at every logged step: fields of the ``metrics.jsonl`` record (``progress_fields`` picks
                    from that record what the progress bar shows)
 ``before_eval``    before an evaluation (the final masks are computed before the last one)
@@ -63,6 +66,9 @@ class TrainHook:
 
     def after_step(self) -> None:
         pass
+
+    def on_step(self, step: int, loss: float | None, model: torch.nn.Module) -> dict | None:
+        return None
 
     def log_fields(self) -> dict:
         return {}

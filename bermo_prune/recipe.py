@@ -28,6 +28,7 @@ import yaml
 
 from .data import TASKS, DataConfig
 from .distill import DistillConfig
+from .early_eval import EarlyEvalConfig
 from .errors import RecipeError
 from .fields import F, section
 from .fields import key as recipe_key
@@ -91,7 +92,8 @@ SECTIONS: dict[str, dict[str, F]] = {
     "model": section(ModelSpec),
     "pruning": {**section(PruningConfig), "schedule": F("section")},
     "pruning.schedule": section(ScheduleConfig),
-    "train": section(TrainConfig),
+    "train": {**section(TrainConfig), "early_eval": F("section")},
+    "train.early_eval": section(EarlyEvalConfig),
     "divergence": section(DivergenceConfig),
     "checkpoint": section(CheckpointConfig),
     "distill": section(DistillConfig),

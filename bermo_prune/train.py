@@ -30,6 +30,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .data import BucketBatchSampler, TaskData
 from .distill import Distiller
+from .early_eval import early_eval_hooks
 from .engine import Pruning
 from .errors import InputError, RunInterrupted
 from .hooks import TrainHook, standard_hooks
@@ -99,6 +100,7 @@ class Trainer:
         self.hooks = hooks if hooks is not None else standard_hooks(handle, score_lr, distiller)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.hooks = [*self.hooks, *log_sinks(cfg.log_to, self.output_dir)]  # train.log_to
+        self.hooks = [*self.hooks, *early_eval_hooks(cfg, job)]  # train.early_eval
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
         process_state()  # the shared state first, with the right device (see process_state)
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
@@ -285,6 +287,7 @@ class Trainer:
         self.step += 1
         self.batch_in_epoch += 1
         self._bar.update(1)
+        self._on_step(loss_value)
         if self.step % cfg.log_every == 0 or self.step == self.steps:
             record = {"step": self.step, "loss": loss_value, "lr": self.lr_schedule.get_last_lr()[0]}
             post = {"loss": f"{loss_value:.3f}"}
@@ -307,7 +310,8 @@ class Trainer:
             self._log = open(log_path, "r+" if resume and log_path.exists() else "w", encoding="utf-8")
         if resume:
             self._resume()
-        elif self.checkpoint_every and self.tracker.config.policy == "rollback":
+        self._on_step(None)  # the hooks see the starting point (step 0, or the step resumed at)
+        if not resume and self.checkpoint_every and self.tracker.config.policy == "rollback":
             self.save_checkpoint()  # step 0: a rollback before the first periodic checkpoint restarts here
         if self.cfg.eval_at_start and self.step == 0 and not self.history:
             self._evaluate()  # the untrained starting point (pretraining: about ln(vocab))
@@ -356,6 +360,13 @@ class Trainer:
                 self._interrupt()
         self.epoch += 1
         self.batch_in_epoch = 0
+
+    def _on_step(self, loss: float | None) -> None:
+        """The hooks' ``on_step`` seam; a record a hook returns is written like any other."""
+        for hook in self.hooks:
+            record = hook.on_step(self.step, loss, self.model)
+            if record is not None:
+                self._write(record)
 
     def _global_mean(self, value: torch.Tensor) -> float:
         """A per-process scalar averaged over the data-parallel processes (each holds an equal share of the global

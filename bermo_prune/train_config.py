@@ -41,6 +41,9 @@ class TrainConfig:
     threads: int | None = key(None, min=1)
     # logging sinks besides metrics.jsonl (bermo_prune.sinks): [tensorboard]; empty: none
     log_to: list[str] | None = key(None, choices=lambda: _sinks())
+    # the recipe's train.early_eval section (bermo_prune.early_eval.EarlyEvalConfig's keys): a fixed dev subset scored
+    # every few steps early on, and the training loss of every step; None or every=0: off
+    early_eval: dict | None = None
     progress: bool = True
 
     @classmethod

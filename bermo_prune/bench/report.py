@@ -12,6 +12,7 @@ under a heading that says so).
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from collections import defaultdict
@@ -20,12 +21,14 @@ from pathlib import Path
 from ..errors import InputError
 from ..tracking import DivergenceConfig, DivergenceTracker
 from .baselines import BAG_OF_WORDS, load_baselines
+from .convergence import LEVEL_FRACTION, power_text
 from .stats import mean_ci, median_range, paired_comparison, pareto_front, ratio_ci
 from .verdicts import (
     ALPHA,
     Study,
     claims,
     findings,
+    fine_analysis,
     fmt,
     group_runs,
     learned_finals,
@@ -85,6 +88,110 @@ def _levels(values: list[float]) -> str:
     if not values:
         return "n/a"
     return f"{values[0]:.4f}" if len(set(values)) == 1 else f"{min(values):.4f} to {max(values):.4f}"
+
+
+def _fine_section(a, rows: list[dict], metric: str, out: Path, plt) -> list[str]:
+    """Section 3 on the early-phase curves (:mod:`.convergence`): definitions, one row per unit, the intervals, the
+    power calculation and ``fig_convergence.png``."""
+    sub = a.subset or {}
+    classes = ", ".join(f"label {k}: {v}" for k, v in (sub.get("per_class") or {}).items())
+    lines = [
+        "## 3. Convergence speed on the early-phase curves",
+        "",
+        "![convergence](fig_convergence.png)",
+        "",
+        f"Every run scored a fixed dev subset of {sub.get('size', '?')} examples ({classes}; drawn with seed "
+        f"{sub.get('seed', '?')}, stratified by label, SHA-256 of its indices {str(sub.get('indices_sha256', '?'))[:12]}) "
+        f"at step 0 and every {sub.get('every', '?')} steps to step {a.horizon}, and logged its training loss at every "
+        f"step. Level: {metric} {a.level:.4f}, {LEVEL_FRACTION:.0%} of the weaker model's dense mean on the full dev "
+        "set. Crossing step: the first evaluation at or above the level, interpolated linearly from the one before. "
+        f"AUC: the mean of the subset curve over steps 0 to {a.horizon} (trapezoids). Loss: the mean training loss "
+        f"over steps 1 to {a.horizon}. One row per independent unit (series, seed): the levels of a series share their "
+        "warm-up, so their values are averaged (log ratios for steps); a pruned unit whose crossings all fall before "
+        "its pruning starts is the dense unit of its seed again and is not counted twice (*no*).",
+        "",
+        "| unit | pairs | BERT crossing | BERMo crossing | BERT/BERMo | AUC BERT / BERMo | mean loss BERT / BERMo "
+        "| counted |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def mean(xs):
+        return sum(xs) / len(xs) if xs else None
+
+    for u in a.units:
+        pairs = len(u.log_ratios) + (u.only is not None) + u.neither
+        steps = [mean(u.bert_steps), mean(u.bermo_steps)]
+        ratio = "-" if u.log_ratio is None else f"{math.exp(u.log_ratio):.3f}"
+        auc = (
+            " / ".join(f"{x:.4f}" for x in (mean([p[0] for p in u.auc]), mean([p[1] for p in u.auc])))
+            if u.auc
+            else "-"
+        )
+        loss = (
+            " / ".join(f"{x:.4f}" for x in (mean([p[0] for p in u.loss]), mean([p[1] for p in u.loss])))
+            if u.loss
+            else "-"
+        )
+        reached = " / ".join("not reached" if x is None else f"{x:.1f}" for x in steps)
+        lines.append(
+            f"| {u.series} s{u.seed} | {pairs} | {reached.replace(' / ', ' | ')} | {ratio} | {auc} | {loss} | "
+            f"{'yes' if u.counted else 'no'} |"
+        )
+    lines.append("")
+    if a.ratio is not None:
+        r = a.ratio
+        lines.append(
+            f"BERT/BERMo ratio of crossing steps over {r.n} counted units: {r.mean:.3f} (95% t-interval on the log "
+            f"ratios {fmt(r.low, 3)} to {fmt(r.high, 3)}; SD of the log ratios {a.sd:.3f})."
+        )
+    else:
+        lines.append("BERT/BERMo ratio: fewer than 2 counted units reached the level in both models.")
+    for label, ci in (("AUC, BERMo - BERT", a.auc), ("Mean training loss, BERMo - BERT", a.loss)):
+        if ci is not None:
+            lines.append(
+                f"{label} over {ci.n} units: {ci.mean:+.4f} (95% t-interval {fmt(ci.low)} to {fmt(ci.high)}; "
+                "reported, not judged)."
+            )
+    lines += ["", power_text(a), ""]
+
+    # the figure: mean subset curve and smoothed training loss per model and series, over seeds
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    runs = [r for r in rows if r.get("status") != "failed" and r.get("fine_curve")]
+    series = sorted({r["method"] for r in runs}, key=lambda m: (m != "none", m))
+    for i, (model, method) in enumerate(
+        (m, s) for s in series for m in model_order({r["model"] for r in runs})
+    ):
+        mine = [r for r in runs if r["model"] == model and r["method"] == method]
+        if not mine:
+            continue
+        color = COLORS.get(model, EXTRA_COLORS[i % len(EXTRA_COLORS)])
+        style = ("-", "--", ":", "-.")[series.index(method) % 4]
+        steps = [p[0] for p in mine[0]["fine_curve"] if p[0] <= a.horizon]
+        ys = [
+            mean([dict((int(s), v) for s, v in r["fine_curve"]).get(int(st), math.nan) for r in mine])
+            for st in steps
+        ]
+        left.plot(steps, ys, color=color, linestyle=style, label=f"{model} {method} ({len(mine)} runs)")
+        losses = [r["train_loss"][: a.horizon] for r in mine if r.get("train_loss")]
+        if losses:
+            width = min(len(x) for x in losses)
+            avg = [mean([x[j] for x in losses]) for j in range(width)]
+            k = 10
+            smooth = [mean(avg[max(0, j - k + 1) : j + 1]) for j in range(width)]
+            right.plot(range(1, width + 1), smooth, color=color, linestyle=style, label=f"{model} {method}")
+    left.axhline(a.level, color="black", linewidth=1, linestyle="-.", label=f"level {a.level:.3f}")
+    left.set_xlabel("step")
+    left.set_ylabel(f"{metric} on the dev subset (mean over runs)")
+    right.set_xlabel("step")
+    right.set_ylabel("training loss (mean over runs, 10-step moving average)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    fig.suptitle("Early-phase convergence", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "fig_convergence.png", dpi=120)
+    plt.close(fig)
+    return lines
 
 
 def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
@@ -298,7 +405,15 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     lines.append("")
 
     # 3. Convergence speed -------------------------------------------------------------------------------------------
-    lines += [f"## 3. Convergence speed: steps to {fraction:.0%} of the dense {metric}", ""]
+    fine = fine_analysis(rows, study)
+    if fine is not None:  # the early-phase curves (train.early_eval), then the coarse table for reference
+        lines += _fine_section(fine, rows, metric, out, plt)
+        lines += [
+            f"### Steps to {fraction:.0%} of the dense {metric} on the full-dev evaluations (coarse)",
+            "",
+        ]
+    else:
+        lines += [f"## 3. Convergence speed: steps to {fraction:.0%} of the dense {metric}", ""]
     if len(dense) == 2:
         level = {m: fraction * dense[m].mean for m in dense}
         lines += [

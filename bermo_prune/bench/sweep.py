@@ -333,7 +333,19 @@ def _row(cell: Cell, outcome: dict) -> dict:
         "curve": [[h["step"], h["eval"][main]] for h in s["history"]],
         "mix": s.get("mix"),
         "wall_time_s": s["wall_time_s"],
+        **_fine_fields(s),
     }
+
+
+def _fine_fields(summary: dict) -> dict:
+    """A run with ``train.early_eval`` (:mod:`bermo_prune.early_eval`): its curve on the fixed dev subset, what
+    identifies the subset, and its training loss at every step. Nothing for other runs (their rows stay as they
+    were)."""
+    early = summary.get("early_eval")
+    if not early:
+        return {}
+    fine = {k: v for k, v in early.items() if k not in ("indices", "curve")}
+    return {"fine_curve": early["curve"], "fine_eval": fine, "train_loss": summary.get("train_loss")}
 
 
 class SweepLog:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..tracking import DivergenceConfig
+from .convergence import LEVEL_FRACTION, Analysis, analyse, has_fine_curves, power_text
 from .stats import Fisher, fisher_greater, mean_ci, median_range, ratio_ci, wilcoxon_min_p
 
 #: Significance level of every test the report runs, and the level a test must be able to reach to be run.
@@ -355,8 +356,105 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
             f"of {len(ratios)} cells, slower in {below}; geometric mean of the BERT/BERMo ratios "
             f"{math.exp(sum(math.log(r.mean) for r in ratios) / len(ratios)):.2f}."
         )
+    fine = fine_analysis(rows, study)
+    if fine is not None and fine.ratio is not None:
+        r = fine.ratio
+        out.append(
+            f"- Convergence on the early-phase curves (section 3): BERT/BERMo ratio of the steps to {metric} "
+            f"{fine.level:.4f} {r.mean:.2f} (95% t-interval over {r.n} units {fmt(r.low, 2)} to {fmt(r.high, 2)})."
+        )
     out.append("")
     return out
+
+
+def dense_means(rows: list[dict]) -> dict[str, float]:
+    """Each model's mean dense final metric over seeds (BERT and BERMo, where present)."""
+    out = {}
+    for m in PAIR:
+        finals = [
+            r["final"] for r in rows if r["status"] != "failed" and r["model"] == m and r["method"] == "none"
+        ]
+        if finals:
+            out[m] = sum(finals) / len(finals)
+    return out
+
+
+def fine_analysis(rows: list[dict], study: Study) -> Analysis | None:
+    """The early-phase convergence analysis (:mod:`.convergence`) when rows carry fine curves and both models have
+    dense runs: the level is :data:`~.convergence.LEVEL_FRACTION` of the weaker model's dense mean."""
+    dense = dense_means(rows)
+    if not has_fine_curves(rows) or len(dense) < 2:
+        return None
+    return analyse(rows, LEVEL_FRACTION * min(dense.values()), study.start)
+
+
+def convergence_verdict(analysis: Analysis) -> str:
+    """Claim 2's rule on the early-phase ratio interval (stated in :func:`_convergence`)."""
+    r = analysis.ratio
+    if r is None:
+        return "**inconclusive**: fewer than 2 counted units reached the level in both models"
+    if r.low == r.high:
+        return "**inconclusive**: every unit gives the same ratio, so the interval has no width and bounds nothing"
+    if r.low > 1:
+        where = (
+            "inside the interval"
+            if r.low <= PAPER_SPEEDUP <= r.high
+            else "below the interval (BERMo faster than the paper's smaller figure)"
+            if PAPER_SPEEDUP < r.low
+            else "above the interval (BERMo faster, but by less than 1.15x)"
+        )
+        return f"**supported**; {PAPER_SPEEDUP:.2f}x lies {where}"
+    if r.high < PAPER_SPEEDUP:
+        return f"**not supported**: the interval rules out a {PAPER_SPEEDUP:.2f}x speed-up"
+    return "**inconclusive**"
+
+
+def _convergence(rows: list[dict], metric: str, study: Study) -> list[str]:
+    """Claim 2 on the early-phase curves: the rule, then the numbers, the verdict and the power calculation."""
+    a = fine_analysis(rows, study)
+    dense = dense_means(rows)
+    rule = (
+        "Rule (fixed before the numbers): supported only if the 95% t-interval of the BERT/BERMo ratio of crossing "
+        "steps over independent units (computed on their log ratios) lies above 1, and then the text says whether "
+        f"{PAPER_SPEEDUP:.2f}x lies inside it; not supported if it lies below {PAPER_SPEEDUP:.2f}; otherwise "
+        "inconclusive."
+    )
+    sub = a.subset or {}
+    measure = (
+        f"Measurement: every run scores a fixed dev subset of {sub.get('size', '?')} examples (stratified by label, "
+        f"seed {sub.get('seed', '?')}, the same for every run) at step 0 and every {sub.get('every', '?')} steps to "
+        f"step {a.horizon}; a run's crossing step is its first evaluation at or above {metric} {a.level:.4f} "
+        f"({LEVEL_FRACTION:.0%} of the weaker model's dense mean: BERT {dense['bert']:.4f}, BERMo "
+        f"{dense['bermo']:.4f}), interpolated linearly from the evaluation before. Unit: (series, seed); the levels of "
+        "one series share their warm-up steps, so their log ratios are averaged; dense runs are their own units; a "
+        "pruned unit whose crossings all fall before its pruning starts is the dense unit of its seed again (same "
+        "initialization and data order, and the dense forward in the warm-up) and is not counted twice."
+    )
+    counted = a.counted
+    folded = [u for u in a.units if not u.counted]
+    only_bermo = sum(u.only == "bermo" for u in a.units)
+    only_bert = sum(u.only == "bert" for u in a.units)
+    if a.ratio is not None:
+        r = a.ratio
+        numbers = (
+            f"Numbers: {len(counted)} counted units, BERT/BERMo ratio {r.mean:.2f} (95% t-interval {fmt(r.low, 2)} "
+            f"to {fmt(r.high, 2)}, {r.n - 1} degrees of freedom; SD of the log ratios {a.sd:.3f})"
+        )
+    else:
+        numbers = f"Numbers: {len(counted)} counted unit(s) reached the level in both models"
+    numbers += (
+        f"; units where only BERMo reached the level: {only_bermo}, only BERT: {only_bert}; pruned units crossed "
+        f"inside their warm-up and not counted again: {len(folded)}"
+        + (f" ({', '.join(f'{u.series} s{u.seed}' for u in folded)})" if folded else "")
+        + "."
+    )
+    return [
+        f"2. *BERMo converges faster (1.67x on MNLI, 1.15x on QQP).* {rule} {measure} {numbers} Verdict: "
+        f"{convergence_verdict(a)}.",
+        "",
+        f"   {power_text(a)}",
+        "",
+    ]
 
 
 #: A convergence speed-up the data must rule out before "not supported": the smaller of the paper's two figures
@@ -592,8 +690,10 @@ def claims(
         "",
     ]
     out += _stability(rows, study)
-    # 2. convergence speed
-    if level:
+    # 2. convergence speed: on the early-phase curves where the rows carry them, else on the full-dev evaluations
+    if fine_analysis(rows, study) is not None:
+        out += _convergence(rows, metric, study)
+    elif level:
         pairs, only = [], {"bert": 0, "bermo": 0}
         by_cell = {(r["model"], r["method"], r["target"], r["seed"]): r for r in runs}
         for (model, method, target, seed), r in by_cell.items():
