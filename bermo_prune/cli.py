@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         "ones resume; results go to OUTPUT/results.jsonl.",
         epilog=EPILOG,
     )
-    bench.add_argument("spec", help="sweep spec YAML")
+    bench.add_argument("spec", nargs="+", help="sweep spec YAML (several: run one after the other)")
     bench.add_argument("--workers", type=int, help="parallel runs (default: the spec's, else cores // 2)")
     bench.add_argument(
         "--backend",
@@ -180,7 +180,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Pareto plot with CIs, divergence rates, convergence speed, BERMo layer weights, paired tests.",
         epilog=EPILOG,
     )
-    rep.add_argument("results_dir", help="the sweep's output directory (holds results.jsonl)")
+    rep.add_argument(
+        "results_dir",
+        nargs="+",
+        help="the sweep's output directory (holds results.jsonl); several: one report each",
+    )
     rep.add_argument(
         "--fraction", type=float, default=0.95, help="convergence target: share of dense accuracy"
     )
@@ -284,9 +288,20 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench.sweep import load_spec, run_sweep
+    """Each spec in turn (all validated first); stops at the first that does not finish."""
+    from .bench.sweep import load_spec
 
-    spec = load_spec(args.spec)
+    specs = [load_spec(path) for path in args.spec]
+    for spec in specs:
+        code = _bench_one(spec, args)
+        if code != EXIT_OK:
+            return code
+    return EXIT_OK
+
+
+def _bench_one(spec, args: argparse.Namespace) -> int:
+    from .bench.sweep import run_sweep
+
     if args.workers:
         spec.workers = args.workers
     print(f"{len(spec.cells)} runs, {spec.workers} workers ({args.backend}) -> {spec.output_dir}")
@@ -369,7 +384,8 @@ def _baselines(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .bench.report import write_report
 
-    print(f"wrote {write_report(args.results_dir, args.fraction)}")
+    for results_dir in args.results_dir:
+        print(f"wrote {write_report(results_dir, args.fraction)}")
     return EXIT_OK
 
 

@@ -236,7 +236,7 @@ def power_text(analysis: Analysis) -> str:
         return (
             "more than 100,000 units"
             if k is None
-            else f"{k} units ({math.ceil(k / per_seed)} seeds at {per_seed:g} counted units per seed)"
+            else f"{k} units ({math.ceil(k / per_seed)} seeds at {per_seed:g} counted unit{'s' if per_seed != 1 else ''} per seed)"
         )
 
     return (

@@ -484,7 +484,7 @@ def _stability(rows: list[dict], study: Study) -> list[str]:
     pruned = [r for r in rows if r["status"] != "failed" and r["method"] != "none"]
     fams = [f for f in ("undistilled", "distilled") if any(family(r) == f for r in pruned)]
     us = {(m, f): units(rows, study, m, f) for m in model_order({r["model"] for r in pruned}) for f in fams}
-    if not all(us.get((m, f)) for m in PAIR for f in fams[:1]):
+    if not fams or not all(us.get((m, f)) for m in PAIR for f in fams[:1]):  # (a dense-only study: no fams)
         return ["1. *BERMo prunes stably.* Needs pruned runs of both BERT and BERMo: **inconclusive**.", ""]
 
     def test(f: str, attr: str) -> Fisher:
