@@ -43,7 +43,7 @@ class TrainConfig:
     log_to: list[str] | None = key(None, choices=lambda: _sinks())
     # the recipe's train.early_eval section (bermo_prune.early_eval.EarlyEvalConfig's keys): a fixed dev subset scored
     # every few steps early on, and the training loss of every step; None or every=0: off
-    early_eval: dict | None = None
+    early_eval: dict | None = dataclasses.field(default_factory=lambda: _early_eval_defaults())
     progress: bool = True
 
     @classmethod
@@ -55,6 +55,12 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         own = {rename.get(k, k): v for k, v in values.items() if rename.get(k, k) in names}
         return cls(**own, **extra)
+
+
+def _early_eval_defaults() -> dict:
+    from .early_eval import EarlyEvalConfig  # the section's dataclass lives with its hook
+
+    return dataclasses.asdict(EarlyEvalConfig())
 
 
 def _sinks() -> tuple[str, ...]:

@@ -150,6 +150,37 @@ def test_early_eval_records_the_subset_curve_and_every_loss_without_changing_tra
     assert "fine_curve" not in _row(cell, {"status": "ok", "summary": off})  # other rows stay as they were
 
 
+def test_early_eval_survives_an_interruption_and_resume_exactly(tmp_path, monkeypatch):
+    """SIGTERM at step 35 checkpoints there; the resumed run's subset curve and losses equal an uninterrupted run's
+    (the hook's record is checkpointed with the run)."""
+    import os
+    import signal
+
+    from bermo_prune.early_eval import EarlyEvalHook
+    from bermo_prune.errors import RunInterrupted
+    from bermo_prune.recipe import load_recipe
+    from bermo_prune.runner import run_recipe
+
+    on = ["train.early_eval.every=10", "train.early_eval.until=50", "train.early_eval.subset=64"]
+    whole = _run(tmp_path, "whole", *on)
+    original = EarlyEvalHook.on_step
+
+    def stop_at_35(self, step, loss, model):
+        out = original(self, step, loss, model)
+        if step == 35 and loss is not None:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(EarlyEvalHook, "on_step", stop_at_35)
+    with pytest.raises(RunInterrupted):
+        _run(tmp_path, "cut", *on)
+    monkeypatch.undo()
+    recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml", [*TINY, *on])
+    again = run_recipe(recipe, tmp_path / "cut", resume=True, progress=False).summary
+    assert again["early_eval"]["curve"] == whole["early_eval"]["curve"]
+    assert again["train_loss"] == whole["train_loss"] and again["final"] == whole["final"]
+
+
 def test_early_eval_keys_are_validated():
     from bermo_prune.errors import RecipeError
     from bermo_prune.recipe import load_recipe
