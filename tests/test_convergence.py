@@ -292,7 +292,7 @@ def test_claim_two_on_fine_curves_states_its_rule_then_the_interval_over_units_a
     assert f"Level: accuracy {level:.4f}, 90% of the weaker model's dense mean" in report
     a, b = crossing_step(_curve(150), level), crossing_step(_curve(120), level)
     assert f"| none s0 | 1 | {a:.1f} | {b:.1f} | {a / b:.3f} |" in report
-    assert "| movement s0 | 1 |" in report and report.count("| no |") == 4
+    assert "| movement s0 | 1 |" in report and report.count("| no (warm-up) |") == 4
     assert (tmp_path / "fig_convergence.png").stat().st_size > 10_000
     assert "- Convergence on the early-phase curves (section 3): BERT/BERMo ratio" in report
 

@@ -121,6 +121,9 @@ class Unit:
     auc: list[tuple[float, float]] = field(default_factory=list)  # (BERT, BERMo) per pair
     loss: list[tuple[float, float]] = field(default_factory=list)
     only: str | None = None  # "bert"/"bermo": the level reached by that model only (in some pair)
+    alone: list[float] = field(
+        default_factory=list
+    )  # the crossing steps of those pairs (the model that reached)
     neither: int = 0
     in_warmup: bool = False  # every crossing of the unit fell before its pruning started
     window_in_warmup: bool = False  # the AUC window ends before its pruning starts
@@ -183,6 +186,7 @@ def analyse(rows, level: float, start_of) -> Analysis:
             u.log_ratios.append(math.log(a / b))
         elif a is not None or b is not None:
             u.only = "bert" if a is not None else "bermo"
+            u.alone.append(a if a is not None else b)
         else:
             u.neither += 1
         areas = (curve_auc(bert["fine_curve"], horizon), curve_auc(bermo["fine_curve"], horizon))

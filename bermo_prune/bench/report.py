@@ -108,7 +108,8 @@ def _fine_section(a, rows: list[dict], metric: str, out: Path, plt) -> list[str]
         f"AUC: the mean of the subset curve over steps 0 to {a.horizon} (trapezoids). Loss: the mean training loss "
         f"over steps 1 to {a.horizon}. One row per independent unit (series, seed): the levels of a series share their "
         "warm-up, so their values are averaged (log ratios for steps); a pruned unit whose crossings all fall before "
-        "its pruning starts is the dense unit of its seed again and is not counted twice (*no*).",
+        "its pruning starts is the dense unit of its seed again and is not counted twice (*no (warm-up)*); a unit "
+        "where one model never reached the level has no ratio (the count is in claim 2).",
         "",
         "| unit | pairs | BERT crossing | BERMo crossing | BERT/BERMo | AUC BERT / BERMo | mean loss BERT / BERMo "
         "| counted |",
@@ -132,10 +133,12 @@ def _fine_section(a, rows: list[dict], metric: str, out: Path, plt) -> list[str]
             if u.loss
             else "-"
         )
+        if not u.log_ratios and u.alone:  # reached by one model only: its crossing, and "not reached"
+            steps = [mean(u.alone) if u.only == m else None for m in ("bert", "bermo")]
         reached = " / ".join("not reached" if x is None else f"{x:.1f}" for x in steps)
         lines.append(
             f"| {u.series} s{u.seed} | {pairs} | {reached.replace(' / ', ' | ')} | {ratio} | {auc} | {loss} | "
-            f"{'yes' if u.counted else 'no'} |"
+            f"{'no (warm-up)' if not u.counted else 'no ratio' if u.log_ratio is None else 'yes'} |"
         )
     lines.append("")
     if a.ratio is not None:
