@@ -101,6 +101,28 @@ def test_a_spec_names_model_variants_and_defines_its_own(tmp_path):
     )
 
 
+def test_a_series_can_have_seeds_of_its_own(tmp_path):
+    methods = {"none": {}, "movement": {"targets": [0.5], "seeds": [0, 1, 2]}}
+    spec = load_spec(write_spec(tmp_path, models=["bert"], methods=methods))
+    assert [c.name for c in spec.cells] == [
+        "bert_none_dense_s0",
+        "bert_movement_0.5_s0",
+        "bert_movement_0.5_s1",
+        "bert_movement_0.5_s2",
+    ]
+    bad = {
+        "none": {},
+        "movement": {"targets": [0.5], "seeds": [-1]},
+        "kd": {"method": "movement", "targets": [0.5], "distill": True, "seeds": [0, 3]},
+    }
+    with pytest.raises(RecipeError) as info:
+        load_spec(write_spec(tmp_path, models=["bert"], methods=bad))
+    assert info.value.problems == [
+        "methods.movement.seeds: expected a list of non-negative integers, got [-1]",
+        "methods.kd.seeds: a distilled series needs the dense run of each of its seeds (dense seeds: [0])",
+    ]
+
+
 def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_path, capsys):
     path = write_spec(tmp_path)
     assert main(["bench", str(path)]) == 0
@@ -240,7 +262,7 @@ def test_spec_method_entries_are_checked(tmp_path):
         "methods.movement.distill: the teacher is the dense run of the same model and seed: add `none: {}` to methods",
         "methods.magnitude.method: a label that names a method must run that method",
         "methods.kd: unknown method; use none, l0, magnitude, movement, soft_movement",
-        "methods.l0.teacher: unknown key; valid: targets, key, overrides, method, distill",
+        "methods.l0.teacher: unknown key; valid: targets, key, overrides, method, distill, seeds",
         "methods.m2.distill: expected true or false, got 'yes'",
     ]
 

@@ -16,6 +16,7 @@
         method: movement
         targets: [0.1]
         distill: true                          # teacher: the dense (none) run of the same task, model and seed
+        seeds: [0, 1]                          # a series' own seeds (default: the spec's)
     seeds: [0, 1, 2]
     workers: auto                              # parallel runs; torch threads = cores // workers each
     output_dir: runs/bench                     # relative to the working directory
@@ -50,7 +51,7 @@ from ..signals import StopSignals
 from .backends import make_backend
 
 SPEC_KEYS = ("base", "overrides", "tasks", "models", "methods", "seeds", "workers", "output_dir")
-METHOD_KEYS = ("targets", "key", "overrides", "method", "distill")
+METHOD_KEYS = ("targets", "key", "overrides", "method", "distill", "seeds")
 MODEL_KEYS = ("arch", "overrides")
 ARCHS = ("bert", "bermo")
 #: the model arms a spec can name without defining them: label -> (model.arch, the arm's own overrides)
@@ -173,6 +174,24 @@ def load_spec(path: str | Path) -> Spec:
                 "add `none: {}` to methods"
             )
             continue
+        own_seeds = conf.get("seeds", seeds) if isinstance(conf, dict) else seeds
+        if (
+            not isinstance(own_seeds, list)
+            or not own_seeds
+            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in own_seeds)
+        ):
+            problems.append(
+                f"methods.{label}.seeds: expected a list of non-negative integers, got {own_seeds!r}"
+            )
+            continue
+        dense = methods.get(NO_PRUNING) or {}
+        dense_seeds = dense.get("seeds", seeds) if isinstance(dense, dict) else seeds
+        if distill and not set(own_seeds) <= set(dense_seeds if isinstance(dense_seeds, list) else []):
+            problems.append(
+                f"methods.{label}.seeds: a distilled series needs the dense run of each of its seeds "
+                f"(dense seeds: {dense_seeds!r})"
+            )
+            continue
         targets = conf.get("targets") if isinstance(conf, dict) else None
         key = conf.get("key", "pruning.schedule.final") if isinstance(conf, dict) else None
         extra = conf.get("overrides", []) if isinstance(conf, dict) else []
@@ -191,7 +210,7 @@ def load_spec(path: str | Path) -> Spec:
         for task in tasks:
             for model, (arch, model_extra) in arms.items():
                 for target in targets:
-                    for seed in seeds:
+                    for seed in own_seeds:
                         value = None if target is None else float(target)
                         teacher = Cell(model, NO_PRUNING, None, seed, None, task).name if distill else None
                         own = [*extra, f"distill.teacher={output / 'runs' / teacher}"] if teacher else extra

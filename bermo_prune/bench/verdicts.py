@@ -635,7 +635,7 @@ def _efficiency(rows: list[dict], study: Study) -> list[str]:
         f"{pairs_text(len(pairs))}."
     )
     rule = (
-        f"Rule (fixed before the numbers): over the pairs where neither run ended at chance, supported only if the "
+        f"Rule: over the pairs where neither run ended at chance, supported only if the "
         f"interval's lower bound is at least +{MIN_GAIN:.2f}; not supported if its upper bound is below "
         f"+{MIN_GAIN:.2f}; otherwise inconclusive."
     )
