@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..tracking import DivergenceConfig, DivergenceTracker
+from .arms import control_arms
 from .baselines import BAG_OF_WORDS, load_baselines
 from .convergence import LEVEL_FRACTION, power_text
 from .stats import mean_ci, median_range, paired_comparison, pareto_front, ratio_ci
@@ -597,6 +598,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     lines[summary_at:summary_at] = [
         *findings(groups, paired_results, ratios, metric, fraction, study),
         *claims(rows, dense, level, metric, fraction, study),
+        *control_arms(rows, study),
     ]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,176 @@
+"""The report's "Control arms" section on hand-made rows: claim 1's unit counts for each extra arm, one-sided Fisher
+p-values equal to scipy's, each reading of the stated rule, "cannot decide" at 3 units against 3, the accuracy
+against the bag-of-words line, and no section without an extra arm."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bermo_prune.bench.arms import BETWEEN, LIKE_BERMO, LIKE_BERT, place, placements
+from bermo_prune.bench.stats import fisher_greater
+from bermo_prune.bench.verdicts import Study
+from bermo_prune.cli import main
+
+from .test_bench_report import FALL, LEARN, _row, hand_made_study, write_baselines_json
+
+
+def greater(table) -> float:
+    return float(stats.fisher_exact(table, alternative="greater")[1])
+
+
+def arms_rows(falls: dict[str, dict[str, set]], seeds: dict[str, int]) -> list[dict]:
+    """``falls[model][series]``: the seeds whose unit ends at chance (its run at 0.1 does, its run at 0.3 learns,
+    so a unit counts once for 2 runs); ``seeds[series]``: how many seeds the series has. Every model has dense runs."""
+    rows = []
+    for model, by_series in falls.items():
+        for seed in range(max(seeds.values())):
+            rows.append(_row(model, "none", None, seed, LEARN))
+        for series, n in seeds.items():
+            for seed in range(n):
+                for target in (0.3, 0.1):
+                    fell = seed in by_series.get(series, set()) and target == 0.1
+                    rows.append(
+                        _row(
+                            model,
+                            series,
+                            target,
+                            seed,
+                            FALL if fell else [[s, v + 0.01 * seed] for s, v in LEARN],
+                        )
+                    )
+    return rows
+
+
+def write(tmp_path, rows, bag_of_words=0.82):
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_baselines_json(tmp_path, rows, start=100, majority=0.5, bag_of_words=bag_of_words)
+
+
+FIVE = {0, 1, 2, 3, 4}
+SEEDS = {"movement": 6, "soft_movement": 3}
+
+
+def test_control_arms_section_counts_tests_and_reads_each_arm(tmp_path):
+    """bermo_last ends at chance as often as BERT under movement (6 seeds): like BERT; bermo_first as rarely as
+    BERMo: like BERMo; soft movement has 3 units a model, where no test can reach p < 0.05."""
+    falls = {
+        "bert": {"movement": FIVE, "soft_movement": {0, 1, 2}},
+        "bermo": {},
+        "bermo_last": {"movement": FIVE, "soft_movement": {0, 1, 2}},
+        "bermo_first": {},
+    }
+    rows = arms_rows(falls, SEEDS)
+    write(tmp_path, rows)
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    section = report[report.index("## Control arms") : report.index("## 1.")]
+    assert report.index("## The paper's claims") < report.index("## Control arms")
+    assert "(`bermo_first`, `bermo_last`)" in section
+    # the rule comes before the numbers
+    assert section.index("Rule: undecided unless") < section.index("- `bermo_")
+
+    pair = greater([[5, 1], [0, 6]])
+    last_vs_bert, last_vs_bermo = greater([[5, 1], [5, 1]]), greater([[5, 1], [0, 6]])
+    first_vs_bert, first_vs_bermo = greater([[5, 1], [0, 6]]), greater([[0, 6], [0, 6]])
+    assert pair < 0.05 and last_vs_bert >= 0.05 and first_vs_bermo == 1.0
+    # bermo_last: 5 units of 6 (one run each of their 2), accuracy at 0.3 over all 6 runs, at 0.1 over seed 5 only
+    at_03 = np.median([0.80 + 0.01 * s for s in range(6)])
+    assert (
+        "- `bermo_last`, movement: ended at chance in 5 of 6 units (5 of 12 runs); BERT 5 of 6 units, BERMo 0 of 6 "
+        f"units. BERT vs BERMo: p = {pair:.3g}; vs BERT: p = {last_vs_bert:.3g}; vs BERMo: p = {last_vs_bermo:.3g}. "
+        f"Accuracy of its runs not at chance: at 0.3, median {at_03:.4f} over 6 of 6 runs (range 0.8000 to 0.8500), "
+        f"{at_03 - 0.82:+.4f} against the bag of words: above the line; at 0.1, median 0.8500 over 1 of 6 runs "
+        "(one run), +0.0300 against the bag of words: above the line. Reading for `bermo_last` under movement: "
+        f"**{LIKE_BERT}** (its units ended at chance significantly more often than BERMo's, not significantly less often than BERT's)."
+        in section
+    )
+    assert (
+        "- `bermo_first`, movement: ended at chance in 0 of 6 units (0 of 12 runs); BERT 5 of 6 units, BERMo 0 of 6 "
+        f"units. BERT vs BERMo: p = {pair:.3g}; vs BERT: p = {first_vs_bert:.3g}; vs BERMo: p = {first_vs_bermo:.3g}."
+        in section
+    )
+    assert (
+        f"Reading for `bermo_first` under movement: **{LIKE_BERMO}** (its units ended at chance significantly less "
+        "often than BERT's, not significantly more often than BERMo's)." in section
+    )
+    # 3 units against 3: the smallest attainable one-sided p is 1/C(6,3) = 0.05, so no test decides
+    cannot = "cannot decide (3 units against 3, minimum attainable p 0.05)"
+    assert (
+        "- `bermo_last`, soft_movement: ended at chance in 3 of 3 units (3 of 6 runs); BERT 3 of 3 units, BERMo 0 "
+        f"of 3 units. BERT vs BERMo: {cannot}; vs BERT: {cannot}; vs BERMo: {cannot}." in section
+    )
+    assert (
+        f"Reading for `bermo_last` under soft_movement: **{BETWEEN}** (undecided: BERT vs BERMo, vs BERT, vs BERMo "
+        "cannot decide at these numbers of units)." in section
+    )
+    assert greater([[3, 0], [0, 3]]) == pytest.approx(0.05)  # even the most extreme 3 against 3 is not < 0.05
+    # the claims still compare BERT with BERMo only
+    assert "Other arms (shown, not part of the BERT-BERMo test)" in report
+
+
+def test_each_reading_of_the_rule_and_the_fisher_p_values_equal_scipy(tmp_path):
+    """Ten seeds: an arm at half of BERT's rate is apart from both (in between), BERT 5/6 vs arm 3/6 vs BERMo 0/6
+    is apart from neither, and an arm beside BERT and BERMo that do not differ is undecided."""
+
+    def read(falls, n):
+        rows = arms_rows(falls, {"movement": n})
+        write(tmp_path, rows)
+        study = Study(json.loads((tmp_path / "baselines.json").read_text()))
+        (p,) = placements(rows, study)
+        return p
+
+    p = read({"bert": {"movement": set(range(10))}, "bermo": {}, "arm": {"movement": set(range(5))}}, 10)
+    assert p.counts == {"bert": (10, 10), "bermo": (0, 10), "arm": (5, 10)}
+    assert p.runs["arm"] == (5, 20)
+    assert p.vs_bert.p_value == pytest.approx(greater([[10, 0], [5, 5]]))
+    assert p.vs_bermo.p_value == pytest.approx(greater([[5, 5], [0, 10]]))
+    assert p.pair.p_value == pytest.approx(greater([[10, 0], [0, 10]]))
+    assert p.vs_bert.p_value < 0.05 and p.vs_bermo.p_value < 0.05
+    assert place(p.pair, p.vs_bert, p.vs_bermo) == (
+        BETWEEN,
+        "in between: its units ended at chance significantly less often than BERT's and more often than BERMo's",
+    )
+
+    p = read({"bert": {"movement": FIVE}, "bermo": {}, "arm": {"movement": {0, 1, 2}}}, 6)
+    assert p.vs_bert.p_value == pytest.approx(greater([[5, 1], [3, 3]])) and p.vs_bert.p_value >= 0.05
+    assert p.vs_bermo.p_value == pytest.approx(greater([[3, 3], [0, 6]])) and p.vs_bermo.p_value >= 0.05
+    assert place(p.pair, p.vs_bert, p.vs_bermo) == (
+        BETWEEN,
+        "undecided: significantly different from neither model",
+    )
+
+    p = read({"bert": {"movement": {0}}, "bermo": {}, "arm": {"movement": FIVE}}, 6)
+    assert p.pair.p_value == pytest.approx(greater([[1, 5], [0, 6]])) and p.pair.p_value >= 0.05
+    assert (
+        p.vs_bermo.p_value < 0.05
+    )  # the arm is apart from BERMo, but BERT is not: there is no gap to place it in
+    assert p.reading == BETWEEN
+    assert place(p.pair, p.vs_bert, p.vs_bermo)[1] == (
+        "undecided: BERT and BERMo themselves do not differ significantly in this series"
+    )
+
+    # the helper the report uses is scipy's one-sided test with its minimum attainable p
+    f = fisher_greater(3, 3, 0, 3)
+    assert f.p_value == pytest.approx(greater([[3, 0], [0, 3]])) and not f.can_decide(0.05)
+
+
+def test_no_control_arms_section_without_an_extra_arm(tmp_path):
+    hand_made_study(tmp_path)
+    assert main(["report", str(tmp_path)]) == 0
+    assert "Control arms" not in (tmp_path / "REPORT.md").read_text()
+    rows = arms_rows({"bert": {"movement": FIVE}, "bermo": {}}, SEEDS)
+    write(tmp_path, rows)
+    assert placements(rows, Study(json.loads((tmp_path / "baselines.json").read_text()))) == []
+
+
+def test_an_arm_with_dense_runs_only_is_named_with_nothing_to_place(tmp_path):
+    rows = arms_rows({"bert": {"movement": FIVE}, "bermo": {}}, SEEDS)
+    rows += [_row("bermo_last", "none", None, seed, LEARN) for seed in range(3)]
+    write(tmp_path, rows)
+    assert main(["report", str(tmp_path)]) == 0
+    assert (
+        "- `bermo_last`: no undistilled pruned runs, nothing to place."
+        in (tmp_path / "REPORT.md").read_text()
+    )
