@@ -25,6 +25,24 @@ ROOT = Path(__file__).resolve().parents[1]
 SST2 = Path(os.environ.get("BERMO_PRUNE_SST2", ROOT.parent / "shared" / "data" / "sst2"))
 
 
+QUICK = str(ROOT / "recipes" / "quickstart.yaml")
+
+
+def tiny_overrides(train_size: int, dev_size: int, *more: str) -> list[str]:
+    """Overrides that shrink the quick start to a 2-layer hidden-32 model on a small synthetic task (as a user would
+    type them), plus ``more``."""
+    return [
+        "model.num_layers=2",
+        "model.hidden_size=32",
+        "model.num_heads=2",
+        "model.intermediate_size=64",
+        "model.vocab_size=200",
+        f"data.synthetic_train_size={train_size}",
+        f"data.synthetic_dev_size={dev_size}",
+        *more,
+    ]
+
+
 def tiny_config(**overrides) -> BertConfig:
     fields = dict(
         vocab_size=120,

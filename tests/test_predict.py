@@ -11,17 +11,11 @@ import pytest
 from bermo_prune.cli import EXIT_BAD_INPUT, main
 from bermo_prune.data import load_task_data
 
-from .conftest import ROOT
+from .conftest import QUICK, tiny_overrides
 
-QUICK = str(ROOT / "recipes" / "quickstart.yaml")
-TINY = [
-    "model.num_layers=2",
-    "model.hidden_size=32",
-    "model.num_heads=2",
-    "model.intermediate_size=64",
-    "model.vocab_size=200",
-    "data.synthetic_train_size=600",
-    "data.synthetic_dev_size=150",
+TINY = tiny_overrides(
+    600,
+    150,
     "train.threads=1",
     "train.max_steps=40",
     "train.eval_every=20",
@@ -29,7 +23,7 @@ TINY = [
     "pruning.granularity=head",
     "pruning.schedule.final=0.5",
     "checkpoint.every=0",
-]
+)
 
 
 @pytest.fixture(scope="module")

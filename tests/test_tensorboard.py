@@ -9,23 +9,17 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from bermo_prune.cli import EXIT_BAD_INPUT, main
 
-from .conftest import ROOT
+from .conftest import QUICK, tiny_overrides
 
-QUICK = str(ROOT / "recipes" / "quickstart.yaml")
-TINY = [
-    "model.num_layers=2",
-    "model.hidden_size=32",
-    "model.num_heads=2",
-    "model.intermediate_size=64",
-    "model.vocab_size=200",
-    "data.synthetic_train_size=400",
-    "data.synthetic_dev_size=100",
+TINY = tiny_overrides(
+    400,
+    100,
     "train.threads=1",
     "train.max_steps=40",
     "train.eval_every=20",
     "train.log_every=5",
     "pruning.schedule.final=0.5",
-]
+)
 
 
 def _f32(x: float) -> float:
