@@ -218,7 +218,9 @@ class Pruning:
                     multipliers.sub_(self.pruner.lagrange_lr * multipliers.grad)
             multipliers.grad = None
         self.scheduler.step += 1
-        if self.scheduler.due() or self.scheduler.step == self.scheduler.schedule.start_step():
+        # Before the schedule starts the masks stay at one (set when attached), so nothing is recomputed there.
+        started = self.scheduler.started()
+        if started and (self.scheduler.due() or self.scheduler.step == self.scheduler.schedule.start_step()):
             self.update_masks()
 
     @torch.no_grad()

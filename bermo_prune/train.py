@@ -99,8 +99,8 @@ class Trainer:
         self.job = job
         self.hooks = hooks if hooks is not None else standard_hooks(handle, score_lr, distiller)
         self.output_dir = Path(output_dir) if output_dir is not None else None
-        self.hooks = [*self.hooks, *log_sinks(cfg.log_to, self.output_dir)]  # train.log_to
-        self.hooks = [*self.hooks, *early_eval_hooks(cfg, job)]  # train.early_eval
+        # the recipe's own extras: logging sinks (train.log_to) and the early evaluation (train.early_eval)
+        self.hooks = [*self.hooks, *log_sinks(cfg.log_to, self.output_dir), *early_eval_hooks(cfg, job)]
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
         process_state()  # the shared state first, with the right device (see process_state)
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
