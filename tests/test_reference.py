@@ -103,6 +103,29 @@ class RefThreshold(torch.autograd.Function):
         return grad, None
 
 
+class RefCappedThreshold(torch.autograd.Function):
+    """RefThreshold with a global cut (our target control's cap): where the threshold keeps more weights than the
+    target allows, a weight must also score at least ``cut``, the budget-th highest score of all matrices; the
+    per-matrix floor applies after the cap."""
+
+    @staticmethod
+    def forward(ctx, scores, value):
+        tau, cut = value
+        n = scores.numel()
+        n_min = int(0.005 * n) + 1
+        mask = (torch.sigmoid(scores) > tau).to(scores.dtype)
+        if cut is not None:
+            mask = mask * (scores >= cut).to(scores.dtype)
+        if mask.sum() < n_min:
+            k_threshold = scores.flatten().kthvalue(max(n - n_min, 1)).values
+            mask = (scores > k_threshold).to(scores.dtype)
+        return mask
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
 class WrongTopK(RefTopK):
     """A deliberately wrong straight-through (the scores get the gradient's sign flipped)."""
 
@@ -140,13 +163,13 @@ def optimizer(model_params, score_params, lr=1e-3, score_lr=1e-2):
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, foreach=False)
 
 
-def run_reference(binarize, value_of, penalty=None, score_lr=1e-2, after_step=None):
+def run_reference(binarize, value_of, penalty=None, score_lr=1e-2, after_step=None, value_from_scores=None):
     model = tiny_model()
     scores, state = attach_reference(model, binarize, value_of)
     opt = optimizer([p for p in model.parameters()], scores, score_lr=score_lr)
     losses, masks = [], []
     for step, (x, y) in enumerate(batches(STEPS)):
-        state["value"] = value_of(step)
+        state["value"] = value_of(step) if value_from_scores is None else value_from_scores(step, scores)
         state["masks"] = []
         loss = model(input_ids=x, labels=y).loss
         if penalty is not None:
@@ -237,7 +260,9 @@ def test_soft_movement_matches_the_reference_threshold_floor_and_penalty():
 def test_soft_movement_under_target_control_ramps_the_reference_threshold_and_matches_a_plain_loop():
     """Target control: the reference's threshold schedule (cubic from 0 to tau_f, the same warm-up and cool-down)
     with the augmented Lagrangian on the kept share written out in plain lines, per-matrix scores, the multiplier
-    raised by l += lr (r - t) once the target is final. Masks identical at every step, losses equal."""
+    raised by l += lr (r - t) once the target is final, and the cap: where the threshold keeps more than the target,
+    only the target's share of highest scores (over all matrices) stays. Masks identical at every step, losses
+    equal."""
     final_target, final_tau, rho, lagrange_lr = 0.25, 0.1, 1000.0, 0.5
     target = Cubic(1.0, final_target, **SCHEDULE)
     tau = Cubic(0.0, final_tau, **SCHEDULE)  # the reference's schedule_threshold, initial_threshold 0
@@ -271,21 +296,50 @@ def test_soft_movement_under_target_control_ramps_the_reference_threshold_and_ma
     def step_multiplier(step):
         lam["value"] = lam.pop("next", lam["value"])
 
+    capped = []
+
+    def tau_and_cut(step, scores):
+        flat = torch.cat([s.detach().flatten() for s in scores])
+        budget = int(target(step) * total + 1e-9)
+        if int((torch.sigmoid(flat) > tau(step)).sum()) <= budget:
+            return tau(step), None
+        capped.append(step)
+        return tau(step), flat.sort(descending=True).values[budget - 1]
+
     engine = run_engine(pruner, target, score_lr=0.2)
-    reference = run_reference(RefThreshold.apply, tau, penalty, score_lr=0.2, after_step=step_multiplier)
+    reference = run_reference(
+        RefCappedThreshold.apply, None, penalty, 0.2, step_multiplier, value_from_scores=tau_and_cut
+    )
     assert_same_run(engine, reference)
     assert all(bool(m.all()) for m in engine[1][: SCHEDULE["warmup"]])  # nothing masked during the warm-up
     assert engine[1][-1].mean().item() < 0.6  # and it pruned once the schedule ran
     assert lam["value"] != 0.0  # the multiplier moved in the cool-down
+    assert capped and len(capped) < STEPS - SCHEDULE["warmup"]  # the cap bound at some steps, not at all
+    floors = sum(int(0.005 * n) + 1 for n in sizes)
+    for step in range(
+        STEPS
+    ):  # the mask never keeps more than the target (plus at most the per-matrix floors)
+        assert engine[1][step].sum().item() <= int(target(step) * total + 1e-9) + floors, step
 
     # The old rule (tau at its final value from step 0) is not the reference's: the check catches it.
     lam.clear()
     lam["value"] = 0.0
     fixed = run_reference(
-        RefThreshold.apply, lambda step: final_tau, penalty, score_lr=0.2, after_step=step_multiplier
+        RefCappedThreshold.apply,
+        None,
+        penalty,
+        0.2,
+        step_multiplier,
+        value_from_scores=lambda step, scores: (final_tau, tau_and_cut(step, scores)[1]),
     )
     with pytest.raises(AssertionError, match="masks differ"):
         assert_same_run(engine, fixed)
+    # Without the cap (the reference's threshold alone) the masks differ too: the check sees the cap.
+    lam.clear()
+    lam["value"] = 0.0
+    uncapped = run_reference(RefThreshold.apply, tau, penalty, score_lr=0.2, after_step=step_multiplier)
+    with pytest.raises(AssertionError, match="masks differ"):
+        assert_same_run(engine, uncapped)
 
 
 def test_soft_movement_threshold_under_target_control_is_the_reference_ramp():
