@@ -97,6 +97,9 @@ class Pruner:
             raise ValueError("block_rows and block_cols must be positive")
         # What this instance's schedule value means (a target-controlled penalty method schedules remaining weights).
         self.schedule_key = self.schedule_key_for(vars(self))
+        self.warm_topk = (
+            WarmTopK()
+        )  # top-k selections that start from the last one's thresholds (not a field)
 
     # ---- the contract -------------------------------------------------------------------------------------
     def create_scores(self, layout: Layout) -> torch.Tensor | None:
@@ -138,20 +141,110 @@ class TargetControl:
         return torch.zeros(1) if self.target_control else None
 
 
-def topk_mask(layout: Layout, importance: torch.Tensor, remaining: float, scope: str) -> torch.Tensor:
+def topk_mask(
+    layout: Layout, importance: torch.Tensor, remaining: float, scope: str, warm: WarmTopK | None = None
+) -> torch.Tensor:
     """A binary unit mask keeping the ``remaining`` share of units with the highest ``importance``.
 
     Exact counts: ``round(remaining * units)`` per matrix (local) or over all units (global). Ties are broken
-    by index, never by keeping extra units.
+    by index, never by keeping extra units. With ``warm`` (a :class:`WarmTopK` the caller keeps between calls),
+    each selection starts from the threshold it found last time: the same units, found in a few comparison
+    passes instead of a selection, and written into ``warm``'s own buffer (returned; valid until the next call).
     """
-    mask = torch.zeros_like(importance)
+    if warm is None:
+        mask = torch.zeros_like(importance)
+        select = keep_top
+    else:
+        mask = warm.buffer(importance)
+        select = warm.keep_top
     if scope == "global":
-        k = int(round(remaining * importance.numel()))
-        keep_top(mask, importance, k)
+        select(mask, importance, int(round(remaining * importance.numel())))
         return mask
     for sl in layout.local_sets:
-        keep_top(mask[sl], importance[sl], int(round(remaining * (sl.stop - sl.start))))
+        select(mask[sl], importance[sl], int(round(remaining * (sl.stop - sl.start))))
     return mask
+
+
+class WarmTopK:
+    """Exact top-k selections that start from the last call's threshold, for importances that change a little
+    between calls (scores after one optimizer step, |W| after one update).
+
+    For each slice it keeps a threshold strictly between the k-th and (k+1)-th highest values of its last
+    selection. Next time: count the values above it; if exactly k are, those are the top k (every value above a
+    threshold beats every value below it). Otherwise the values that crossed lie in a narrow band around it: they
+    are sorted alone, the threshold moves between the new k-th and (k+1)-th values, and the count is checked. A band
+    that holds too few values widens; a tie at the boundary (no threshold splits it) or a slice seen for the first
+    time falls back to :func:`keep_top`. The kept set is always exactly k units and, where no tie straddles the
+    boundary, the set :func:`keep_top` keeps.
+    """
+
+    def __init__(self) -> None:
+        self._state: dict[tuple[int, int], tuple[float, float]] = {}  # (start, numel) -> (threshold, band)
+        self._buffer: torch.Tensor | None = None
+        self.fallbacks = 0  # selections done by keep_top (first calls, ties, k of 0 or all)
+
+    def buffer(self, like: torch.Tensor) -> torch.Tensor:
+        """A zeroed mask buffer shaped like ``like``, reused between calls (no fresh pages every step)."""
+        if self._buffer is None or self._buffer.shape != like.shape or self._buffer.device != like.device:
+            self._buffer = torch.zeros_like(like)
+        else:
+            self._buffer.zero_()
+        return self._buffer
+
+    def keep_top(self, mask: torch.Tensor, importance: torch.Tensor, k: int) -> None:
+        """:func:`keep_top` (the same contract: ``mask`` all zero, set to 1 at the ``k`` highest values)."""
+        n = importance.numel()
+        key = (importance.storage_offset(), n)
+        if 0 < k < n and key in self._state:
+            threshold, band = self._state[key]
+            new = self._move(mask, importance, k, threshold, band)
+            if new is not None:
+                # The band follows how far the threshold moved (kept while it did not move).
+                self._state[key] = (new, max(4.0 * abs(new - threshold), 1e-7) if new != threshold else band)
+                return
+            mask.zero_()
+        self.fallbacks += 1
+        keep_top(mask, importance, k)
+        self._state.pop(key, None)
+        if 0 < k < n:  # a threshold between the k-th and (k+1)-th values, for the next call
+            kept = mask.bool()
+            low = float(torch.where(kept, importance, torch.inf).min())
+            high = float(torch.where(kept, -torch.inf, importance).max())
+            if high < low:
+                self._state[key] = (high + (low - high) / 2, max((low - high) * 4, 1e-7))
+
+    @staticmethod
+    def _move(
+        mask: torch.Tensor, values: torch.Tensor, k: int, threshold: float, band: float
+    ) -> float | None:
+        """Set ``mask`` to values > a threshold that keeps exactly ``k`` and return it, or None where none is found
+        (a tie, or adjacent floats, at the boundary; ``mask`` is then left to the caller)."""
+        torch.gt(values, threshold, out=mask)
+        count = _count(mask)
+        if count == k:
+            return threshold
+        need = abs(count - k)
+        for _ in range(16):  # widen the band until it holds the values that must cross, 4x each time
+            if count > k:  # drop the `need` lowest values above the threshold
+                inside = values[(values > threshold) & (values <= threshold + band)].sort().values
+            else:  # add the `need` highest values at or below it
+                inside = (
+                    values[(values <= threshold) & (values > threshold - band)].sort(descending=True).values
+                )
+            if inside.numel() > need:
+                a, b = float(inside[need - 1]), float(inside[need])
+                new = b + (a - b) / 2 if count < k else a + (b - a) / 2
+                torch.gt(values, new, out=mask)
+                return new if _count(mask) == k else None
+            band *= 4.0
+        return None
+
+
+def _count(mask: torch.Tensor) -> int:
+    """Ones in a 0/1 float mask: a float32 sum is exact below 2**24 units (and several times faster than a count)."""
+    if mask.numel() < 2**24:
+        return int(mask.sum())
+    return int(torch.count_nonzero(mask))
 
 
 def keep_top(mask: torch.Tensor, importance: torch.Tensor, k: int) -> None:

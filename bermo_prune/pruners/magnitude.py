@@ -22,4 +22,4 @@ class MagnitudePruner(Pruner):
     """Keep the largest-magnitude units; no learnable scores."""
 
     def compute_mask(self, layout, state, value):
-        return topk_mask(layout, unit_mean_abs(layout), value, self.scope)
+        return topk_mask(layout, unit_mean_abs(layout), value, self.scope, self.warm_topk)

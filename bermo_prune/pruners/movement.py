@@ -41,7 +41,7 @@ class MovementPruner(Pruner):
         return torch.full((layout.total_units,), float(self.score_init))
 
     def compute_mask(self, layout, state, value):
-        return topk_mask(layout, state.scores.detach(), value, self.scope)
+        return topk_mask(layout, state.scores.detach(), value, self.scope, self.warm_topk)
 
     def effective_weight(self, target, weight, state, training):
         scores = state.part("scores", target)

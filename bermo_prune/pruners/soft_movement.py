@@ -53,13 +53,15 @@ from typing import ClassVar
 import torch
 
 from . import register_pruner
-from .base import Pruner, StraightThroughMask, TargetControl, keep_top, lagrangian
+from .base import Pruner, StraightThroughMask, TargetControl, WarmTopK, keep_top, lagrangian
 
 #: the reference's floor: at least this share of each matrix (plus one unit) stays
 FLOOR_SHARE = 0.005
 
 
-def cap_to_budget(mask: torch.Tensor, scores: torch.Tensor, sizes: torch.Tensor, budget: float) -> None:
+def cap_to_budget(
+    mask: torch.Tensor, scores: torch.Tensor, sizes: torch.Tensor, budget: float, warm: WarmTopK | None = None
+) -> None:
     """Where ``mask`` keeps more than ``budget`` weights, keep only the highest-scored units that fit it, in place.
 
     A tighter global threshold on the same scores: the units kept are a subset of those ``mask`` kept. Units of
@@ -71,7 +73,7 @@ def cap_to_budget(mask: torch.Tensor, scores: torch.Tensor, sizes: torch.Tensor,
     mask.zero_()
     size = float(sizes[0])
     if bool((sizes == size).all()):
-        keep_top(mask, scores, int(budget / size + 1e-9))
+        (warm.keep_top if warm is not None else keep_top)(mask, scores, int(budget / size + 1e-9))
         return
     order = torch.argsort(scores, descending=True, stable=True)
     mask[order[sizes[order].cumsum(0) <= budget + 1e-6]] = 1.0
@@ -142,7 +144,13 @@ class SoftMovementPruner(TargetControl, Pruner):
         scores = state.scores.detach()
         mask = (torch.sigmoid(scores) > self.threshold(value)).to(state.mask.dtype)
         if self.target_control:
-            cap_to_budget(mask, scores, layout.unit_sizes.to(scores.device), value * layout.total_weights)
+            cap_to_budget(
+                mask,
+                scores,
+                layout.unit_sizes.to(scores.device),
+                value * layout.total_weights,
+                self.warm_topk,
+            )
         for sl in layout.local_sets:  # the per-matrix floor; runs only when masks are recomputed
             floor = int(FLOOR_SHARE * (sl.stop - sl.start)) + 1
             if mask[sl].sum() < floor:
