@@ -6,6 +6,12 @@ A step is forward + backward + fused AdamW (what ``fine_tune`` uses) + ``handle.
 
     .venv/bin/python benchmarks/overhead.py                 # 4-layer hidden 256 and 512, batch 32, length 64
     .venv/bin/python benchmarks/overhead.py --hidden 256 --steps 5 --rounds 2   # quicker
+    .venv/bin/python benchmarks/overhead.py --methods movement magnitude --granularities weight --every 1
+
+Each row prints the median step over rounds, the ratio of medians, and the spread of the per-round ratios (each
+round's variant time over the same round's dense time: min-max). Rows marked ``fresh top-k`` select with a fresh
+``torch.topk`` per matrix instead of from the last selection's thresholds (:class:`~bermo_prune.pruners.base.
+WarmTopK`, the default), side by side in the same rounds.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from bermo_prune.pruners import GRANULARITIES, available_pruners, get_pruner
 from bermo_prune.schedule import Cubic, Scheduler
 
 
-def build(hidden: int, variant: tuple[str, str, int] | None, total: int):
+def build(hidden: int, variant: tuple[str, str, int, bool] | None, total: int):
     torch.manual_seed(0)
     cfg = BertConfig(
         vocab_size=8000,
@@ -36,8 +42,10 @@ def build(hidden: int, variant: tuple[str, str, int] | None, total: int):
     model = BertForSequenceClassification(cfg).train()
     if variant is None:
         return model, None, make_optimizer([{"params": list(model.parameters())}], 1e-4)
-    method, granularity, every = variant
+    method, granularity, every, fresh = variant
     pruner = get_pruner(method, granularity=granularity)
+    if fresh:
+        pruner.warm_topk = None  # topk_mask's plain path: a fresh selection per matrix
     schedule = {
         "remaining": Cubic(1.0, 0.1, total=total),
         "threshold": Cubic(0.0, 0.1, total=total),
@@ -55,12 +63,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--length", type=int, default=64)
+    ap.add_argument("--methods", nargs="+", default=None, help="only these methods (default: all)")
+    ap.add_argument("--granularities", nargs="+", default=list(GRANULARITIES))
+    ap.add_argument("--every", type=int, nargs="+", default=[10], help="update_every values (default: 10)")
+    ap.add_argument(
+        "--no-every-step",
+        action="store_true",
+        help="leave out the movement-every-step rows (warm and fresh top-k)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    variants: list[tuple[str, str, int] | None] = [None]
-    variants += [(m, g, 10) for m in available_pruners() for g in GRANULARITIES]
-    variants += [("movement", "weight", 1)]
+    methods = args.methods or available_pruners()
+    variants: list[tuple[str, str, int, bool] | None] = [None]
+    variants += [(m, g, e, False) for m in methods for g in args.granularities for e in args.every]
+    if not args.no_every_step:
+        variants += [(m, "weight", 1, f) for m in ("movement", "magnitude") for f in (False, True)]
+    variants = list(dict.fromkeys(variants))
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, length {args.length}")
     for hidden in args.hidden:
         total = args.rounds * (args.steps + 2) * 2
@@ -89,11 +108,22 @@ def main() -> None:
                     one_step(model, handle, opt)
                 times[i].append((time.perf_counter() - t0) / args.steps)
         dense = statistics.median(times[0])
-        print(f"\n4-layer hidden-{hidden} BERT: dense step {dense * 1000:.0f} ms")
-        print(f"{'method':<14} {'granularity':<11} {'update_every':>12} {'step ms':>8} {'ratio':>6}")
+        spread = max(times[0]) / min(times[0]) - 1
+        print(
+            f"\n4-layer hidden-{hidden} BERT: dense step {dense * 1000:.0f} ms (rounds within {spread:.1%})"
+        )
+        print(
+            f"{'method':<14} {'granularity':<11} {'update_every':>12} {'top-k':>6} {'step ms':>8} {'ratio':>6}"
+            f"  {'per-round ratios':>16}"
+        )
         for v, t in zip(variants[1:], times[1:], strict=True):
             med = statistics.median(t)
-            print(f"{v[0]:<14} {v[1]:<11} {v[2]:>12} {med * 1000:>8.0f} {med / dense:>6.3f}")
+            per_round = [a / b for a, b in zip(t, times[0], strict=True)]
+            topk = "fresh" if v[3] else "warm"
+            print(
+                f"{v[0]:<14} {v[1]:<11} {v[2]:>12} {topk:>6} {med * 1000:>8.0f} {med / dense:>6.3f}"
+                f"  {min(per_round):.3f}-{max(per_round):.3f}"
+            )
 
 
 if __name__ == "__main__":

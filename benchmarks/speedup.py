@@ -3,7 +3,8 @@
 For each structured sparsity (share of attention heads and FFN neurons removed in every layer) a BERT is
 head-pruned with tied units (``granularity="head"``: a head spans Q, K, V and attention-out, a neuron FFN-in and
 FFN-out), hardened and compacted. Every setting (batch, length) times the dense model and the compacted ones in
-interleaved rounds, so machine drift hits them alike; ratio = median(dense) / median(compacted).
+interleaved rounds, so machine drift hits them alike; ratio = median(dense) / median(compacted), followed by the
+spread of the per-round ratios (min-max).
 
     .venv/bin/python benchmarks/speedup.py                       # bert-base shape (12 x 768), 2 threads
     .venv/bin/python benchmarks/speedup.py --layers 4 --hidden 256 --rounds 3   # quicker
@@ -69,7 +70,7 @@ def main() -> None:
         print(f"{s:>8.0%} {heads:>11} {count_parameters(m):>12,} {encoder_macs(m, 128) / 1e9:>9.2f}G")
     print(
         f"\n{'batch':>5} {'length':>6} {'dense ms':>9} "
-        + " ".join(f"{f'{s:.0%} removed':>18}" for s in args.sparsities)
+        + " ".join(f"{f'{s:.0%} removed (median, per-round)':>30}" for s in args.sparsities)
     )
     for batch in args.batches:
         for length in args.lengths:
@@ -83,8 +84,13 @@ def main() -> None:
                 for i, m in enumerate(models):
                     times[i].append(once(m, ids, mask))
             med = [statistics.median(t) for t in times]
-            cells = " ".join(f"{med[i] * 1000:>9.1f} ({med[0] / med[i]:.2f}x)" for i in range(1, len(models)))
-            print(f"{batch:>5} {length:>6} {med[0] * 1000:>9.1f} {cells}")
+            cells = []
+            for i in range(1, len(models)):  # the ratio of medians, and the spread of the per-round ratios
+                per_round = [d / c for d, c in zip(times[0], times[i], strict=True)]
+                cells.append(
+                    f"{med[i] * 1000:>9.1f} ({med[0] / med[i]:.2f}x, {min(per_round):.2f}-{max(per_round):.2f})"
+                )
+            print(f"{batch:>5} {length:>6} {med[0] * 1000:>9.1f} " + " ".join(cells))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""The speed benchmarks run end to end on a small shape and print medians with their spread (the README's figures
+come from their full-size output)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def run_script(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_overhead_prints_every_asked_row_with_its_per_round_spread():
+    text = run_script(
+        "overhead.py", "--hidden", "64", "--steps", "1", "--rounds", "2", "--threads", "1",
+        "--methods", "movement", "soft_movement", "--granularities", "weight",
+    )  # fmt: skip
+    rows = re.findall(
+        r"^(\w+)\s+weight\s+(\d+)\s+(warm|fresh)\s+\d+\s+([\d.]+)\s+([\d.]+)-([\d.]+)$", text, re.M
+    )
+    assert {(m, e, k) for m, e, k, *_ in rows} == {
+        ("movement", "10", "warm"),
+        ("soft_movement", "10", "warm"),
+        ("movement", "1", "warm"),
+        ("movement", "1", "fresh"),
+        ("magnitude", "1", "warm"),
+        ("magnitude", "1", "fresh"),
+    }
+    for *_, ratio, low, high in rows:
+        assert float(low) <= float(high) and float(ratio) > 0
+    assert re.search(r"dense step \d+ ms \(rounds within [\d.]+%\)", text)
+
+
+def test_speedup_prints_the_median_ratio_and_its_spread():
+    text = run_script(
+        "speedup.py", "--layers", "1", "--hidden", "128", "--sparsities", "0.5", "--batches", "1",
+        "--lengths", "16", "--rounds", "2", "--threads", "1",
+    )  # fmt: skip
+    (row,) = re.findall(r"^\s+1\s+16\s+[\d.]+\s+[\d.]+ \(([\d.]+)x, ([\d.]+)-([\d.]+)\)$", text, re.M)
+    assert float(row[1]) <= float(row[2]) and float(row[0]) > 0
