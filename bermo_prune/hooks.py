@@ -162,6 +162,26 @@ class MixHook(TrainHook):
         return {"mix": mix_weights(model)}
 
 
+class FreezeEmbeddingsHook(TrainHook):
+    """``train.freeze_embeddings``: the word-embedding matrix keeps its pretrained values (no gradient, no AdamW
+    state; the masks never cover it). On all-MiniLM-L6-v2 it is 11.7M of the 22.7M parameters, most of AdamW's
+    step. Position and token-type embeddings, LayerNorms and every encoder matrix still train."""
+
+    def param_groups(self, groups, model, cfg):
+        weight = model.get_input_embeddings().weight
+        weight.requires_grad_(False)
+        out = [{**g, "params": [p for p in g["params"] if p is not weight]} for g in groups]
+        return [g for g in out if g["params"]]
+
+    def summary_fields(self, model):
+        return {"frozen_embeddings": int(model.get_input_embeddings().weight.numel())}
+
+
+def train_config_hooks(cfg: TrainConfig) -> list[TrainHook]:
+    """The hooks a recipe's ``train`` keys ask for (``freeze_embeddings``)."""
+    return [FreezeEmbeddingsHook()] if cfg.freeze_embeddings else []
+
+
 class DistillHook(TrainHook):
     """Knowledge distillation (:class:`~bermo_prune.distill.Distiller`): batches carry example indices (the
     teacher-logit cache's keys), the loss becomes Sanh et al.'s mix of the teacher's term and the task loss, and

@@ -33,7 +33,7 @@ from .distill import Distiller
 from .early_eval import early_eval_hooks
 from .engine import Pruning
 from .errors import InputError, RunInterrupted
-from .hooks import TrainHook, standard_hooks
+from .hooks import TrainHook, standard_hooks, train_config_hooks
 from .jobs import Job, classification_job
 from .optim import decay_groups, make_optimizer
 from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, load_checkpoint, save_checkpoint
@@ -99,8 +99,13 @@ class Trainer:
         self.job = job
         self.hooks = hooks if hooks is not None else standard_hooks(handle, score_lr, distiller)
         self.output_dir = Path(output_dir) if output_dir is not None else None
-        # the recipe's own extras: logging sinks (train.log_to) and the early evaluation (train.early_eval)
-        self.hooks = [*self.hooks, *log_sinks(cfg.log_to, self.output_dir), *early_eval_hooks(cfg, job)]
+        # the recipe's own extras: frozen embeddings, logging sinks (train.log_to) and the early evaluation
+        self.hooks = [
+            *self.hooks,
+            *train_config_hooks(cfg),
+            *log_sinks(cfg.log_to, self.output_dir),
+            *early_eval_hooks(cfg, job),
+        ]
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
         process_state()  # the shared state first, with the right device (see process_state)
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())

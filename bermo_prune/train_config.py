@@ -38,6 +38,8 @@ class TrainConfig:
     seed: int = 42
     max_grad_norm: float = key(1.0, min=0.0)
     mixed_precision: str = key("no", choices=PRECISIONS)
+    # keep the word embeddings at their pretrained values (hooks.FreezeEmbeddingsHook): a faster AdamW step
+    freeze_embeddings: bool = key(False)
     threads: int | None = key(None, min=1)
     # logging sinks besides metrics.jsonl (bermo_prune.sinks): [tensorboard]; empty: none
     log_to: list[str] | None = key(None, choices=lambda: _sinks())

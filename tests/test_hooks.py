@@ -57,13 +57,15 @@ def small_task():
     return load_task_data("synthetic", "synthetic", synthetic_train_size=400, synthetic_dev_size=100)
 
 
-def _trainer(small_task, out, hooks, steps=20):
+def _trainer(small_task, out, hooks, steps=20, **train):
     torch.manual_seed(0)
     spec = ModelSpec(
         arch="bermo", num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64, vocab_size=200
     )
     model, tok = build_model(spec, 2, [t[0] for t in small_task.train.texts])
-    cfg = TrainConfig(max_steps=steps, lr=1e-3, eval_every=10, log_every=5, progress=False, threads=1)
+    cfg = TrainConfig(
+        max_steps=steps, lr=1e-3, eval_every=10, log_every=5, progress=False, threads=1, **train
+    )
     return model, Trainer(
         model, classification_job(tok, small_task, cfg), cfg, out, checkpoint_every=10, hooks=hooks
     )
@@ -122,3 +124,20 @@ def test_the_pruning_hook_is_what_the_handle_argument_installs(small_task, tmp_p
         results.append((summary["final"]["loss"], summary["sparsity"]["kept"], handle.state.mask.clone()))
     (loss_a, kept_a, mask_a), (loss_b, kept_b, mask_b) = results
     assert loss_a == loss_b and kept_a == kept_b and torch.equal(mask_a, mask_b)
+
+
+def test_freeze_embeddings_keeps_the_word_embeddings_and_trains_the_rest(small_task, tmp_path):
+    model, trainer = _trainer(small_task, tmp_path / "frozen", standard_hooks(), freeze_embeddings=True)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    words = model.get_input_embeddings().weight
+    name = next(n for n, p in model.named_parameters() if p is words)
+    summary = trainer.run()
+    assert torch.equal(words.detach(), before[name])
+    changed = [n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert any("position_embeddings" in n for n in changed) and any("encoder.layer.1." in n for n in changed)
+    assert summary["frozen_embeddings"] == words.numel() == 200 * 32
+    assert not any(p is words for g in trainer.optimizer.param_groups for p in g["params"])  # no AdamW state
+
+    plain, again = _trainer(small_task, tmp_path / "plain", standard_hooks())
+    assert "frozen_embeddings" not in again.run()
+    assert not torch.equal(plain.get_input_embeddings().weight.detach(), before[name])  # it would have moved

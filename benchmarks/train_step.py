@@ -1,0 +1,134 @@
+"""Fine-tuning step time on all-MiniLM-L6-v2 (the study's encoder), as ratios to the plain dense step measured side by
+side in one run: the options that make a step faster (frozen word embeddings, bf16 autocast) and the cost of
+movement pruning with masks recomputed every step (the reference-pace study's setting), its top-k warm-started
+from the last selection (the default) or fresh.
+
+A step is what :class:`~bermo_prune.train.Trainer` does: forward, loss (+ the pruning penalty), backward, grad
+clipping, fused AdamW (over the model and, when pruning, the scores), then ``handle.step()``. Variants are timed in
+interleaved rounds on the same SST-2 batches (``--data``, else random tokens); a row gives the median step, the
+ratio of medians to ``dense`` and the spread of the per-round ratios (min-max).
+
+The pruned variants run in the middle of a cubic ramp to 10% (the remaining share falls at every step, as in the
+study's ramp), with their scores drawn from N(0, 0.1) first: scores all at their initial 0 would tie, and a real
+run reaches the ramp after a warm-up of straight-through updates that has spread them.
+
+    .venv/bin/python benchmarks/train_step.py                 # batch 32, max length 64, 2 threads
+    .venv/bin/python benchmarks/train_step.py --steps 4 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from distill_step import batches, student_and_teacher
+from transformers.utils import logging as hf_logging
+
+from bermo_prune.engine import prune
+from bermo_prune.optim import make_optimizer
+from bermo_prune.pruners import get_pruner
+from bermo_prune.schedule import Cubic, Scheduler
+
+#: name -> (freeze word embeddings, bf16 autocast, pruning: None, "warm" or "fresh")
+VARIANTS = {
+    "dense": (False, False, None),
+    "dense, frozen word embeddings": (True, False, None),
+    "dense, bf16 autocast": (False, True, None),
+    "movement every step, warm top-k": (False, False, "warm"),
+    "movement every step, fresh top-k": (False, False, "fresh"),
+    "movement every step, warm, frozen emb.": (True, False, "warm"),
+}
+
+
+def build(freeze: bool, prune_with: str | None):
+    torch.manual_seed(0)
+    model, _, _, _ = student_and_teacher()
+    model.train()
+    if freeze:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    if prune_with is None:
+        return (
+            model,
+            None,
+            make_optimizer([{"params": [p for p in model.parameters() if p.requires_grad]}], 3e-5),
+        )
+    pruner = get_pruner("movement")
+    if prune_with == "fresh":
+        pruner.warm_topk = None
+    scheduler = Scheduler(pruner, Cubic(1.0, 0.1, total=3157, warmup=0), update_every=1)
+    handle = prune(model, scheduler)
+    with torch.no_grad():
+        handle.state.scores.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(0))
+    scheduler.step = 1000  # mid-ramp: about 0.34 remaining, falling every step
+    handle.update_masks()
+    groups = handle.param_groups(lr=3e-5, score_lr=1e-2)
+    groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
+    return model, handle, make_optimizer([g for g in groups if g["params"]], 3e-5)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per variant per round")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--length", type=int, default=64)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/sst2"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    hf_logging.set_verbosity_error()
+    _, _, tokenizer, name = student_and_teacher()
+    data = [
+        {k: v for k, v in b.items() if k != "index"}
+        for b in batches(tokenizer, args.data, args.steps, args.batch, args.length)
+    ]
+    built = {key: build(freeze, how) for key, (freeze, _, how) in VARIANTS.items()}
+
+    def step(key, b) -> None:
+        model, handle, opt = built[key]
+        cast = torch.autocast("cpu", dtype=torch.bfloat16) if VARIANTS[key][1] else contextlib.nullcontext()
+        with cast:
+            loss = model(**b).loss
+            if handle is not None:
+                loss = loss + handle.penalty()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if handle is not None:
+            handle.step()
+
+    for key in VARIANTS:
+        for b in data[:2]:
+            step(key, b)  # warm-up
+    rounds: dict[str, list[float]] = {k: [] for k in VARIANTS}
+    for _ in range(args.rounds):
+        for key in VARIANTS:
+            t0 = time.perf_counter()
+            for b in data:
+                step(key, b)
+            rounds[key].append((time.perf_counter() - t0) / len(data))
+    base = statistics.median(rounds["dense"])
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {name}, batch {args.batch}, max length {args.length}"
+    )
+    print(f"{'variant':<40} {'ms/step':>8} {'ratio':>6}  per-round ratios")
+    for key, t in rounds.items():
+        med = statistics.median(t)
+        per_round = [a / d for a, d in zip(t, rounds["dense"], strict=True)]
+        print(f"{key:<40} {med * 1000:>8.1f} {med / base:>6.3f}  {min(per_round):.3f}-{max(per_round):.3f}")
+    for key, (_, _, how) in VARIANTS.items():
+        handle = built[key][1]
+        if how == "warm":
+            topk = handle.pruner.warm_topk
+            print(
+                f"{key}: {topk.fallbacks} fresh selections (first calls, ties) at {handle.value:.3f} remaining"
+            )
+
+
+if __name__ == "__main__":
+    main()
