@@ -125,6 +125,8 @@ class PruningHook(TrainHook):
         if self._penalty is not None:
             fields["penalty"] = float(self._penalty.detach())
         fields["remaining"] = float(h.state.mask @ h.layout.unit_sizes) / h.layout.total_weights
+        if h.scheduler.started():
+            fields.update(h.pruner.log_fields(h.layout, h.state, h.value))
         return fields
 
     def progress_fields(self, record: dict) -> dict[str, str]:

@@ -79,6 +79,8 @@ def test_soft_movement_holds_its_target_when_the_push_is_too_weak_to_follow_the_
         handle.step()
     threshold_alone = (torch.sigmoid(handle.state.scores) > pruner.threshold(target)).float().mean().item()
     assert threshold_alone > target + 0.02  # the threshold lagged: the cap is what holds the target
+    logged = pruner.log_fields(handle.layout, handle.state, handle.value)  # what metrics.jsonl records
+    assert logged == {"threshold_remaining": pytest.approx(threshold_alone, abs=1e-9)}
     assert abs(handle.sparsity()["remaining"] - target) <= 0.01
 
 

@@ -10,6 +10,7 @@ Contract:
   * ``effective_weight(target, weight, state, training)``: the weight a masked linear uses in its forward.
   * ``penalty(layout, state, value)``: a regulariser added to the loss, or None.
   * ``before_forward(layout, state, training)``: per-forward work (sampling L0 gates), once per model call.
+  * ``log_fields(layout, state, value)``: the method's diagnostics for a logged step (soft movement's capped share).
   * ``bind_schedule(schedule)``: called once when the masks are attached, with the schedule the method runs under
     (a method whose rule depends on the schedule's end, such as soft movement's threshold under target control).
 The engine keeps a method out of the warm-up: before ``schedule.start_step()`` it calls neither
@@ -120,6 +121,10 @@ class Pruner:
 
     def before_forward(self, layout: Layout, state: PruningState, training: bool) -> None:
         return None
+
+    def log_fields(self, layout: Layout, state: PruningState, value: float) -> dict:
+        """The method's own diagnostics for a logged step's ``metrics.jsonl`` record (default: none)."""
+        return {}
 
     def bind_schedule(self, schedule) -> None:
         """Called by :func:`~bermo_prune.engine.prune` with the :class:`~bermo_prune.schedule.Schedule` in use."""

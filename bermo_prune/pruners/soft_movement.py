@@ -158,6 +158,15 @@ class SoftMovementPruner(TargetControl, Pruner):
                 keep_top(mask[sl], scores[sl], floor)
         return mask
 
+    def log_fields(self, layout, state, value):
+        """Under target control, the share the threshold alone keeps (``threshold_remaining``): above the target
+        while the cap holds the mask at it, at or below once the threshold decides alone."""
+        if not self.target_control:
+            return {}
+        probs = torch.sigmoid(state.scores.detach())
+        kept = (probs > self.threshold(value)).to(probs.dtype) @ layout.unit_sizes.to(probs.device)
+        return {"threshold_remaining": float(kept) / layout.total_weights}
+
     def effective_weight(self, target, weight, state, training):
         scores = state.part("scores", target)
         return StraightThroughMask.apply(weight, scores, target.full_mask, target.block)
