@@ -8,6 +8,10 @@ A step is forward + backward + fused AdamW (what ``fine_tune`` uses) + ``handle.
     .venv/bin/python benchmarks/overhead.py --hidden 256 --steps 5 --rounds 2   # quicker
     .venv/bin/python benchmarks/overhead.py --methods movement magnitude --granularities weight --every 1
 
+Pruned variants start a third of the way into a 3,157-step cubic ramp to 10% (the reference-pace study's ramp,
+so the target moves at every step as much as in a real run), movement's scores drawn from N(0, 0.1) (scores all at
+their initial 0 would tie; a real run reaches its ramp after a warm-up that has spread them).
+
 Each row prints the median step over rounds, the ratio of medians, and the spread of the per-round ratios (each
 round's variant time over the same round's dense time: min-max). Rows marked ``fresh top-k`` select with a fresh
 ``torch.topk`` per matrix instead of from the last selection's thresholds (:class:`~bermo_prune.pruners.base.
@@ -51,7 +55,15 @@ def build(hidden: int, variant: tuple[str, str, int, bool] | None, total: int):
         "threshold": Cubic(0.0, 0.1, total=total),
         "lambda": Cubic(0.0, 1.0, total=total),
     }[pruner.schedule_key]
-    handle = prune(model, Scheduler(pruner, schedule, update_every=every))
+    scheduler = Scheduler(pruner, schedule, update_every=every)
+    handle = prune(model, scheduler)
+    if (
+        method == "movement"
+    ):  # scores spread as a warm-up of straight-through updates leaves them (see the doc)
+        with torch.no_grad():
+            handle.state.scores.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(0))
+    scheduler.step = total // 3  # inside the ramp, where the remaining share falls at every step
+    handle.update_masks()
     return model, handle, make_optimizer(handle.param_groups(lr=1e-4), 1e-4)
 
 
@@ -82,7 +94,7 @@ def main() -> None:
     variants = list(dict.fromkeys(variants))
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, length {args.length}")
     for hidden in args.hidden:
-        total = args.rounds * (args.steps + 2) * 2
+        total = 3157  # the reference-pace study's ramp: a step moves the target as a real run's does
         models = [build(hidden, v, total) for v in variants]
         g = torch.Generator().manual_seed(0)
         x = torch.randint(5, 8000, (args.batch, args.length), generator=g)

@@ -87,6 +87,7 @@ def main() -> None:
         for b in batches(tokenizer, args.data, args.steps, args.batch, args.length)
     ]
     built = {key: build(freeze, how) for key, (freeze, _, how) in VARIANTS.items()}
+    in_handle: dict[str, list[float]] = {k: [] for k in VARIANTS}  # handle.step(): schedule and masks
 
     def step(key, b) -> None:
         model, handle, opt = built[key]
@@ -100,7 +101,9 @@ def main() -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
         if handle is not None:
+            t0 = time.perf_counter()
             handle.step()
+            in_handle[key].append(time.perf_counter() - t0)
 
     for key in VARIANTS:
         for b in data[:2]:
@@ -116,11 +119,14 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {args.threads} threads, {name}, batch {args.batch}, max length {args.length}"
     )
-    print(f"{'variant':<40} {'ms/step':>8} {'ratio':>6}  per-round ratios")
+    print(f"{'variant':<40} {'ms/step':>8} {'ratio':>6}  {'per-round ratios':<16} {'of it: masks':>12}")
     for key, t in rounds.items():
         med = statistics.median(t)
         per_round = [a / d for a, d in zip(t, rounds["dense"], strict=True)]
-        print(f"{key:<40} {med * 1000:>8.1f} {med / base:>6.3f}  {min(per_round):.3f}-{max(per_round):.3f}")
+        masks = f"{statistics.median(in_handle[key]) * 1000:>9.1f} ms" if in_handle[key] else ""
+        print(
+            f"{key:<40} {med * 1000:>8.1f} {med / base:>6.3f}  {min(per_round):.3f}-{max(per_round):<10.3f} {masks:>12}"
+        )
     for key, (_, _, how) in VARIANTS.items():
         handle = built[key][1]
         if how == "warm":
