@@ -54,6 +54,11 @@ def _scoring_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", help="auto (default: CUDA if available), cpu, cuda, cuda:N, mps"
     )
+    parser.add_argument(
+        "--sparse",
+        action="store_true",
+        help="run linears with at most 30%% nonzero weights as sparse CSR products (CPU; pays at batch 1)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -280,6 +285,7 @@ def _eval(args: argparse.Namespace) -> int:
         args.batch_size,
         args.max_length,
         args.device,
+        args.sparse,
     )
     print(json.dumps(report, indent=2) if args.json else format_eval(report))
     return EXIT_OK
@@ -297,6 +303,7 @@ def _predict(args: argparse.Namespace) -> int:
         args.batch_size,
         args.max_length,
         args.device,
+        args.sparse,
     )
     print(format_predict(report))
     return EXIT_OK

@@ -141,8 +141,10 @@ def load_scorer(
     batch_size: int | None = None,
     max_length: int | None = None,
     device: str = "auto",
+    sparse: bool = False,
 ) -> Scorer:
-    """Load what ``path`` holds for scoring (see the module docstring); InputError on anything wrong."""
+    """Load what ``path`` holds for scoring (see the module docstring); InputError on anything wrong. ``sparse``:
+    mostly-zero linears run as sparse CSR products (:func:`~bermo_prune.sparse.sparsify`; CPU only)."""
     from .compact import load_compact
     from .models import _fit_inputs, load_tokenizer
 
@@ -171,6 +173,13 @@ def load_scorer(
     else:
         tokenizer = load_tokenizer(str(run_dir / "tokenizer"))
     tokenizer = _fit_inputs(tokenizer, model.config)
+    if sparse:
+        if dev.type != "cpu":
+            raise InputError(f"--sparse: sparse inference runs on the CPU; pass --device cpu (got {dev})")
+        from .sparse import sparsify
+
+        if sparsify(model) == 0:
+            raise InputError(f"{model_dir}: --sparse: no linear layer is sparse enough (at most 30% nonzero)")
     train = recipe.train if recipe is not None else {}
     return Scorer(
         model=model.to(dev).eval(),
@@ -217,6 +226,7 @@ def evaluate_model(
     batch_size: int | None = None,
     max_length: int | None = None,
     device: str = "auto",
+    sparse: bool = False,
 ) -> dict:
     """``bermo-prune eval``: the task's metrics of the model at ``path`` on ``data`` (a local TSV/CSV/JSONL file)
     or, without it, on the run recipe's ``split`` (``dev`` or ``train``)."""
@@ -224,7 +234,7 @@ def evaluate_model(
         raise InputError(f"--split {split}: use dev or train")
     if data is not None:
         _check_data_file(data, "--data")
-    scorer = load_scorer(path, task, batch_size, max_length, device)
+    scorer = load_scorer(path, task, batch_size, max_length, device, sparse)
     if data is not None:
         examples = read_split(scorer.task, data, columns, column_option="--column {col}=NAME")
         where = str(data)
@@ -247,6 +257,7 @@ def evaluate_model(
         "batch_size": scorer.batch_size,
         "max_length": scorer.max_length,
         "device": str(scorer.device),
+        "sparse": sparse,
     }
 
 
@@ -268,6 +279,8 @@ def format_eval(report: dict) -> str:
         ("data", report["data"]),
         ("examples", f"{m['examples']:,}"),
     ]
+    if report.get("sparse"):
+        rows.append(("inference", "sparse CSR linears (--sparse)"))
     for name in get_task(report["task"]).metrics:
         mark = "  (main)" if name == report["main_metric"] else ""
         rows.append((name, f"{m[name]:.4f}{mark}"))
@@ -301,13 +314,14 @@ def predict(
     batch_size: int | None = None,
     max_length: int | None = None,
     device: str = "auto",
+    sparse: bool = False,
 ) -> dict:
     """``bermo-prune predict``: labels and class probabilities (a score for regression) of every row of ``inputs``
     (a TSV/CSV/JSONL file with the task's text columns; a label column, if any, is ignored), written in input order
     to ``output`` (``.tsv`` or ``.jsonl``). Returns a short report."""
     source = _check_data_file(inputs, "--input")
     out = _check_output(output, source)
-    scorer = load_scorer(path, task, batch_size, max_length, device)
+    scorer = load_scorer(path, task, batch_size, max_length, device, sparse)
     examples = read_split(scorer.task, source, columns, labelled=False, column_option="--column {col}=NAME")
     encoded, collate, sampler = scorer.batches(examples, labelled=False)
     n = len(examples)
