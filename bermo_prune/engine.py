@@ -161,14 +161,14 @@ class Pruning:
 
     # ---- training-loop API -------------------------------------------------------------------------------
     def _before_forward(self, module, args):
-        self.state._parts = {}
+        self.state.begin_forward()
         if self.scheduler.started():
             self.pruner.before_forward(self.layout, self.state, module.training)
         else:  # warm-up: no gate is sampled, every mask is one (see update_masks), so the forward is dense
             self.state.gates = None
 
     def _after_forward(self, module, args, output):
-        self.state._parts = None
+        self.state.end_forward()
 
     def param_groups(
         self,
@@ -204,19 +204,10 @@ class Pruning:
     def step(self) -> None:
         """Advance the schedule by one optimizer step; recompute masks when due. Call after ``optimizer.step()``.
 
-        A target-controlled method's Lagrange multipliers take their plain gradient-ascent step here once the
-        schedule has reached its final value (their gradient, from the last backward, is consumed and cleared).
+        A target-controlled method's Lagrange multipliers take their step here (the pruner's
+        ``step_multipliers``, which consumes the gradient of the last backward).
         """
-        multipliers = self.state.multipliers
-        if multipliers is not None and multipliers.grad is not None:
-            # Integrate the gap only once the target has stopped moving: while it ramps, the quadratic term tracks
-            # it and a multiplier summing the ramp's lag would wind up and overshoot the final target.
-            if self.scheduler.step >= self.scheduler.schedule.end_step():
-                with (
-                    torch.no_grad()
-                ):  # the gradient is already negated (GradientAscent): descending on it ascends
-                    multipliers.sub_(self.pruner.lagrange_lr * multipliers.grad)
-            multipliers.grad = None
+        self.pruner.step_multipliers(self.state, self.scheduler)
         self.scheduler.step += 1
         # Before the schedule starts the masks stay at one (set when attached), so nothing is recomputed there.
         started = self.scheduler.started()

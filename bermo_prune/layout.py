@@ -124,6 +124,14 @@ class PruningState(nn.Module):
         self.unit_counts: list[int] = []  # units per target, in layout order (set by the handle)
         self._parts: dict[str, tuple[torch.Tensor, ...]] | None = None  # per-forward split cache
 
+    def begin_forward(self) -> None:
+        """A model forward starts: :meth:`part` splits each flat tensor once for every target until it ends."""
+        self._parts = {}
+
+    def end_forward(self) -> None:
+        """The model forward ended: :meth:`part` slices again (and the split tensors are released)."""
+        self._parts = None
+
     def part(self, kind: str, target: Target) -> torch.Tensor:
         """``target``'s slice of the flat ``scores`` or ``gates``, shaped as its unit grid.
 

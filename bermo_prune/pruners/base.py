@@ -16,7 +16,8 @@ Contract:
 The engine keeps a method out of the warm-up: before ``schedule.start_step()`` it calls neither
 ``compute_mask`` (every mask is one), ``penalty`` nor ``before_forward``, so the forward equals the dense one.
   * ``create_multipliers()``: Lagrange multipliers of a target-controlled penalty, trained by gradient ascent
-    (:class:`GradientAscent`) with step ``lagrange_lr`` (a field of every method that creates them), or None.
+    (:class:`GradientAscent`), or None; ``step_multipliers(state, scheduler)`` moves them after each optimizer
+    step (:class:`TargetControl` does both, with its method's ``lagrange_lr``).
 Dataclass fields are the method's recipe arguments.
 """
 
@@ -122,6 +123,11 @@ class Pruner:
     def before_forward(self, layout: Layout, state: PruningState, training: bool) -> None:
         return None
 
+    def step_multipliers(self, state: PruningState, scheduler) -> None:
+        """After an optimizer step, before the schedule advances: move the Lagrange multipliers (default: the
+        method has none)."""
+        return None
+
     def log_fields(self, layout: Layout, state: PruningState, value: float) -> dict:
         """The method's own diagnostics for a logged step's ``metrics.jsonl`` record (default: none)."""
         return {}
@@ -141,6 +147,19 @@ class TargetControl:
     @classmethod
     def schedule_key_for(cls, options: dict) -> str:
         return "remaining" if options.get("target_control") else cls.schedule_key
+
+    def step_multipliers(self, state: PruningState, scheduler) -> None:
+        """Plain gradient ascent on the multiplier, ``l += lagrange_lr (r - t)``, once the schedule has reached its
+        final value (the gradient of the last backward, already negated by :class:`GradientAscent`, is consumed
+        and cleared either way). Integrating only once the target has stopped moving: while it ramps, the
+        quadratic term tracks it, and a multiplier summing the ramp's lag would wind up and overshoot."""
+        multipliers = state.multipliers
+        if multipliers is None or multipliers.grad is None:
+            return
+        if scheduler.step >= scheduler.schedule.end_step():
+            with torch.no_grad():  # descending on the negated gradient ascends
+                multipliers.sub_(self.lagrange_lr * multipliers.grad)
+        multipliers.grad = None
 
     def create_multipliers(self) -> torch.Tensor | None:
         return torch.zeros(1) if self.target_control else None
