@@ -231,7 +231,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _main_process() -> bool:
     """False on the other processes of a data-parallel run (they print nothing)."""
-    from .train import process_state
+    from .dist import process_state  # here, not at the top: accelerate is slow to import for --help
 
     return process_state().is_main_process
 

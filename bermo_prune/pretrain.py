@@ -32,6 +32,7 @@ import yaml
 from transformers import BertConfig, BertForMaskedLM
 
 from .data.corpus import CorpusConfig, MaskingConfig, MLMCollator, pack, read_corpus
+from .dist import process_state
 from .errors import DataError, InputError, RecipeError
 from .fields import F, key, section
 from .jobs import Job
@@ -47,7 +48,7 @@ from .rundir import (
     finish_run_dir,
     prepare_fresh,
 )
-from .train import Trainer, process_state
+from .train import Trainer
 from .train_config import TrainConfig
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .data import load_task_data
+from .dist import process_state
 from .distill import DistillConfig, Distiller, load_teacher
 from .engine import prune
 from .errors import InputError, RecipeError
@@ -36,7 +37,7 @@ from .recipe import Recipe, dump_recipe, parse_recipe, schedule_problems
 from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
 from .sinks import check_sinks
 from .tracking import DivergenceConfig
-from .train import Trainer, process_state
+from .train import Trainer
 from .train_config import TrainConfig, total_steps
 
 logger = logging.getLogger(__name__)

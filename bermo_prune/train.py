@@ -24,11 +24,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .data import BucketBatchSampler, TaskData
+from .dist import process_state
 from .distill import Distiller
 from .early_eval import early_eval_hooks
 from .engine import Pruning
@@ -43,13 +44,6 @@ from .tracking import DivergenceConfig, DivergenceTracker
 from .train_config import TrainConfig, total_steps
 
 logger = logging.getLogger(__name__)
-
-
-def process_state() -> PartialState:
-    """This process's place in a data-parallel run (Accelerate's shared state). On a machine without CUDA it must
-    be created with ``cpu=True``: otherwise Accelerate sets up no process group under ``torchrun`` or ``accelerate
-    launch``, and every process trains alone (and writes the same run directory)."""
-    return PartialState(cpu=not torch.cuda.is_available())
 
 
 #: fractions of the best dev metric whose first reaching step the summary reports (convergence speed).

@@ -14,7 +14,7 @@ import torch
 
 from bermo_prune import Cubic, ModelSpec, Scheduler, TrainConfig, build_model, fine_tune, get_pruner, prune
 from bermo_prune.data import load_task_data
-from bermo_prune.train import process_state
+from bermo_prune.dist import process_state
 
 out, batch = Path(sys.argv[1]), int(sys.argv[2])
 method = sys.argv[3] if len(sys.argv) > 3 else "movement"
