@@ -57,7 +57,8 @@ def _scoring_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sparse",
         action="store_true",
-        help="run linears with at most 30%% nonzero weights as sparse CSR products (CPU; pays at batch 1)",
+        help="run linears with at most 30%% nonzero weights as sparse CSR products (on the CPU, which --device "
+        "auto then means; pays at batch 1)",
     )
 
 

@@ -34,6 +34,7 @@ import torch
 
 from .bermo import mix_weights
 from .distill import INDEX_KEY, Distiller, IndexedCollate, IndexedSplit
+from .errors import InputError
 from .optim import split_mix_group
 
 if TYPE_CHECKING:
@@ -171,6 +172,12 @@ class FreezeEmbeddingsHook(TrainHook):
 
     def param_groups(self, groups, model, cfg):
         weight = model.get_input_embeddings().weight
+        output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        if output is not None and output.weight is weight:
+            raise InputError(
+                "train.freeze_embeddings: this model's word embeddings are tied to its output layer; "
+                "freezing them would freeze that layer too"
+            )
         weight.requires_grad_(False)
         out = [{**g, "params": [p for p in g["params"] if p is not weight]} for g in groups]
         return [g for g in out if g["params"]]

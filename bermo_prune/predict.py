@@ -150,7 +150,7 @@ def load_scorer(
 
     _check_positive("--batch-size", batch_size)
     _check_positive("--max-length", max_length)
-    dev = resolve_device(device)
+    dev = resolve_device("cpu" if sparse and device == "auto" else device)  # sparse kernels: the CPU's
     model_dir, run_dir = find_model(path)
     recipe = _run_recipe(run_dir) if run_dir is not None else None
     if task is None:

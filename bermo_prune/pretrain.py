@@ -90,7 +90,7 @@ PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
             "weight_decay": 0.01,
             "warmup_ratio": 0.05,
         },
-        exclude=("mix_lr", "bucket_factor"),
+        exclude=("mix_lr", "bucket_factor", "freeze_embeddings"),
         rename={"max_length": "seq_length"},
     ),
     "checkpoint": section(CheckpointConfig),

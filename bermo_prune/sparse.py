@@ -28,8 +28,8 @@ class SparseLinear(nn.Module):
         super().__init__()
         with warnings.catch_warnings():  # torch calls sparse CSR support "beta" on every conversion
             warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
-            self.weight = linear.weight.detach().to_sparse_csr()
-        self.bias = None if linear.bias is None else linear.bias.detach().clone()
+            self.register_buffer("weight", linear.weight.detach().to_sparse_csr())
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

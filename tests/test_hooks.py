@@ -17,6 +17,8 @@ from bermo_prune.pruners import get_pruner
 from bermo_prune.schedule import Cubic, Scheduler
 from bermo_prune.train import TrainConfig, Trainer
 
+from .conftest import tiny_config
+
 
 class Counter(TrainHook):
     """Counts optimizer steps, adds an L2 term on the classifier's weight, logs and reports the count."""
@@ -141,3 +143,18 @@ def test_freeze_embeddings_keeps_the_word_embeddings_and_trains_the_rest(small_t
     plain, again = _trainer(small_task, tmp_path / "plain", standard_hooks())
     assert "frozen_embeddings" not in again.run()
     assert not torch.equal(plain.get_input_embeddings().weight.detach(), before[name])  # it would have moved
+
+
+def test_freeze_embeddings_refuses_embeddings_tied_to_the_output_and_pretraining_has_no_such_key():
+    from transformers import BertForMaskedLM
+
+    from bermo_prune.errors import InputError
+    from bermo_prune.hooks import FreezeEmbeddingsHook
+    from bermo_prune.pretrain import PRETRAIN_SECTIONS
+
+    model = BertForMaskedLM(tiny_config())  # its decoder is the word-embedding matrix
+    groups = [{"params": list(model.parameters())}]
+    with pytest.raises(InputError, match="tied to its output layer"):
+        FreezeEmbeddingsHook().param_groups(groups, model, TrainConfig())
+    assert model.get_input_embeddings().weight.requires_grad
+    assert "freeze_embeddings" not in PRETRAIN_SECTIONS["train"]

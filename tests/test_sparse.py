@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bermo_prune.cli import main
+from bermo_prune.predict import load_scorer
 from bermo_prune.sparse import SparseLinear, sparsify
 
 from .conftest import QUICK, tiny_config, tiny_overrides
@@ -25,6 +26,8 @@ def test_a_sparse_linear_gives_the_dense_outputs():
     assert sparse.weight.values().numel() == int(torch.count_nonzero(lin.weight))
     density = int(torch.count_nonzero(lin.weight)) / lin.weight.numel()
     assert repr(sparse) == f"SparseLinear(48, 40, density={density:.3f})"
+    assert set(sparse.state_dict()) == {"weight", "bias"}  # buffers: moved and cast with the module
+    torch.testing.assert_close(sparse.double()(x.double()), lin.double()(x.double()))
 
 
 def test_sparsify_swaps_only_the_mostly_zero_linears():
@@ -64,8 +67,13 @@ def test_eval_and_predict_with_sparse_match_the_masked_model(weight_run, tmp_pat
     assert report["sparse"] is True
     assert report["metrics"]["accuracy"] == summary["final"]["accuracy"]
     assert report["metrics"]["loss"] == pytest.approx(summary["final"]["loss"], abs=1e-5)
-    assert main(["eval", str(weight_run), "--sparse", "--device", "cpu"]) == 0
+    assert main(["eval", str(weight_run), "--sparse"]) == 0  # --device auto means the CPU with --sparse
     assert "sparse CSR linears (--sparse)" in capsys.readouterr().out
+    scorer = load_scorer(weight_run, sparse=True)
+    swapped = [m for m in scorer.model.modules() if isinstance(m, SparseLinear)]
+    assert (
+        len(swapped) == 12 and scorer.device.type == "cpu"
+    )  # every encoder linear of 2 layers, not the head
 
     texts = tmp_path / "in.tsv"
     texts.write_text("sentence\n" + "".join(f"w{i} w{i + 3} w{i * 7 % 50}\n" for i in range(40)))

@@ -84,6 +84,23 @@ def test_soft_movement_holds_its_target_when_the_push_is_too_weak_to_follow_the_
     assert abs(handle.sparsity()["remaining"] - target) <= 0.01
 
 
+def test_the_cap_fills_its_budget_with_units_of_mixed_sizes():
+    """Head granularity: 72 heads of 98,304 weights and 9,216 FFN neurons of 768 (all-MiniLM-L6-v2's tied units).
+    A head that no longer fits is skipped and smaller units fill the rest, so the cap keeps the target to within
+    one neuron, never above it."""
+    from bermo_prune.pruners.soft_movement import cap_to_budget
+
+    sizes = torch.cat([torch.full((72,), 98304.0), torch.full((9216,), 768.0)])
+    total = float(sizes.sum())
+    g = torch.Generator().manual_seed(0)
+    for target in (0.3, 0.1, 0.03):
+        for _ in range(20):
+            mask = torch.ones(sizes.numel())
+            cap_to_budget(mask, torch.randn(sizes.numel(), generator=g), sizes, target * total)
+            kept = float((mask * sizes).sum())
+            assert target * total - 768 < kept <= target * total
+
+
 def test_the_multiplier_is_trained_by_ascent_once_the_target_stops_and_saved_with_the_model():
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config(vocab_size=100, max_position_embeddings=32))

@@ -74,3 +74,15 @@ def test_zero_and_all_and_the_reused_buffer():
     expected = torch.zeros(100)
     keep_top(expected, scores, 37)
     assert torch.equal(topk_mask(Slices([100]), scores, 0.37, "local", warm), expected)
+
+
+def test_half_precision_importance_still_keeps_exactly_k():
+    """A float16 mask would count only up to 2048 exactly; the buffer is float32 whatever the importance's dtype."""
+    values = torch.arange(20480, dtype=torch.int16).view(torch.float16)  # 20,480 distinct finite fp16 values
+    values = values[torch.randperm(20480, generator=torch.Generator().manual_seed(3))]
+    warm = WarmTopK()
+    layout = Slices([20480])
+    topk_mask(layout, values, 10241 / 20480, "global", warm)
+    mask = topk_mask(layout, values, 10240 / 20480, "global", warm)
+    assert int(mask.sum()) == 10240 and mask.dtype == torch.float32  # (adjacent fp16 values: keep_top decides)
+    assert torch.equal(mask, fresh(layout, values, 10240 / 20480, "global").float())

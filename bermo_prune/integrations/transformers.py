@@ -189,6 +189,8 @@ class PruningCallback(TrainerCallback):
             fields["remaining"] = float(h.state.mask @ h.layout.unit_sizes) / h.layout.total_weights
             if self.last_penalty is not None:
                 fields["penalty"] = float(self.last_penalty)
+            if h.scheduler.started():
+                fields.update(h.pruner.log_fields(h.layout, h.state, h.value))
         mix = mix_weights(model) if model is not None else None
         if mix is not None:
             fields.update({f"mix/layer_{j}": float(w) for j, w in enumerate(mix["layer_weights"])})

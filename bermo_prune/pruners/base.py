@@ -199,7 +199,7 @@ class WarmTopK:
     are sorted alone, the threshold moves between the new k-th and (k+1)-th values, and the count is checked. A band
     that holds too few values widens; a tie at the boundary (no threshold splits it) or a slice seen for the first
     time falls back to :func:`keep_top`. The kept set is always exactly k units and, where no tie straddles the
-    boundary, the set :func:`keep_top` keeps.
+    boundary, the set :func:`keep_top` keeps (NaN values are never kept, where ``torch.topk`` may keep them).
     """
 
     def __init__(self) -> None:
@@ -208,9 +208,10 @@ class WarmTopK:
         self.fallbacks = 0  # selections done by keep_top (first calls, ties, k of 0 or all)
 
     def buffer(self, like: torch.Tensor) -> torch.Tensor:
-        """A zeroed mask buffer shaped like ``like``, reused between calls (no fresh pages every step)."""
+        """A zeroed float32 mask buffer shaped like ``like``, reused between calls (no fresh pages every step);
+        float32 whatever ``like``'s dtype, so that its sum counts units exactly (see :func:`_count`)."""
         if self._buffer is None or self._buffer.shape != like.shape or self._buffer.device != like.device:
-            self._buffer = torch.zeros_like(like)
+            self._buffer = torch.zeros(like.shape, dtype=torch.float32, device=like.device)
         else:
             self._buffer.zero_()
         return self._buffer
@@ -265,8 +266,9 @@ class WarmTopK:
 
 
 def _count(mask: torch.Tensor) -> int:
-    """Ones in a 0/1 float mask: a float32 sum is exact below 2**24 units (and several times faster than a count)."""
-    if mask.numel() < 2**24:
+    """Ones in a 0/1 float mask: a float32 sum is exact below 2**24 units (and several times faster than a count);
+    other dtypes, and larger masks, are counted."""
+    if mask.dtype == torch.float32 and mask.numel() < 2**24:
         return int(mask.sum())
     return int(torch.count_nonzero(mask))
 

@@ -53,7 +53,7 @@ from typing import ClassVar
 import torch
 
 from . import register_pruner
-from .base import Pruner, StraightThroughMask, TargetControl, WarmTopK, keep_top, lagrangian
+from .base import Pruner, StraightThroughMask, TargetControl, WarmTopK, _count, keep_top, lagrangian
 
 #: the reference's floor: at least this share of each matrix (plus one unit) stays
 FLOOR_SHARE = 0.005
@@ -66,17 +66,29 @@ def cap_to_budget(
 
     A tighter global threshold on the same scores: the units kept are a subset of those ``mask`` kept. Units of
     one size (weight granularity, or blocks of one shape) keep exactly ``floor(budget / size)``; units of mixed
-    sizes are taken in score order while their sizes fit.
+    sizes (heads and FFN neurons) are taken in score order, a unit that no longer fits is skipped and smaller ones
+    after it still fill the budget.
     """
-    if float((mask * sizes).sum()) <= budget:
+    size = float(sizes[0])
+    uniform = bool((sizes == size).all())
+    kept = _count(mask) * size if uniform else float((mask.double() * sizes.double()).sum())
+    if kept <= budget:
         return
     mask.zero_()
-    size = float(sizes[0])
-    if bool((sizes == size).all()):
+    if uniform:
         (warm.keep_top if warm is not None else keep_top)(mask, scores, int(budget / size + 1e-9))
         return
     order = torch.argsort(scores, descending=True, stable=True)
-    mask[order[sizes[order].cumsum(0) <= budget + 1e-6]] = 1.0
+    left = budget + 1e-6
+    for _ in range(64):  # each round takes the score-ordered prefix of the units that still fit what is left
+        fits = order[sizes[order] <= left]
+        if fits.numel() == 0:
+            break
+        cumulative = sizes[fits].double().cumsum(0)
+        take = fits[cumulative <= left]
+        mask[take] = 1.0
+        left -= float(cumulative[take.numel() - 1])
+        order = fits[take.numel() :]
 
 
 @register_pruner("soft_movement")
