@@ -276,6 +276,11 @@ def _cross_checks(r: dict, problems: list[str]) -> None:
             f"model.hidden_size ({r['model']['hidden_size']}) must be divisible by model.num_heads "
             f"({r['model']['num_heads']})"
         )
+    if train.get("freeze_embeddings") and not r["model"]["name"]:
+        problems.append(
+            "train.freeze_embeddings: the model is built from scratch (model.name is null), so its word "
+            "embeddings are random; freeze only a pretrained encoder's"
+        )
     method = pruning["method"]
     sched = pruning["schedule"]
     if method == NO_PRUNING:

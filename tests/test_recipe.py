@@ -312,3 +312,12 @@ def test_a_schedule_section_builds_its_schedule_and_checks_the_run_length():
         "before training ends",
         "pruning.schedule.warmup + cooldown: 100 + 100 steps leave no room to prune in a 200-step schedule",
     ]
+
+
+def test_freeze_embeddings_needs_a_pretrained_encoder(tmp_path):
+    assert problems(tmp_path, "task: sst2\ntrain:\n  freeze_embeddings: true\nmodel:\n  name: null\n") == [
+        "train.freeze_embeddings: the model is built from scratch (model.name is null), so its word "
+        "embeddings are random; freeze only a pretrained encoder's"
+    ]
+    pretrained = "task: sst2\ntrain:\n  freeze_embeddings: true\nmodel:\n  name: some/dir\n"
+    assert load_recipe(write(tmp_path, pretrained)).train["freeze_embeddings"] is True

@@ -84,5 +84,7 @@ def test_half_precision_importance_still_keeps_exactly_k():
     layout = Slices([20480])
     topk_mask(layout, values, 10241 / 20480, "global", warm)
     mask = topk_mask(layout, values, 10240 / 20480, "global", warm)
-    assert int(mask.sum()) == 10240 and mask.dtype == torch.float32  # (adjacent fp16 values: keep_top decides)
+    assert (
+        int(mask.sum()) == 10240 and mask.dtype == torch.float32
+    )  # (adjacent fp16 values: keep_top decides)
     assert torch.equal(mask, fresh(layout, values, 10240 / 20480, "global").float())
