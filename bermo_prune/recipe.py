@@ -10,8 +10,8 @@ schedule that would end after training does). Nothing is read or written beyond 
 Each section's keys, defaults and bounds come from the dataclass next to the code that uses it (:data:`SECTIONS`,
 through :mod:`.fields`), each method's rules from its Pruner class, a schedule's from :class:`.ScheduleConfig`.
 
-Length (about 400 lines): DESIGN.md asks for one place of recipe validation, so the checker, the cross-field
-rules, overrides and YAML errors stay here.
+Length (about 400 lines): recipe validation has one place, so the checker, the cross-field rules, overrides and
+YAML errors stay here.
 """
 
 from __future__ import annotations

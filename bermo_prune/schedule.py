@@ -127,15 +127,6 @@ class OneShot(Schedule):
         return self.at
 
 
-def make_schedule(kind: str, **kwargs) -> Schedule:
-    """Build a schedule from its recipe name and arguments."""
-    try:
-        cls = SCHEDULES[kind]
-    except KeyError:
-        raise ValueError(f"unknown schedule {kind!r}; use one of {', '.join(SCHEDULES)}") from None
-    return cls(**kwargs)
-
-
 #: a schedule's arguments that are values in the method's units (the rest are step counts)
 VALUE_ARGS = ("initial", "final", "value")
 

@@ -1,7 +1,7 @@
 import pytest
 
 from bermo_prune.pruners import get_pruner
-from bermo_prune.schedule import Constant, Cubic, Linear, OneShot, Scheduler, make_schedule
+from bermo_prune.schedule import SCHEDULES, Constant, Cubic, Linear, OneShot, Scheduler
 
 
 def test_cubic_endpoints_and_formula():
@@ -33,9 +33,7 @@ def test_linear_constant_one_shot():
 def test_bad_schedules():
     with pytest.raises(ValueError, match=r"warmup \(60\) \+ cooldown \(40\) must be less than total \(100\)"):
         Cubic(total=100, warmup=60, cooldown=40)
-    with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
-        make_schedule("cosine")
-    assert make_schedule("cubic", initial=1.0, final=0.5, total=10)(10) == 0.5
+    assert SCHEDULES["cubic"](initial=1.0, final=0.5, total=10)(10) == 0.5  # the registry builds by name
 
 
 def test_scheduler_due_and_state():
