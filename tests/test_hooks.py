@@ -158,3 +158,13 @@ def test_freeze_embeddings_refuses_embeddings_tied_to_the_output_and_pretraining
         FreezeEmbeddingsHook().param_groups(groups, model, TrainConfig())
     assert model.get_input_embeddings().weight.requires_grad
     assert "freeze_embeddings" not in PRETRAIN_SECTIONS["train"]
+
+
+def test_bf16_mixed_precision_autocasts_the_encoder_on_cpu(small_task, tmp_path):
+    """``train.mixed_precision=bf16`` reaches the matmuls through Accelerate on a CPU-only machine too."""
+    model, trainer = _trainer(small_task, tmp_path, standard_hooks(), mixed_precision="bf16")
+    seen = []
+    query = next(m for n, m in model.named_modules() if n.endswith("encoder.layer.0.attention.self.query"))
+    query.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    summary = trainer.run()
+    assert set(seen) == {torch.bfloat16} and summary["final"]["loss"] == summary["final"]["loss"]  # not NaN
