@@ -230,6 +230,14 @@ class Pruning:
         for t in self.layout.targets:
             t.full_mask.copy_(t.expand(t.gather(self.state.mask)))
 
+    @torch.no_grad()
+    def remaining(self) -> float:
+        """The share of the prunable weights the masks keep now (``sparsity()["remaining"]``, in one product)."""
+        return (
+            float(self.state.mask @ self.layout.unit_sizes.to(self.state.mask.device))
+            / self.layout.total_weights
+        )
+
     @property
     def value(self) -> float:
         """The scheduled value now (remaining fraction, threshold or lambda)."""

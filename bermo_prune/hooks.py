@@ -125,7 +125,7 @@ class PruningHook(TrainHook):
         fields = {h.pruner.schedule_key: h.value}
         if self._penalty is not None:
             fields["penalty"] = float(self._penalty.detach())
-        fields["remaining"] = float(h.state.mask @ h.layout.unit_sizes) / h.layout.total_weights
+        fields["remaining"] = h.remaining()
         if h.scheduler.started():
             fields.update(h.pruner.log_fields(h.layout, h.state, h.value))
         return fields

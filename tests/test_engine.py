@@ -363,3 +363,12 @@ def test_keep_top_selects_exactly_the_k_highest_on_either_side_with_and_without_
                 want = torch.zeros(1001)
                 want[order.indices[:k]] = 1.0
                 assert torch.equal(mask, want)
+
+
+@pytest.mark.parametrize("granularity", ["weight", "head", "row"])
+def test_remaining_is_the_sparsity_reports_share(granularity):
+    model = BertForSequenceClassification(tiny_config())
+    h = prune(model, Scheduler(get_pruner("magnitude", granularity=granularity), Constant(0.3)))
+    report = h.sparsity()
+    assert h.remaining() == pytest.approx(report["remaining"], abs=1e-12)
+    assert h.remaining() == report["kept"] / report["total"] and report["kept"] < report["total"]

@@ -186,7 +186,7 @@ class PruningCallback(TrainerCallback):
         if h is not None and not h._hardened:
             # the schedule value; for top-k methods its key is "remaining", which the next line replaces
             fields[h.pruner.schedule_key] = float(h.value)
-            fields["remaining"] = float(h.state.mask @ h.layout.unit_sizes) / h.layout.total_weights
+            fields["remaining"] = h.remaining()
             if self.last_penalty is not None:
                 fields["penalty"] = float(self.last_penalty)
             if h.scheduler.started():
