@@ -162,9 +162,18 @@ def test_freeze_embeddings_refuses_embeddings_tied_to_the_output_and_pretraining
 
 def test_bf16_mixed_precision_autocasts_the_encoder_on_cpu(small_task, tmp_path):
     """``train.mixed_precision=bf16`` reaches the matmuls through Accelerate on a CPU-only machine too."""
-    model, trainer = _trainer(small_task, tmp_path, standard_hooks(), mixed_precision="bf16")
-    seen = []
-    query = next(m for n, m in model.named_modules() if n.endswith("encoder.layer.0.attention.self.query"))
-    query.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
-    summary = trainer.run()
+    from accelerate.state import AcceleratorState
+
+    # Accelerate keeps one precision per process: this test sets bf16 and puts back a fresh state for the others.
+    AcceleratorState._reset_state()
+    try:
+        model, trainer = _trainer(small_task, tmp_path, standard_hooks(), mixed_precision="bf16")
+        seen = []
+        query = next(
+            m for n, m in model.named_modules() if n.endswith("encoder.layer.0.attention.self.query")
+        )
+        query.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+        summary = trainer.run()
+    finally:
+        AcceleratorState._reset_state()
     assert set(seen) == {torch.bfloat16} and summary["final"]["loss"] == summary["final"]["loss"]  # not NaN
