@@ -315,16 +315,6 @@ def schedule_problems(pruning: dict, run_steps: int, problems: list[str]) -> Non
     problems += ScheduleConfig(**pruning["schedule"]).problems(run_steps)
 
 
-def build_schedule(pruning: dict, run_steps: int):
-    """The :class:`~bermo_prune.schedule.Schedule` a validated ``pruning`` section describes for a run."""
-    return ScheduleConfig(**pruning["schedule"]).build(run_steps)
-
-
-def build_pruner(pruning: dict):
-    """The pruner instance a validated ``pruning`` section describes."""
-    return PruningConfig(**pruning).build_pruner()
-
-
 # ---- overrides -------------------------------------------------------------------------------------------------
 def apply_overrides(raw: dict, overrides: list[str], problems: list[str], schema: dict | None = None) -> None:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML) to the raw recipe mapping in place."""

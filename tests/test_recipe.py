@@ -7,7 +7,9 @@ import pytest
 from bermo_prune.cli import EXIT_BAD_INPUT, main
 from bermo_prune.errors import RecipeError
 from bermo_prune.pretrain import load_pretrain_recipe
-from bermo_prune.recipe import build_pruner, build_schedule, load_recipe, parse_recipe
+from bermo_prune.pruners.config import PruningConfig
+from bermo_prune.recipe import load_recipe, parse_recipe
+from bermo_prune.schedule import ScheduleConfig
 
 from .conftest import ROOT
 
@@ -36,8 +38,8 @@ def test_every_recipe_validates_and_opens_with_its_command(path):
     recipe = load_recipe(path)
     assert path.read_text().splitlines()[0] == f"# bermo-prune run recipes/{path.name}"
     if recipe.pruned:
-        build_pruner(recipe.pruning)
-        build_schedule(recipe.pruning, 1000)
+        PruningConfig(**recipe.pruning).build_pruner()
+        ScheduleConfig(**recipe.pruning["schedule"]).build(1000)
     for arch in ("bert", "bermo"):
         assert load_recipe(path, [f"model.arch={arch}"]).model["arch"] == arch
 
@@ -55,7 +57,7 @@ def test_sst2_recipes_follow_movement_pruning_hyperparameters():
     assert (
         load_recipe(ROOT / "recipes" / "sst2_movement.yaml", ["data.path=/data/sst2"]).data_source == "local"
     )
-    schedule = build_schedule(r.pruning, 12000)
+    schedule = ScheduleConfig(**r.pruning["schedule"]).build(12000)
     assert schedule(0) == 1.0 and schedule(12000 - 4000) == pytest.approx(0.10)
 
 
@@ -213,7 +215,7 @@ def test_a_method_registered_after_import_owns_its_recipe_rules():
     try:
         base = {"task": "synthetic", "pruning": {"method": "scaled_magnitude", "schedule": {"final": 0.25}}}
         recipe = parse_recipe(base, overrides=["pruning.options.exponent=2"])
-        pruner = build_pruner(recipe.pruning)
+        pruner = PruningConfig(**recipe.pruning).build_pruner()
         assert isinstance(pruner, ScaledMagnitude) and pruner.scale == 0.25 and pruner.exponent == 2.0
         assert recipe.pruning["schedule"]["initial"] == 1.0  # a remaining-fraction method starts dense
         with pytest.raises(RecipeError) as err:

@@ -14,7 +14,8 @@ from bermo_prune.engine import prune
 from bermo_prune.errors import RecipeError
 from bermo_prune.optim import make_optimizer
 from bermo_prune.pruners import get_pruner
-from bermo_prune.recipe import build_pruner, parse_recipe
+from bermo_prune.pruners.config import PruningConfig
+from bermo_prune.recipe import parse_recipe
 from bermo_prune.schedule import Cubic, Scheduler
 
 from .conftest import ROOT, tiny_config
@@ -163,7 +164,7 @@ def test_recipes_know_the_target_mode():
             "schedule": {"final": 0.05},
         },
     }
-    pruner = build_pruner(parse_recipe(soft).pruning)
+    pruner = PruningConfig(**parse_recipe(soft).pruning).build_pruner()
     assert pruner.target_control and pruner.final_threshold == 0.2 and pruner.threshold(0.5) == 0.2
     with pytest.raises(RecipeError, match=r"pruning.options.final_threshold: unknown option"):
         soft["pruning"]["options"] = {"final_threshold": 0.2}  # threshold mode: it is pruning.schedule.final
@@ -216,6 +217,6 @@ def test_the_target_mode_line_in_each_penalty_recipe_loads(recipe):
     path = ROOT / "recipes" / recipe
     line = next(x for x in path.read_text().splitlines() if "target_control=true" in x)
     r = load_recipe(path, line.lstrip("#").split())
-    pruner = build_pruner(r.pruning)
+    pruner = PruningConfig(**r.pruning).build_pruner()
     assert pruner.target_control and pruner.schedule_key == "remaining"
     assert (r.pruning["schedule"]["initial"], r.pruning["schedule"]["final"]) == (1.0, 0.1)
