@@ -71,15 +71,20 @@ def batches(tokenizer, data: Path, n: int, batch: int, length: int) -> list[dict
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=8, help="timed steps per variant per round")
+def step_timing_arguments(doc: str, steps: int) -> argparse.Namespace:
+    """The command line of a MiniLM step-timing benchmark (this one and ``train_step.py``)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=steps, help="timed steps per variant per round")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--length", type=int, default=64)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/sst2"))
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = step_timing_arguments(__doc__, steps=8)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     hf_logging.set_verbosity_error()  # the fresh heads' load report

@@ -18,14 +18,12 @@ run reaches the ramp after a warm-up of straight-through updates that has spread
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import time
-from pathlib import Path
 
 import torch
-from distill_step import batches, student_and_teacher
+from distill_step import batches, step_timing_arguments, student_and_teacher
 from transformers.utils import logging as hf_logging
 
 from bermo_prune.engine import prune
@@ -71,14 +69,7 @@ def build(freeze: bool, prune_with: str | None):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=6, help="timed steps per variant per round")
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--length", type=int, default=64)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/sst2"))
-    args = ap.parse_args()
+    args = step_timing_arguments(__doc__, steps=6)
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     _, _, tokenizer, name = student_and_teacher()

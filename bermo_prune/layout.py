@@ -95,6 +95,12 @@ class Layout:
         return sum(t.weights for t in self.targets)
 
     @functools.cached_property
+    def uniform_unit_size(self) -> float | None:
+        """The one size every unit has (weight granularity: 1; blocks of one shape), or None where sizes mix."""
+        size = float(self.unit_sizes[0])
+        return size if bool((self.unit_sizes == size).all()) else None
+
+    @functools.cached_property
     def matrix_mean_weights(self) -> torch.Tensor:
         """Per-unit weights ``w`` such that ``(w * x).sum()`` is the mean over matrices of each matrix's mean of ``x``
         over its weights (a matrix = a local set: one matrix, or one tied structure at head granularity).

@@ -85,18 +85,25 @@ class RefTopK(torch.autograd.Function):
         return grad, None
 
 
+def threshold_with_floor(scores, tau, cut=None):
+    """emmental's sigmoid threshold mask, optionally cut to scores >= ``cut``, then the floor of int(0.005 n) + 1."""
+    n = scores.numel()
+    n_min = int(0.005 * n) + 1
+    mask = (torch.sigmoid(scores) > tau).to(scores.dtype)
+    if cut is not None:
+        mask = mask * (scores >= cut).to(scores.dtype)
+    if mask.sum() < n_min:
+        k_threshold = scores.flatten().kthvalue(max(n - n_min, 1)).values
+        mask = (scores > k_threshold).to(scores.dtype)
+    return mask
+
+
 class RefThreshold(torch.autograd.Function):
     """emmental ThresholdBinarizer(sigmoid=True), with its floor of int(0.005 n) + 1 weights per matrix."""
 
     @staticmethod
     def forward(ctx, scores, tau):
-        n = scores.numel()
-        n_min = int(0.005 * n) + 1
-        mask = (torch.sigmoid(scores) > tau).to(scores.dtype)
-        if mask.sum() < n_min:
-            k_threshold = scores.flatten().kthvalue(max(n - n_min, 1)).values
-            mask = (scores > k_threshold).to(scores.dtype)
-        return mask
+        return threshold_with_floor(scores, tau)
 
     @staticmethod
     def backward(ctx, grad):
@@ -111,15 +118,7 @@ class RefCappedThreshold(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores, value):
         tau, cut = value
-        n = scores.numel()
-        n_min = int(0.005 * n) + 1
-        mask = (torch.sigmoid(scores) > tau).to(scores.dtype)
-        if cut is not None:
-            mask = mask * (scores >= cut).to(scores.dtype)
-        if mask.sum() < n_min:
-            k_threshold = scores.flatten().kthvalue(max(n - n_min, 1)).values
-            mask = (scores > k_threshold).to(scores.dtype)
-        return mask
+        return threshold_with_floor(scores, tau, cut)
 
     @staticmethod
     def backward(ctx, grad):

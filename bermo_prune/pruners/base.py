@@ -209,7 +209,7 @@ class WarmTopK:
 
     def buffer(self, like: torch.Tensor) -> torch.Tensor:
         """A zeroed float32 mask buffer shaped like ``like``, reused between calls (no fresh pages every step);
-        float32 whatever ``like``'s dtype, so that its sum counts units exactly (see :func:`_count`)."""
+        float32 whatever ``like``'s dtype, so that its sum counts units exactly (see :func:`count_ones`)."""
         if self._buffer is None or self._buffer.shape != like.shape or self._buffer.device != like.device:
             self._buffer = torch.zeros(like.shape, dtype=torch.float32, device=like.device)
         else:
@@ -245,7 +245,7 @@ class WarmTopK:
         """Set ``mask`` to values > a threshold that keeps exactly ``k`` and return it, or None where none is found
         (a tie, or adjacent floats, at the boundary; ``mask`` is then left to the caller)."""
         torch.gt(values, threshold, out=mask)
-        count = _count(mask)
+        count = count_ones(mask)
         if count == k:
             return threshold
         need = abs(count - k)
@@ -260,12 +260,12 @@ class WarmTopK:
                 a, b = float(inside[need - 1]), float(inside[need])
                 new = b + (a - b) / 2 if count < k else a + (b - a) / 2
                 torch.gt(values, new, out=mask)
-                return new if _count(mask) == k else None
+                return new if count_ones(mask) == k else None
             band *= 4.0
         return None
 
 
-def _count(mask: torch.Tensor) -> int:
+def count_ones(mask: torch.Tensor) -> int:
     """Ones in a 0/1 float mask: a float32 sum is exact below 2**24 units (and several times faster than a count);
     other dtypes, and larger masks, are counted."""
     if mask.dtype == torch.float32 and mask.numel() < 2**24:

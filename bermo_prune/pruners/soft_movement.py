@@ -53,30 +53,35 @@ from typing import ClassVar
 import torch
 
 from . import register_pruner
-from .base import Pruner, StraightThroughMask, TargetControl, WarmTopK, _count, keep_top, lagrangian
+from .base import Pruner, StraightThroughMask, TargetControl, WarmTopK, count_ones, keep_top, lagrangian
 
 #: the reference's floor: at least this share of each matrix (plus one unit) stays
 FLOOR_SHARE = 0.005
 
 
 def cap_to_budget(
-    mask: torch.Tensor, scores: torch.Tensor, sizes: torch.Tensor, budget: float, warm: WarmTopK | None = None
+    mask: torch.Tensor,
+    scores: torch.Tensor,
+    sizes: torch.Tensor,
+    budget: float,
+    warm: WarmTopK | None = None,
+    unit_size: float | None = None,
 ) -> None:
     """Where ``mask`` keeps more than ``budget`` weights, keep only the highest-scored units that fit it, in place.
 
     A tighter global threshold on the same scores: the units kept are a subset of those ``mask`` kept. Units of
-    one size (weight granularity, or blocks of one shape) keep exactly ``floor(budget / size)``; units of mixed
-    sizes (heads and FFN neurons) are taken in score order, a unit that no longer fits is skipped and smaller ones
-    after it still fill the budget.
+    one size (weight granularity, or blocks of one shape; ``unit_size`` when the caller knows it, else read from
+    ``sizes``) keep exactly ``floor(budget / size)``; units of mixed sizes (heads and FFN neurons) are taken in score
+    order, a unit that no longer fits is skipped and smaller ones after it still fill the budget.
     """
-    size = float(sizes[0])
-    uniform = bool((sizes == size).all())
-    kept = _count(mask) * size if uniform else float((mask.double() * sizes.double()).sum())
+    if unit_size is None and bool((sizes == sizes[0]).all()):
+        unit_size = float(sizes[0])
+    kept = count_ones(mask) * unit_size if unit_size else float((mask.double() * sizes.double()).sum())
     if kept <= budget:
         return
     mask.zero_()
-    if uniform:
-        (warm.keep_top if warm is not None else keep_top)(mask, scores, int(budget / size + 1e-9))
+    if unit_size:
+        (warm.keep_top if warm is not None else keep_top)(mask, scores, int(budget / unit_size + 1e-9))
         return
     order = torch.argsort(scores, descending=True, stable=True)
     left = budget + 1e-6
@@ -156,13 +161,9 @@ class SoftMovementPruner(TargetControl, Pruner):
         scores = state.scores.detach()
         mask = (torch.sigmoid(scores) > self.threshold(value)).to(state.mask.dtype)
         if self.target_control:
-            cap_to_budget(
-                mask,
-                scores,
-                layout.unit_sizes.to(scores.device),
-                value * layout.total_weights,
-                self.warm_topk,
-            )
+            sizes = layout.unit_sizes.to(scores.device)
+            budget = value * layout.total_weights
+            cap_to_budget(mask, scores, sizes, budget, self.warm_topk, layout.uniform_unit_size)
         for sl in layout.local_sets:  # the per-matrix floor; runs only when masks are recomputed
             floor = int(FLOOR_SHARE * (sl.stop - sl.start)) + 1
             if mask[sl].sum() < floor:
@@ -175,9 +176,18 @@ class SoftMovementPruner(TargetControl, Pruner):
         while the cap holds the mask at it, at or below once the threshold decides alone."""
         if not self.target_control:
             return {}
-        probs = torch.sigmoid(state.scores.detach())
-        kept = (probs > self.threshold(value)).to(probs.dtype) @ layout.unit_sizes.to(probs.device)
-        return {"threshold_remaining": float(kept) / layout.total_weights}
+        return {
+            "threshold_remaining": float(
+                self.threshold_share(layout, torch.sigmoid(state.scores.detach()), value)
+            )
+        }
+
+    def threshold_share(self, layout, probs: torch.Tensor, target: float) -> torch.Tensor:
+        """The share of the weights whose unit's sigmoid score ``probs`` is above tau now (a 0-d tensor)."""
+        sizes = layout.unit_sizes.to(probs.device)
+        return (
+            (probs.detach() > self.threshold(target)).to(probs.dtype) * sizes
+        ).sum() / layout.total_weights
 
     def effective_weight(self, target, weight, state, training):
         scores = state.part("scores", target)
@@ -195,10 +205,7 @@ class SoftMovementPruner(TargetControl, Pruner):
         own penalised quantity (their sigmoid), pushed down while too many weights remain and up while too few."""
         sizes = layout.unit_sizes.to(state.scores.device)
         probs = torch.sigmoid(state.scores)  # (units,)
-        kept = (
-            (probs.detach() > self.threshold(target)).to(probs.dtype) * sizes
-        ).sum() / layout.total_weights
-        gap = kept - target
+        gap = self.threshold_share(layout, probs, target) - target
         surrogate = (probs * sizes).sum() / layout.total_weights
         push = (state.multipliers.detach()[0] + 2 * self.lagrange_rho * gap) * (
             surrogate - surrogate.detach()
