@@ -18,8 +18,7 @@ import time
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from bermo_prune.data import BucketBatchSampler, Collator, EncodedSplit, load_task_data
-from bermo_prune.models import train_wordpiece
+from bermo_prune.data import BucketBatchSampler, Collator, EncodedSplit, load_task_data, train_wordpiece
 
 
 def main() -> None:

@@ -12,12 +12,12 @@ from .bermo import (
     bermo_config_from,
     mix_weights,
 )
-from .compact import compact, load_compact
-from .data import TASKS, TaskSpec, get_task, load_task_data
+from .compact import compact
+from .data import TASKS, TaskSpec, get_task, load_task_data, train_wordpiece
 from .engine import Pruning, prune
 from .errors import DataError, InputError, RecipeError
 from .families import Family, available_families, family_of, get_family, register_family
-from .models import ModelSpec, build_model, load_classifier, train_wordpiece
+from .models import ModelSpec, build_model, load_classifier, load_compact
 from .pretrain import load_pretrain_recipe, run_pretrain
 from .pruners import available_pruners, get_pruner, register_pruner
 from .recipe import Recipe, load_recipe

@@ -50,7 +50,7 @@ from transformers import (
     RobertaModel,
 )
 
-from .families import Family, family_of
+from .families import Family, apply_layer_shapes, family_of
 
 MIX_LAYER_CHOICES = ("all", "encoder")
 #: named starts of the mix: ``uniform`` (zero logits) and ``last`` (one-hot on the last layer, frozen)
@@ -209,8 +209,6 @@ class BermoBaseMixin:
         )
         # A compacted BERMo records per-layer head counts and FFN sizes: build those shapes, so from_pretrained
         # loads it natively.
-        from .compact import apply_layer_shapes
-
         apply_layer_shapes(self, config)
         self.post_init()
 

@@ -5,7 +5,8 @@ Exit codes: 0 success, 1 anything unexpected, 2 bad input (recipe, data, model p
 SIGTERM or SIGINT after writing a checkpoint (continue with ``--resume``, or run the sweep again).
 
 Length (about 430 lines): the argument parsers and thin handlers of eleven commands; each handler only calls the
-module that does the work.
+module that does the work. Handlers import that module when called, for start-up time: ``--help``, ``list`` and
+``validate`` do not load torch and transformers' models.
 """
 
 from __future__ import annotations
@@ -392,16 +393,17 @@ def _probe_data(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .probe.probing import model_dir, probe_task
+    from .probe.probing import probe_task
     from .probe.report import write_probe_report
     from .probe.tasks import read_senteval
+    from .rundir import find_model
 
     models: dict[str, list[str]] = {}
     for item in args.model:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise InputError(f"--model {item}: expected NAME=DIR")
-        model_dir(path)  # checked before any work
+        find_model(path)  # checked before any work
         models.setdefault(name, []).append(path)  # a name given again: another fine-tuned run (seed) of it
     tasks = [read_senteval(t) for t in args.tasks]  # every file checked before any work
     out = Path(args.output)

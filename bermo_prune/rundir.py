@@ -56,6 +56,25 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def find_model(path: str | os.PathLike, what: str | None = None) -> tuple[Path, Path | None]:
+    """``(model directory, run directory or None)`` for a run directory, a model directory inside a run
+    (``model/``, ``compact/``) or a standalone model directory: the one resolver of ``eval``, ``predict``,
+    ``compact``, ``probe`` and ``distill.teacher``. ``what`` names the option or key the path came from in errors."""
+    p = Path(path)
+    where = f"{what}: {path}" if what else str(path)
+    if not p.exists():
+        raise InputError(f"{where}: no such run or model directory")
+    if not p.is_dir():
+        raise InputError(f"{where}: not a directory (expected a run directory or a model directory)")
+    if (p / "model" / "config.json").is_file():
+        return p / "model", p
+    if (p / "config.json").is_file():
+        return p, p.parent if (p.parent / RECIPE).is_file() else None
+    if (p / RECIPE).is_file():
+        raise InputError(f"{where}: the run has no model/ yet (it has not finished: resume it or let it end)")
+    raise InputError(f"{where}: not a run directory (with model/) or a model directory (with config.json)")
+
+
 def _contents(out: Path) -> list[Path]:
     """What the directory holds, the lock file aside."""
     return [p for p in out.iterdir() if p.name != LOCK]
@@ -142,7 +161,7 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        import fcntl
+        import fcntl  # here: POSIX only, and only a writing run needs it
 
         try:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +195,7 @@ class RunLock:
     def release(self) -> None:
         """Remove the lock file (while still holding it) and unlock."""
         if self._fd is not None:
-            import fcntl
+            import fcntl  # here: POSIX only (see acquire)
 
             try:
                 self.path.unlink()

@@ -18,6 +18,7 @@ detail and the action, and ``divergence/rollback_to`` for a rollback. A resumed 
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from .errors import InputError
@@ -91,8 +92,6 @@ def available_sinks() -> tuple[str, ...]:
 
 def check_sinks(names: list[str] | None) -> None:
     """InputError when a sink's package is not installed (called before a run writes anything)."""
-    import importlib.util
-
     for name in names or []:
         _, module, install = SINKS[name]
         if importlib.util.find_spec(module) is None:

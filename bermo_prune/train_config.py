@@ -10,7 +10,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .early_eval import EarlyEvalConfig  # the section's dataclass lives with its hook
 from .fields import key
+from .sinks import available_sinks
 
 #: ``train.mixed_precision`` values (Accelerate's)
 PRECISIONS = ("no", "fp16", "bf16")
@@ -42,10 +44,12 @@ class TrainConfig:
     freeze_embeddings: bool = key(False)
     threads: int | None = key(None, min=1)
     # logging sinks besides metrics.jsonl (bermo_prune.sinks): [tensorboard]; empty: none
-    log_to: list[str] | None = key(None, choices=lambda: _sinks())
+    log_to: list[str] | None = key(
+        None, choices=available_sinks
+    )  # read at check time: a sink registered later counts
     # the recipe's train.early_eval section (bermo_prune.early_eval.EarlyEvalConfig's keys): a fixed dev subset scored
     # every few steps early on, and the training loss of every step; None or every=0: off
-    early_eval: dict | None = dataclasses.field(default_factory=lambda: _early_eval_defaults())
+    early_eval: dict | None = dataclasses.field(default_factory=lambda: dataclasses.asdict(EarlyEvalConfig()))
     progress: bool = True
 
     @classmethod
@@ -57,18 +61,6 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         own = {rename.get(k, k): v for k, v in values.items() if rename.get(k, k) in names}
         return cls(**own, **extra)
-
-
-def _early_eval_defaults() -> dict:
-    from .early_eval import EarlyEvalConfig  # the section's dataclass lives with its hook
-
-    return dataclasses.asdict(EarlyEvalConfig())
-
-
-def _sinks() -> tuple[str, ...]:
-    from .sinks import available_sinks  # the registry imports the hooks, which need this module
-
-    return available_sinks()
 
 
 def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:

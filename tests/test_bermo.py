@@ -16,7 +16,7 @@ from bermo_prune.bermo import (
     bermo_config_from_bert,
     mix_weights,
 )
-from bermo_prune.models import train_wordpiece
+from bermo_prune.data import train_wordpiece
 
 from .conftest import tiny_config
 

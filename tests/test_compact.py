@@ -10,8 +10,9 @@ from transformers import AutoModelForSequenceClassification, BertForSequenceClas
 
 from bermo_prune.bermo import BermoForSequenceClassification, bermo_config_from_bert
 from bermo_prune.cli import main
-from bermo_prune.compact import compact, count_parameters, encoder_macs, load_compact
+from bermo_prune.compact import compact, count_parameters, encoder_macs
 from bermo_prune.engine import prune
+from bermo_prune.models import load_compact
 from bermo_prune.pruners import get_pruner
 from bermo_prune.schedule import Constant, Scheduler
 

@@ -13,9 +13,9 @@ from bermo_prune.data import (
     load_task_data,
     padding_stats,
     read_split,
+    train_wordpiece,
 )
 from bermo_prune.errors import DataError
-from bermo_prune.models import train_wordpiece
 
 
 def write(path, text):

@@ -27,10 +27,11 @@ from bermo_prune.bermo import (
     bermo_config_from,
 )
 from bermo_prune.cli import main
-from bermo_prune.compact import compact, encoder_macs, load_compact
+from bermo_prune.compact import compact, encoder_macs
+from bermo_prune.data import train_wordpiece
 from bermo_prune.engine import prune
 from bermo_prune.families import ROLES, available_families, family_of, get_family
-from bermo_prune.models import load_classifier, train_wordpiece
+from bermo_prune.models import load_classifier, load_compact
 from bermo_prune.pruners import get_pruner
 from bermo_prune.schedule import Constant, Scheduler
 

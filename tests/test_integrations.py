@@ -9,12 +9,11 @@ import torch
 from transformers import BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
 
 from bermo_prune.bermo import BermoForSequenceClassification, bermo_config_from_bert
-from bermo_prune.data import load_task_data
+from bermo_prune.data import load_task_data, train_wordpiece
 from bermo_prune.engine import MaskedLinear
 from bermo_prune.hooks import TrainHook, standard_hooks
 from bermo_prune.integrations.transformers import PruningCallback
 from bermo_prune.jobs import classification_job
-from bermo_prune.models import train_wordpiece
 from bermo_prune.pruners import get_pruner
 from bermo_prune.schedule import Cubic, Scheduler
 from bermo_prune.train import TrainConfig

@@ -5,8 +5,9 @@ import torch
 from transformers import AutoTokenizer, BertForSequenceClassification
 
 from bermo_prune.bermo import BermoForSequenceClassification
+from bermo_prune.data import train_wordpiece
 from bermo_prune.errors import InputError
-from bermo_prune.models import ModelSpec, build_model, load_classifier, train_wordpiece
+from bermo_prune.models import ModelSpec, build_model, load_classifier
 
 TEXTS = [
     "the film was good",

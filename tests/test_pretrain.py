@@ -15,8 +15,9 @@ import torch
 from safetensors.torch import load_file
 
 from bermo_prune.cli import EXIT_BAD_INPUT, main
+from bermo_prune.data import train_wordpiece
 from bermo_prune.data.corpus import MLMCollator, pack, read_corpus
-from bermo_prune.models import load_classifier, train_wordpiece
+from bermo_prune.models import load_classifier
 from bermo_prune.synthetic import generate_synthetic
 
 from .conftest import ROOT

@@ -46,7 +46,7 @@ def stop_requested() -> bool:
 
 def device_description() -> str:
     """The accelerator (or CPU) runs on this machine use."""
-    import torch
+    import torch  # here for start-up time: validating a spec needs no torch
 
     if torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
@@ -110,7 +110,7 @@ class RayBackend:
 
     def __enter__(self) -> RayBackend:
         try:
-            import ray
+            import ray  # here: an optional extra
         except ImportError:
             raise InputError(
                 "--backend ray: Ray is not installed; pip install 'bermo-prune[ray]' (or pip install ray)"

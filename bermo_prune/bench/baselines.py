@@ -80,7 +80,7 @@ def pruning_start(recipe, run_steps: int) -> int | None:
     warm-up of a cubic or linear schedule, the step of a one-shot one, 0 for a constant one."""
     if not recipe.pruned:
         return None
-    from ..schedule import ScheduleConfig
+    from ..schedule import ScheduleConfig  # here for start-up time: `report` reads baselines without torch
 
     schedule = ScheduleConfig(**recipe.pruning["schedule"]).build(run_steps)
     for name in ("warmup", "at"):
@@ -91,6 +91,7 @@ def pruning_start(recipe, run_steps: int) -> int | None:
 
 def compute_baselines(spec, log=print) -> dict:
     """Baselines and per-run facts for every cell of a sweep spec (:class:`~.sweep.Spec`)."""
+    # here for start-up time: these import torch, which `report` (a reader of baselines.json) does not need
     from ..data import load_task_data
     from ..recipe import load_recipe
     from ..train_config import TrainConfig, total_steps
@@ -152,7 +153,7 @@ def compute_baselines(spec, log=print) -> dict:
 
 def write_baselines(spec, output_dir: str | Path | None = None, log=print) -> Path:
     """Compute :func:`compute_baselines` and write ``baselines.json`` to ``output_dir`` (default: the spec's)."""
-    import sklearn
+    import sklearn  # here: an optional extra, needed only for the bag-of-words baseline
 
     out = Path(output_dir) if output_dir is not None else spec.output_dir
     out.mkdir(parents=True, exist_ok=True)

@@ -200,7 +200,7 @@ def _fine_section(a, rows: list[dict], metric: str, out: Path, plt) -> list[str]
 
 def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     """Write REPORT.md and its figures next to ``results.jsonl``; returns the report path."""
-    import matplotlib
+    import matplotlib  # here: selecting the Agg backend must precede pyplot's import
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -554,6 +554,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     lines.append("")
 
     # 6. Reproduce ---------------------------------------------------------------------------------------------------
+    # here for start-up time: only this section needs the versions (the report itself runs without torch)
     import accelerate
     import scipy
     import torch

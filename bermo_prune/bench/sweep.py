@@ -291,6 +291,7 @@ def _model_arms(models, problems: list[str]) -> dict[str, tuple[str, tuple[str, 
 
 def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
     """One run in a worker process; returns a results row (never raises)."""
+    # here for start-up time: validating a spec (`validate`, the parent of the workers) imports no training code
     import torch
 
     from ..errors import RunInterrupted

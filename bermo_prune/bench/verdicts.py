@@ -473,7 +473,7 @@ def pruning_method(row: dict) -> str:
 
 def is_penalty_method(name: str) -> bool:
     """A method that prunes through a loss penalty (soft movement, L0): its class overrides ``Pruner.penalty``."""
-    from ..pruners import Pruner, available_pruners, pruner_class
+    from ..pruners import Pruner, available_pruners, pruner_class  # here for start-up time: imports torch
 
     return name in available_pruners() and pruner_class(name).penalty is not Pruner.penalty
 

@@ -3,7 +3,8 @@
 * :mod:`.tasks`: the task specs (GLUE and ``synthetic``) and their metrics;
 * :mod:`.files`: loading from the hub, local files (every bad row reported with file and line) or the generator;
 * :mod:`.batching`: tokenised splits, dynamic padding, the length-bucketing sampler;
-* :mod:`.corpus`: pretraining text: corpus files, packing into full sequences, BERT's masking.
+* :mod:`.corpus`: pretraining text: corpus files, packing into full sequences, BERT's masking;
+* :mod:`.wordpiece`: a deterministic WordPiece vocabulary trained on local text.
 
 The names below are the package's API; import them from ``bermo_prune.data``.
 """
@@ -11,6 +12,7 @@ The names below are the package's API; import them from ``bermo_prune.data``.
 from .batching import BucketBatchSampler, Collator, EncodedSplit, padding_stats
 from .files import SOURCES, DataConfig, Split, TaskData, load_task_data, read_split, read_text
 from .tasks import TASKS, TaskSpec, compute_metrics, get_task
+from .wordpiece import train_wordpiece
 
 __all__ = [
     "SOURCES",
@@ -28,4 +30,5 @@ __all__ = [
     "padding_stats",
     "read_split",
     "read_text",
+    "train_wordpiece",
 ]

@@ -125,7 +125,7 @@ def _load_hub(spec: TaskSpec) -> tuple[Split, Split]:
     if spec.name == "synthetic":
         raise DataError("the synthetic task has no hub copy; use data.source=synthetic")
     try:
-        import datasets
+        import datasets  # here for start-up time: only hub loading needs it
 
         ds = datasets.load_dataset("glue", spec.name)
     except Exception as exc:  # offline, unknown config, network: all end the same way for the user

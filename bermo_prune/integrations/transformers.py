@@ -45,6 +45,8 @@ from transformers import TrainerCallback
 from ..bermo import mix_weights
 from ..engine import Pruning, prune
 from ..errors import RecipeError
+from ..pruners.config import PruningConfig
+from ..recipe import Recipe, load_recipe, parse_recipe, schedule_problems
 from ..schedule import Scheduler
 
 logger = logging.getLogger(__name__)
@@ -99,8 +101,6 @@ class PruningCallback(TrainerCallback):
         :class:`~bermo_prune.recipe.Recipe`, a whole recipe mapping or just the section's mapping. It is validated
         as ``bermo-prune run`` validates it (RecipeError naming every problem); its schedule's step counts and
         fractions are resolved against the Trainer's ``max_steps`` when training begins."""
-        from ..recipe import Recipe, load_recipe, parse_recipe
-
         if isinstance(recipe, str | Path):
             section = load_recipe(recipe).pruning
         elif isinstance(recipe, Recipe):
@@ -121,9 +121,6 @@ class PruningCallback(TrainerCallback):
             raise ValueError("PruningCallback: masks are already attached; use a new callback for a new run")
         scheduler = self.scheduler
         if scheduler is None:
-            from ..pruners.config import PruningConfig
-            from ..recipe import schedule_problems
-
             if max_steps is None:
                 raise ValueError("attach: a recipe's schedule needs the run's max_steps")
             problems: list[str] = []

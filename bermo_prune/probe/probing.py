@@ -23,22 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from transformers import AutoConfig
 
+from ..bermo import is_bermo_config
 from ..errors import InputError
+from ..models import load_classifier, load_tokenizer
+from ..rundir import find_model
 from .tasks import SPLITS, ProbeTask
 
 L2_GRID = (0.0, 1e-4, 1e-3, 1e-2)
 MLP_GRID = ((50, 0.0), (100, 0.1), (200, 0.2))  # (hidden units, dropout)
-
-
-def model_dir(path: str | Path) -> Path:
-    """The model directory of a run directory (``model/``) or a model directory itself."""
-    p = Path(path)
-    if (p / "model" / "config.json").is_file():
-        return p / "model"
-    if (p / "config.json").is_file():
-        return p
-    raise InputError(f"{path}: not a run directory (with model/) or a model directory (with config.json)")
 
 
 @torch.no_grad()
@@ -46,14 +40,9 @@ def layer_features(
     path: str | Path, sentences: list[str], pooling: str = "cls", batch_size: int = 64, max_length: int = 128
 ) -> dict[str, np.ndarray]:
     """``{"0": (n, hidden), ..., "L": ..., ["mix": ...]}`` for the sentences (see the module docstring)."""
-    from transformers import AutoConfig
-
-    from ..bermo import is_bermo_config
-    from ..models import load_classifier, load_tokenizer
-
     if pooling not in ("cls", "mean"):
         raise InputError(f"pooling {pooling!r}: use cls or mean")
-    d = model_dir(path)
+    d, _ = find_model(path)
     config = AutoConfig.from_pretrained(d)
     bermo = is_bermo_config(config)
     model = load_classifier(d, "bermo" if bermo else "bert", config.num_labels or 2).eval()

@@ -90,7 +90,7 @@ def write_probe_report(out: str | Path, rows: list[dict], command: str | None = 
     """Write ``results.jsonl``, REPORT.md and the figures into ``out``. ``command`` (the command line that made
     the rows) goes into a "How to reproduce" section; a hand-written ``notes.md`` in ``out`` is appended under a
     heading that says so."""
-    import matplotlib
+    import matplotlib  # here: selecting the Agg backend must precede pyplot's import
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

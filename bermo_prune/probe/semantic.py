@@ -136,7 +136,7 @@ def normalise(sentence: str, drop_unk: bool = False) -> str | None:
 def load_parser():
     """spaCy's English pipeline without NER and lemmas; InputError naming the probe extra when it is missing."""
     try:
-        import spacy
+        import spacy  # here: the optional probe extra
     except ImportError:
         raise InputError(MISSING.format(model=SPACY_MODEL)) from None
     try:

@@ -103,7 +103,9 @@ def read_senteval(path: str | Path, name: str | None = None) -> ProbeTask:
 
 def write_senteval(task: ProbeTask, path: str | Path) -> Path:
     """Write ``task`` in SentEval's format (atomically)."""
-    from ..rundir import atomic_write
+    from ..rundir import (
+        atomic_write,  # here for start-up time: rundir imports torch, generating data needs none
+    )
 
     lines = [
         f"{split}\t{label}\t{sentence}"

@@ -51,12 +51,22 @@ def resolved_recipes(out: Path) -> None:
 
     d = out / "recipes"
     d.mkdir(parents=True)
-    variants = [[], ["model.arch=bermo"], ["pruning.method=none"], ["pruning.method=magnitude"],
-                ["pruning.method=l0", "pruning.schedule.kind=constant", "pruning.schedule.value=0.5",
-                 "pruning.schedule.final=null", "pruning.schedule.initial=null"],
-                ["pruning.targets=[attention]", "pruning.method=l0", "pruning.options.target_control=true"],
-                ["pruning.method=soft_movement", "pruning.schedule.final=0.2"],
-                ["model.family=roberta", "train.mixed_precision=bf16"]]
+    variants = [
+        [],
+        ["model.arch=bermo"],
+        ["pruning.method=none"],
+        ["pruning.method=magnitude"],
+        [
+            "pruning.method=l0",
+            "pruning.schedule.kind=constant",
+            "pruning.schedule.value=0.5",
+            "pruning.schedule.final=null",
+            "pruning.schedule.initial=null",
+        ],
+        ["pruning.targets=[attention]", "pruning.method=l0", "pruning.options.target_control=true"],
+        ["pruning.method=soft_movement", "pruning.schedule.final=0.2"],
+        ["model.family=roberta", "train.mixed_precision=bf16"],
+    ]
     for path in sorted(Path("recipes").glob("*.yaml")):
         raw = read_yaml(path)
         if is_pretrain_recipe(raw):
@@ -111,20 +121,33 @@ BAD_RECIPES = {
     "unknown_key": {**GOOD, "train": {"lrr": 1e-3}},
     "no_task": {"seed": 0},
     "bad_task": {**GOOD, "task": "sst3"},
-    "bad_types": {**GOOD, "seed": "x", "train": {"lr": "fast", "batch_size": 1.5, "mixed_precision": "bf17"},
-                  "model": {"dropout": -1, "mix_layer_norm": "yes"}, "checkpoint": {"every": -2}},
+    "bad_types": {
+        **GOOD,
+        "seed": "x",
+        "train": {"lr": "fast", "batch_size": 1.5, "mixed_precision": "bf17"},
+        "model": {"dropout": -1, "mix_layer_norm": "yes"},
+        "checkpoint": {"every": -2},
+    },
     "section_not_mapping": {**GOOD, "model": [1, 2]},
     "top_not_mapping": [1, 2],
     "rollback_no_ckpt": {**GOOD, "divergence": {"policy": "rollback"}},
     "heads": {**GOOD, "model": {"hidden_size": 65, "num_heads": 2}},
     "freeze_scratch": {**GOOD, "train": {"freeze_embeddings": True}},
     "schedule_missing_final": {**GOOD, "pruning": {"method": "movement", "schedule": {"kind": "cubic"}}},
-    "schedule_after_training": {**GOOD, "train": {"max_steps": 100},
-                                "pruning": {"method": "movement", "schedule": {"final": 0.1, "warmup": 90,
-                                                                               "cooldown": 20}}},
-    "schedule_value_unused": {**GOOD, "pruning": {"method": "movement", "schedule": {"final": 0.1, "value": 3}}},
+    "schedule_after_training": {
+        **GOOD,
+        "train": {"max_steps": 100},
+        "pruning": {"method": "movement", "schedule": {"final": 0.1, "warmup": 90, "cooldown": 20}},
+    },
+    "schedule_value_unused": {
+        **GOOD,
+        "pruning": {"method": "movement", "schedule": {"final": 0.1, "value": 3}},
+    },
     "bad_remaining": {**GOOD, "pruning": {"method": "movement", "schedule": {"final": 1.5}}},
-    "unknown_option": {**GOOD, "pruning": {"method": "l0", "options": {"temprature": 2}, "schedule": {"final": 0.1}}},
+    "unknown_option": {
+        **GOOD,
+        "pruning": {"method": "l0", "options": {"temprature": 2}, "schedule": {"final": 0.1}},
+    },
     "options_no_method": {**GOOD, "pruning": {"options": {"x": 1}}},
     "unknown_method": {**GOOD, "pruning": {"method": "movment"}},
     "data_local_no_path": {**GOOD, "task": "sst2", "data": {"source": "local"}},
@@ -149,40 +172,106 @@ BAD_PRETRAIN = {
 }
 
 BAD_SPECS = {
-    "unknown_key": {"base": "../../recipes/quickstart.yaml", "models": ["bert"], "methods": {"none": {}},
-                    "seeds": [0], "wrokers": 1},
+    "unknown_key": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"none": {}},
+        "seeds": [0],
+        "wrokers": 1,
+    },
     "no_base": {"models": ["bert"], "methods": {"none": {}}, "seeds": [0]},
     "missing_base": {"base": "nope.yaml", "models": ["bert"], "methods": {"none": {}}, "seeds": [0]},
-    "bad_seeds": {"base": "../../recipes/quickstart.yaml", "models": ["bert"], "methods": {"none": {}},
-                  "seeds": [-1, "a"]},
-    "bad_models": {"base": "../../recipes/quickstart.yaml", "models": ["bret"], "methods": {"none": {}}, "seeds": [0]},
-    "model_map": {"base": "../../recipes/quickstart.yaml", "models": {"x": {"arch": "gpt"}, "y": {"foo": 1}},
-                  "methods": {"none": {}}, "seeds": [0]},
-    "bad_method": {"base": "../../recipes/quickstart.yaml", "models": ["bert"], "methods": {"movment": {}},
-                   "seeds": [0]},
-    "method_keys": {"base": "../../recipes/quickstart.yaml", "models": ["bert"],
-                    "methods": {"movement": {"targest": [0.1]}}, "seeds": [0]},
-    "targets": {"base": "../../recipes/quickstart.yaml", "models": ["bert"],
-                "methods": {"movement": {"targets": "0.1"}}, "seeds": [0]},
-    "distill_no_dense": {"base": "../../recipes/quickstart.yaml", "models": ["bert"],
-                         "methods": {"kd": {"method": "movement", "targets": [0.1], "distill": True}},
-                         "seeds": [0]},
-    "distill_bad": {"base": "../../recipes/quickstart.yaml", "models": ["bert"],
-                    "methods": {"none": {}, "kd": {"method": "movement", "targets": [0.1], "distill": "y"}},
-                    "seeds": [0]},
-    "label_is_method": {"base": "../../recipes/quickstart.yaml", "models": ["bert"],
-                        "methods": {"magnitude": {"method": "movement", "targets": [0.1]}}, "seeds": [0]},
-    "series_seeds": {"base": "../../recipes/quickstart.yaml", "models": ["bert"],
-                     "methods": {"none": {"seeds": [0]}, "kd": {"method": "movement", "targets": [0.1],
-                                                              "distill": True, "seeds": [0, 1]}}, "seeds": [0]},
-    "workers": {"base": "../../recipes/quickstart.yaml", "models": ["bert"], "methods": {"none": {}}, "seeds": [0],
-                "workers": 0},
-    "overrides": {"base": "../../recipes/quickstart.yaml", "models": ["bert"], "methods": {"none": {}}, "seeds": [0],
-                  "overrides": "train.lr=1"},
-    "tasks": {"base": "../../recipes/quickstart.yaml", "models": ["bert"], "methods": {"none": {}}, "seeds": [0],
-              "tasks": "sst2"},
-    "cell_recipe": {"base": "../../recipes/quickstart.yaml", "models": ["bert"],
-                    "methods": {"movement": {"targets": [1.5]}}, "seeds": [0], "overrides": ["train.lr=-1"]},
+    "bad_seeds": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"none": {}},
+        "seeds": [-1, "a"],
+    },
+    "bad_models": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bret"],
+        "methods": {"none": {}},
+        "seeds": [0],
+    },
+    "model_map": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": {"x": {"arch": "gpt"}, "y": {"foo": 1}},
+        "methods": {"none": {}},
+        "seeds": [0],
+    },
+    "bad_method": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"movment": {}},
+        "seeds": [0],
+    },
+    "method_keys": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"movement": {"targest": [0.1]}},
+        "seeds": [0],
+    },
+    "targets": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"movement": {"targets": "0.1"}},
+        "seeds": [0],
+    },
+    "distill_no_dense": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"kd": {"method": "movement", "targets": [0.1], "distill": True}},
+        "seeds": [0],
+    },
+    "distill_bad": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"none": {}, "kd": {"method": "movement", "targets": [0.1], "distill": "y"}},
+        "seeds": [0],
+    },
+    "label_is_method": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"magnitude": {"method": "movement", "targets": [0.1]}},
+        "seeds": [0],
+    },
+    "series_seeds": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {
+            "none": {"seeds": [0]},
+            "kd": {"method": "movement", "targets": [0.1], "distill": True, "seeds": [0, 1]},
+        },
+        "seeds": [0],
+    },
+    "workers": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"none": {}},
+        "seeds": [0],
+        "workers": 0,
+    },
+    "overrides": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"none": {}},
+        "seeds": [0],
+        "overrides": "train.lr=1",
+    },
+    "tasks": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"none": {}},
+        "seeds": [0],
+        "tasks": "sst2",
+    },
+    "cell_recipe": {
+        "base": "../../recipes/quickstart.yaml",
+        "models": ["bert"],
+        "methods": {"movement": {"targets": [1.5]}},
+        "seeds": [0],
+        "overrides": ["train.lr=-1"],
+    },
     "not_mapping": [1],
 }
 
@@ -209,10 +298,14 @@ def errors(out: Path, tmp: Path) -> None:
     texts.append(f"## missing file\n{cli('run', str(bad / 'nope.yaml'))}")
     good = write("good", GOOD)
     for name, ov in BAD_OVERRIDES.items():
-        texts.append(f"## override {name}\n{cli('run', good, *ov, '--quiet', '--output-dir', str(tmp / 'never'))}")
+        texts.append(
+            f"## override {name}\n{cli('run', good, *ov, '--quiet', '--output-dir', str(tmp / 'never'))}"
+        )
     for name, raw in BAD_PRETRAIN.items():
         p = write(f"pretrain_{name}", raw)
-        texts.append(f"## pretrain {name}\n{cli('pretrain', p, '--quiet', '--output-dir', str(tmp / 'never'))}")
+        texts.append(
+            f"## pretrain {name}\n{cli('pretrain', p, '--quiet', '--output-dir', str(tmp / 'never'))}"
+        )
         texts.append(f"## validate pretrain {name}\n{cli('validate', p)}")
     specdir = Path("tests") / "_snapshot_specs"
     specdir.mkdir(exist_ok=True)
@@ -255,17 +348,32 @@ def dump_run(run: Path, dest: Path, root: Path) -> None:
 
 def runs(out: Path, tmp: Path) -> None:
     root = tmp / "runs"
-    quick = ["recipes/quickstart.yaml", "--quiet", "train.max_steps=300", "train.eval_every=100",
-             "checkpoint.every=100", "model.num_layers=2"]
+    quick = [
+        "recipes/quickstart.yaml",
+        "--quiet",
+        "train.max_steps=300",
+        "train.eval_every=100",
+        "checkpoint.every=100",
+        "model.num_layers=2",
+    ]
     plan = {
         "dense": [*quick, "model.arch=bert", "pruning.method=none"],
         "movement_kd": [*quick, f"distill.teacher={root / 'dense'}", "model.arch=bert"],
-        "l0_target": [*quick, "pruning.method=l0", "pruning.options.target_control=true",
-                      "pruning.schedule.final=0.3"],
-        "soft_rollback": [*quick, "pruning.method=soft_movement", "pruning.options.target_control=true",
-                          "pruning.schedule.final=0.2",
-                          "divergence.policy=rollback", "divergence.spike_factor=1.01",
-                          "divergence.spike_min_increase=0.0"],
+        "l0_target": [
+            *quick,
+            "pruning.method=l0",
+            "pruning.options.target_control=true",
+            "pruning.schedule.final=0.3",
+        ],
+        "soft_rollback": [
+            *quick,
+            "pruning.method=soft_movement",
+            "pruning.options.target_control=true",
+            "pruning.schedule.final=0.2",
+            "divergence.policy=rollback",
+            "divergence.spike_factor=1.01",
+            "divergence.spike_min_increase=0.0",
+        ],
     }
     log = []
     for name, argv in plan.items():
@@ -274,10 +382,22 @@ def runs(out: Path, tmp: Path) -> None:
     log.append(f"## eval movement_kd\n{cli('eval', str(root / 'movement_kd'), '--json')}")
     log.append(
         "## pretrain\n"
-        + cli("pretrain", "recipes/pretrain_tiny.yaml", "--quiet", "--output-dir", str(root / "pretrain"),
-              "train.max_steps=60", "train.eval_every=20", "checkpoint.every=20", "model.vocab_size=1000",
-              "model.num_layers=1", "model.hidden_size=64", "model.intermediate_size=128",
-              "train.seq_length=32", "corpus.files=[../shared/data/sst2/dev.tsv]")
+        + cli(
+            "pretrain",
+            "recipes/pretrain_tiny.yaml",
+            "--quiet",
+            "--output-dir",
+            str(root / "pretrain"),
+            "train.max_steps=60",
+            "train.eval_every=20",
+            "checkpoint.every=20",
+            "model.vocab_size=1000",
+            "model.num_layers=1",
+            "model.hidden_size=64",
+            "model.intermediate_size=128",
+            "train.seq_length=32",
+            "corpus.files=[../shared/data/sst2/dev.tsv]",
+        )
     )
     dump_run(root / "pretrain", out / "runs" / "pretrain", root)
     # wall times in the printed tables
