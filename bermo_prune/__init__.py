@@ -21,11 +21,11 @@ from .models import ModelSpec, build_model, load_classifier, load_compact
 from .pretrain import load_pretrain_recipe, run_pretrain
 from .pruners import available_pruners, get_pruner, register_pruner
 from .recipe import Recipe, load_recipe
-from .runner import run_recipe
+from .runner import fine_tune, run_recipe
 from .schedule import Constant, Cubic, Linear, OneShot, Scheduler
 from .synthetic import generate_synthetic
 from .tracking import DivergenceConfig, DivergenceTracker
-from .train import TrainConfig, Trainer, fine_tune
+from .train import TrainConfig, Trainer
 
 __version__ = "0.1.0"
 

@@ -22,8 +22,10 @@
 =================  ===================================================================================
 
 Every method has a do-nothing default, so a hook overrides only what it needs. The order of the list matters
-where two hooks touch the same thing: :func:`standard_hooks` puts distillation first (its loss is the mix of the
-task loss and the teacher's term, to which the penalty is then added), pruning next, the mix last.
+where two hooks touch the same thing: :func:`~bermo_prune.runner.feature_hooks` puts distillation first (its loss
+is the mix of the task loss and the teacher's term, to which the penalty is then added), pruning next, the mix last;
+:func:`~bermo_prune.train_config.section_hooks` adds those the ``train`` section asks for. The runner composes a
+run's list; the Trainer calls whatever it is given.
 """
 
 from __future__ import annotations
@@ -151,11 +153,15 @@ class PruningHook(TrainHook):
 
 
 class MixHook(TrainHook):
-    """BERMo's layer mix: its own AdamW group at ``train.mix_lr`` (see :func:`~bermo_prune.optim.split_mix_group`),
-    and the learned weights in every evaluation record and the summary. A plain model passes through unchanged."""
+    """BERMo's layer mix: its own AdamW group at ``mix_lr`` (a recipe's ``train.mix_lr``; see
+    :func:`~bermo_prune.optim.split_mix_group`; None: the mix stays in the encoder's group), and the learned
+    weights in every evaluation record and the summary. A plain model passes through unchanged."""
+
+    def __init__(self, mix_lr: float | None) -> None:
+        self.mix_lr = mix_lr
 
     def param_groups(self, groups, model, cfg):
-        return split_mix_group(groups, model, cfg.mix_lr) if cfg.mix_lr is not None else groups
+        return split_mix_group(groups, model, self.mix_lr) if self.mix_lr is not None else groups
 
     def eval_fields(self, model):
         mix = mix_weights(model)
@@ -184,11 +190,6 @@ class FreezeEmbeddingsHook(TrainHook):
 
     def summary_fields(self, model):
         return {"frozen_embeddings": int(model.get_input_embeddings().weight.numel())}
-
-
-def train_config_hooks(cfg: TrainConfig) -> list[TrainHook]:
-    """The hooks a recipe's ``train`` keys ask for (``freeze_embeddings``)."""
-    return [FreezeEmbeddingsHook()] if cfg.freeze_embeddings else []
 
 
 class DistillHook(TrainHook):
@@ -221,17 +222,3 @@ class DistillHook(TrainHook):
 
     def load_state_dict(self, state) -> None:
         self.distiller.load_state_dict(state)
-
-
-def standard_hooks(
-    handle: Pruning | None = None, score_lr: float | None = None, distiller: Distiller | None = None
-) -> list[TrainHook]:
-    """The hooks of a recipe's run: distillation when a distiller is given, pruning when a handle is, and always
-    the mix (a no-op for a plain model)."""
-    hooks: list[TrainHook] = []
-    if distiller is not None:
-        hooks.append(DistillHook(distiller))
-    if handle is not None:
-        hooks.append(PruningHook(handle, score_lr))
-    hooks.append(MixHook())
-    return hooks

@@ -66,6 +66,9 @@ class Job:
         main_metric: the metric that picks the best evaluation (higher is better).
         majority_rate: share of the most frequent evaluation label, for collapse detection (None: not a
             classification task).
+        learned_metric: the evaluation metric the divergence tracker compares with ``majority_rate`` at the end
+            (``no_learning``); None: no such check.
+        progress_label: what the progress bar calls the run.
     """
 
     name: str
@@ -78,6 +81,8 @@ class Job:
     evaluate: object
     main_metric: str
     majority_rate: float | None = None
+    learned_metric: str | None = None
+    progress_label: str = "train"
 
 
 def classification_job(tokenizer, data: TaskData, cfg: TrainConfig) -> Job:
@@ -104,4 +109,6 @@ def classification_job(tokenizer, data: TaskData, cfg: TrainConfig) -> Job:
         evaluate=lambda model, loader, accelerator: evaluate(model, loader, task, accelerator),
         main_metric=task.main_metric,
         majority_rate=majority,
+        learned_metric="accuracy",
+        progress_label="fine-tune",
     )

@@ -50,7 +50,7 @@ from .rundir import (
     prepare_fresh,
 )
 from .train import Trainer
-from .train_config import TrainConfig
+from .train_config import TrainConfig, section_hooks
 
 
 # ---- the recipe: one dataclass per section (fields.section derives the checks) -----------------------------------
@@ -222,6 +222,7 @@ def mlm_job(tokenizer, sequences: torch.Tensor, recipe: PretrainRecipe, seed: in
         evaluate=evaluate_mlm,
         main_metric="masked_accuracy",
         majority_rate=None,
+        progress_label="pretrain",
     )
 
 
@@ -289,7 +290,9 @@ def run_pretrain(
             )
             tokenizer.save_pretrained(out / "tokenizer")
         process_state().wait_for_everyone()  # the other processes start once the directory is ready
-        trainer = Trainer(model, job, cfg, output_dir=out, checkpoint_every=recipe["checkpoint"]["every"])
+        trainer = Trainer(
+            model, job, cfg, section_hooks(cfg, job, out), out, checkpoint_every=recipe["checkpoint"]["every"]
+        )
         summary = trainer.run(resume=state == "resume")
         return _finish(recipe, out, trainer, tokenizer, docs, sequences, job, cfg, summary)
 

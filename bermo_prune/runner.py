@@ -23,12 +23,13 @@ from pathlib import Path
 
 import torch
 
-from .data import load_task_data
+from .data import TaskData, load_task_data
 from .dist import process_state
 from .distill import DistillConfig, Distiller, load_teacher
-from .engine import prune
+from .engine import Pruning, prune
 from .errors import InputError, RecipeError
 from .families import family_of
+from .hooks import DistillHook, MixHook, PruningHook, TrainHook
 from .jobs import classification_job
 from .modelcard import run_card
 from .models import ModelSpec, build_model
@@ -38,11 +39,88 @@ from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finis
 from .sinks import check_sinks
 from .tracking import DivergenceConfig
 from .train import Trainer
-from .train_config import TrainConfig, total_steps
+from .train_config import TrainConfig, section_hooks, total_steps
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RECIPE", "SUMMARY", "RunResult", "format_result", "run_recipe", "finish_run_dir", "check_run_dir"]
+__all__ = [
+    "RECIPE",
+    "SUMMARY",
+    "RunResult",
+    "feature_hooks",
+    "fine_tune",
+    "format_result",
+    "run_recipe",
+    "finish_run_dir",
+    "check_run_dir",
+]
+
+#: summary fields of the features a run may not have, None when it has not (pruning: method and sparsity; BERMo's
+#: mix), and the field each follows in the summary
+FEATURE_FIELDS = {"method": "main_metric", "sparsity": "method", "mix": "divergence"}
+
+
+def feature_hooks(
+    handle: Pruning | None = None,
+    score_lr: float | None = None,
+    distiller: Distiller | None = None,
+    mix_lr: float | None = None,
+) -> list[TrainHook]:
+    """The feature hooks of a fine-tuning run, in the order their losses compose: distillation when a distiller is
+    given (its loss is the mix of the task loss and the teacher's term), pruning when a handle is (its penalty is
+    added to that), and always BERMo's mix (a no-op for a plain model)."""
+    hooks: list[TrainHook] = []
+    if distiller is not None:
+        hooks.append(DistillHook(distiller))
+    if handle is not None:
+        hooks.append(PruningHook(handle, score_lr))
+    hooks.append(MixHook(mix_lr))
+    return hooks
+
+
+def with_feature_fields(summary: dict) -> dict:
+    """The Trainer's summary with :data:`FEATURE_FIELDS` in their places (None for a feature the run lacks)."""
+    features = {k: summary.get(k) for k in FEATURE_FIELDS}
+    out: dict = {}
+
+    def emit(key, value) -> None:
+        out[key] = value
+        for name, after in FEATURE_FIELDS.items():
+            if after == key:
+                emit(name, features[name])
+
+    for key, value in summary.items():
+        if key not in FEATURE_FIELDS:
+            emit(key, value)
+    return out
+
+
+def fine_tune(
+    model,
+    tokenizer,
+    data: TaskData,
+    cfg: TrainConfig,
+    output_dir: str | Path | None = None,
+    handle: Pruning | None = None,
+    score_lr: float | None = None,
+    divergence: DivergenceConfig | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    distiller: Distiller | None = None,
+) -> dict:
+    """Fine-tune ``model`` on ``data``, pruning it through ``handle`` (from :func:`~bermo_prune.engine.prune`).
+
+    With a handle, the method's penalty joins the loss, scores train at ``score_lr``, masks follow the schedule,
+    and the summary reports the remaining weights. The masks stay attached: ``handle.harden()`` bakes them in.
+    With a ``distiller`` (:class:`~bermo_prune.distill.Distiller`) the loss mixes in the teacher's. BERMo's mix
+    trains at ``cfg.mix_lr``. See :class:`~bermo_prune.train.Trainer` for checkpoints, resume and divergence.
+    """
+    job = classification_job(tokenizer, data, cfg)
+    hooks = [*feature_hooks(handle, score_lr, distiller, cfg.mix_lr), *section_hooks(cfg, job, output_dir)]
+    trainer = Trainer(
+        model, job, cfg, hooks, output_dir, divergence=divergence, checkpoint_every=checkpoint_every
+    )
+    return with_feature_fields(trainer.run(resume=resume))
 
 
 @dataclass
@@ -137,19 +215,21 @@ def run_recipe(
             atomic_write(out / RECIPE, f"# resolved from {recipe.source}\n" + dump_recipe(recipe))
             tokenizer.save_pretrained(out / "tokenizer")
         process_state().wait_for_everyone()  # the other processes start once the directory is ready
-        div = DivergenceConfig(**recipe.divergence)
+        job = classification_job(tokenizer, data, cfg)
+        hooks = [
+            *feature_hooks(handle, recipe.pruning["score_lr"], distiller, cfg.mix_lr),
+            *section_hooks(cfg, job, out),
+        ]
         trainer = Trainer(
             model,
-            classification_job(tokenizer, data, cfg),
+            job,
             cfg,
-            output_dir=out,
-            handle=handle,
-            score_lr=recipe.pruning["score_lr"],
-            divergence=div,
+            hooks,
+            out,
+            divergence=DivergenceConfig(**recipe.divergence),
             checkpoint_every=recipe.checkpoint["every"],
-            distiller=distiller,
         )
-        summary = trainer.run(resume=state == "resume")
+        summary = with_feature_fields(trainer.run(resume=state == "resume"))
         return _finish(recipe, out, trainer, handle, tokenizer, summary)
 
 

@@ -8,7 +8,7 @@ schedule, pruning state (scores, gates, masks, scheduler step), RNG states, data
 (the last two are kept, see :mod:`bermo_prune.rundir`). SIGTERM or SIGINT during training writes a checkpoint at
 the next step boundary and raises :class:`~bermo_prune.errors.RunInterrupted`; ``--resume`` continues exactly.
 
-Length (about 450 lines): one loop's state (position, history, tracker, checkpoint contents, rollback, signal
+Length (about 420 lines): one loop's state (position, history, tracker, checkpoint contents, rollback, signal
 stop, summary) is one object; what varies around it lives elsewhere: its settings in :mod:`.train_config`, features
 in :mod:`.hooks`, optimizer groups in :mod:`.optim`, jobs and evaluation in :mod:`.jobs`, files in :mod:`.rundir`,
 signals in :mod:`.signals`.
@@ -28,18 +28,14 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .data import BucketBatchSampler, TaskData
+from .data import BucketBatchSampler
 from .dist import process_state
-from .distill import Distiller
-from .early_eval import early_eval_hooks
-from .engine import Pruning
 from .errors import InputError, RunInterrupted
-from .hooks import TrainHook, standard_hooks, train_config_hooks
-from .jobs import Job, classification_job
+from .hooks import TrainHook
+from .jobs import Job
 from .optim import decay_groups, make_optimizer
 from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .signals import StopSignals
-from .sinks import log_sinks
 from .tracking import DivergenceConfig, DivergenceTracker
 from .train_config import TrainConfig, total_steps
 
@@ -59,18 +55,15 @@ class Trainer:
 
     Args:
         model: what to train (its forward returns ``.loss`` given a batch with ``labels``).
-        job: the data and the evaluation (:func:`classification_job`, or the MLM job of :mod:`.pretrain`).
+        job: the data and the evaluation (:func:`~bermo_prune.jobs.classification_job`, or the MLM job of
+            :mod:`.pretrain`).
         cfg: the hyperparameters.
+        hooks: every feature plugged into the loop, in order (:mod:`bermo_prune.hooks`), your own among them.
+            The loop knows none of them; the runner composes a recipe's list (:func:`~bermo_prune.runner.fine_tune`
+            shows how).
         output_dir: where ``metrics.jsonl`` and ``checkpoint/state.pt`` go (None: nothing is written).
-        handle: a :func:`~bermo_prune.engine.prune` handle; its penalty joins the loss, its scores train at
-            ``score_lr`` and its masks follow the schedule.
         divergence: detection thresholds and policy (default: record).
         checkpoint_every: write a checkpoint every N optimizer steps (0: never).
-        distiller: a :class:`~bermo_prune.distill.Distiller`: its term joins the loss (the divergence tracker
-            still watches the task loss) and its teacher-logit cache is checkpointed.
-        hooks: the features plugged into the loop (:mod:`bermo_prune.hooks`); default: those of ``handle``,
-            ``distiller`` and BERMo's mix (:func:`~bermo_prune.hooks.standard_hooks`). The loop itself knows
-            none of them.
     """
 
     def __init__(
@@ -78,28 +71,19 @@ class Trainer:
         model,
         job: Job,
         cfg: TrainConfig,
+        hooks: list[TrainHook] | None = None,
         output_dir: str | Path | None = None,
-        handle: Pruning | None = None,
-        score_lr: float | None = None,
+        *,
         divergence: DivergenceConfig | None = None,
         checkpoint_every: int = 0,
-        distiller: Distiller | None = None,
-        hooks: list[TrainHook] | None = None,
     ) -> None:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.cfg = cfg
         self.job = job
-        self.hooks = hooks if hooks is not None else standard_hooks(handle, score_lr, distiller)
+        self.hooks = list(hooks or [])
         self.output_dir = Path(output_dir) if output_dir is not None else None
-        # the recipe's own extras: frozen embeddings, logging sinks (train.log_to) and the early evaluation
-        self.hooks = [
-            *self.hooks,
-            *train_config_hooks(cfg),
-            *log_sinks(cfg.log_to, self.output_dir),
-            *early_eval_hooks(cfg, job),
-        ]
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
         process_state()  # the shared state first, with the right device (see process_state)
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
@@ -319,7 +303,7 @@ class Trainer:
             total=self.steps,
             initial=self.step,
             disable=not cfg.progress,
-            desc="pretrain" if self.job.name == "mlm" else "fine-tune",
+            desc=self.job.progress_label,
             dynamic_ncols=True,
             mininterval=1.0,
         )
@@ -401,7 +385,8 @@ class Trainer:
         final = self.history[-1]
         main = self.job.main_metric
         if not self.stopped:
-            self.tracker.finish(self.step, self.best["eval"].get("accuracy"))
+            learned = self.job.learned_metric
+            self.tracker.finish(self.step, self.best["eval"].get(learned) if learned else None)
         best_value = self.best["eval"][main]
         reach = {}
         for f in FRACTIONS:
@@ -411,8 +396,6 @@ class Trainer:
         summary = {
             "task": self.job.name,
             "main_metric": main,
-            "method": None,  # the pruning method and its sparsity (pruning hook)
-            "sparsity": None,
             "steps": self.step,
             "planned_steps": self.steps,
             "epochs": self.epoch,
@@ -420,7 +403,6 @@ class Trainer:
             "best": {"step": self.best["step"], **self.best["eval"]},
             "steps_to_fraction_of_best": reach,
             "divergence": {**self.tracker.summary(), "stopped": self.stopped},
-            "mix": None,  # BERMo's layer mix (mix hook)
             "wall_time_s": self.elapsed_before + (time.perf_counter() - self._start),
             "config": asdict(self.cfg),
             "history": self.history,
@@ -449,28 +431,3 @@ class Trainer:
 def _as_tuple(value):
     """Python's RNG state comes back from the checkpoint with lists where ``random.setstate`` wants tuples."""
     return tuple(_as_tuple(v) for v in value) if isinstance(value, list | tuple) else value
-
-
-def fine_tune(
-    model,
-    tokenizer,
-    data: TaskData,
-    cfg: TrainConfig,
-    output_dir: str | Path | None = None,
-    handle: Pruning | None = None,
-    score_lr: float | None = None,
-    divergence: DivergenceConfig | None = None,
-    checkpoint_every: int = 0,
-    resume: bool = False,
-    distiller: Distiller | None = None,
-) -> dict:
-    """Fine-tune ``model`` on ``data``, pruning it through ``handle`` (from :func:`~bermo_prune.engine.prune`).
-
-    With a handle, the method's penalty joins the loss, scores train at ``score_lr``, masks follow the schedule,
-    and the summary reports the remaining weights. The masks stay attached: ``handle.harden()`` bakes them in.
-    With a ``distiller`` (:class:`~bermo_prune.distill.Distiller`) the loss mixes in the teacher's.
-    See :class:`Trainer` for checkpoints, resume and divergence handling.
-    """
-    job = classification_job(tokenizer, data, cfg)
-    trainer = Trainer(model, job, cfg, output_dir, handle, score_lr, divergence, checkpoint_every, distiller)
-    return trainer.run(resume=resume)

@@ -2,6 +2,7 @@
 
 :class:`TrainConfig` is the one source of the ``train`` keys, their defaults and bounds (fields made by
 :func:`~bermo_prune.fields.key`); the loop (:mod:`bermo_prune.train`), the jobs, the hooks and pretraining read it.
+:func:`section_hooks` builds the hooks its keys ask for.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
-from .early_eval import EarlyEvalConfig  # the section's dataclass lives with its hook
+from .early_eval import EarlyEvalConfig, early_eval_hooks  # the section's dataclass lives with its hook
 from .fields import key
-from .sinks import available_sinks
+from .hooks import FreezeEmbeddingsHook, TrainHook
+from .sinks import available_sinks, log_sinks
 
 #: ``train.mixed_precision`` values (Accelerate's)
 PRECISIONS = ("no", "fp16", "bf16")
@@ -28,7 +31,8 @@ class TrainConfig:
     batch_size: int = key(32, min=1)
     eval_batch_size: int = key(128, min=1)
     lr: float = key(3e-5, min=0.0, min_open=True)
-    # BERMo's layer mix gets its own rate (see optim.split_mix_group); None: train.lr
+    # BERMo's layer mix gets its own rate (see optim.split_mix_group); None: train.lr. Read by the runner, which
+    # gives it to the mix's hook (hooks.MixHook); the loop never reads it.
     mix_lr: float | None = key(1e-2, min=0.0, min_open=True)
     weight_decay: float = key(0.0, min=0.0)
     warmup_ratio: float = key(0.1, min=0.0, max=1.0)
@@ -72,3 +76,13 @@ def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:
     size = cfg.batch_size * processes
     batches = num_train // size + (num_train % size >= processes)
     return max(1, math.ceil(cfg.epochs * batches))
+
+
+def section_hooks(cfg: TrainConfig, job, output_dir: str | Path | None) -> list[TrainHook]:
+    """The hooks a ``train`` section asks for: frozen word embeddings (``freeze_embeddings``), logging sinks
+    (``log_to``, with a run directory) and the early evaluation (``early_eval``)."""
+    return [
+        *([FreezeEmbeddingsHook()] if cfg.freeze_embeddings else []),
+        *log_sinks(cfg.log_to, output_dir),
+        *early_eval_hooks(cfg, job),
+    ]

@@ -10,12 +10,14 @@ import torch
 
 from bermo_prune.data import load_task_data
 from bermo_prune.engine import prune
-from bermo_prune.hooks import MixHook, PruningHook, TrainHook, standard_hooks
+from bermo_prune.hooks import MixHook, PruningHook, TrainHook
 from bermo_prune.jobs import classification_job
 from bermo_prune.models import ModelSpec, build_model
 from bermo_prune.pruners import get_pruner
 from bermo_prune.schedule import Cubic, Scheduler
-from bermo_prune.train import TrainConfig, Trainer
+from bermo_prune.runner import feature_hooks, fine_tune
+from bermo_prune.train import Trainer
+from bermo_prune.train_config import TrainConfig, section_hooks
 
 from .conftest import tiny_config
 
@@ -68,14 +70,13 @@ def _trainer(small_task, out, hooks, steps=20, **train):
     cfg = TrainConfig(
         max_steps=steps, lr=1e-3, eval_every=10, log_every=5, progress=False, threads=1, **train
     )
-    return model, Trainer(
-        model, classification_job(tok, small_task, cfg), cfg, out, checkpoint_every=10, hooks=hooks
-    )
+    job = classification_job(tok, small_task, cfg)
+    return model, Trainer(model, job, cfg, [*hooks, *section_hooks(cfg, job, out)], out, checkpoint_every=10)
 
 
 def test_a_users_hook_is_called_logged_reported_and_checkpointed(small_task, tmp_path):
     counter = Counter()
-    model, trainer = _trainer(small_task, tmp_path, [*standard_hooks(), counter])
+    model, trainer = _trainer(small_task, tmp_path, [*feature_hooks(mix_lr=1e-2), counter])
     summary = trainer.run()
     assert counter.count == 20 and counter.loss_calls == 20
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -91,23 +92,23 @@ def test_a_users_hook_is_called_logged_reported_and_checkpointed(small_task, tmp
     assert state["counter"] == {"count": 10}  # the last periodic checkpoint, at step 10
 
     resumed = Counter()  # a fresh hook gets its state back from the checkpoint
-    _, again = _trainer(small_task, tmp_path, [*standard_hooks(), resumed])
+    _, again = _trainer(small_task, tmp_path, [*feature_hooks(mix_lr=1e-2), resumed])
     assert again.run(resume=True)["counted_steps"] == 20
     assert resumed.count == 20 and resumed.loss_calls == 10
 
 
 def test_a_hooks_loss_term_trains_the_model(small_task, tmp_path):
-    plain, t1 = _trainer(small_task, tmp_path / "a", [MixHook(), Counter()])
+    plain, t1 = _trainer(small_task, tmp_path / "a", [MixHook(1e-2), Counter()])
     t1.run()
-    decayed, t2 = _trainer(small_task, tmp_path / "b", [MixHook(), Counter(weight=1.0)])
+    decayed, t2 = _trainer(small_task, tmp_path / "b", [MixHook(1e-2), Counter(weight=1.0)])
     t2.run()
     assert decayed.classifier.weight.norm() < 0.9 * plain.classifier.weight.norm()
 
 
-def test_the_pruning_hook_is_what_the_handle_argument_installs(small_task, tmp_path):
-    """Hooks given explicitly and the ``handle`` shortcut train the same model, step for step."""
+def test_fine_tune_is_the_trainer_with_the_feature_hooks(small_task, tmp_path):
+    """``fine_tune(handle=...)`` and a Trainer given the pruning and mix hooks train the same model, step for step."""
     results = []
-    for name in ("shortcut", "hooks"):
+    for name in ("fine_tune", "hooks"):
         torch.manual_seed(0)
         spec = ModelSpec(
             arch="bert", num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64, vocab_size=200
@@ -117,19 +118,18 @@ def test_the_pruning_hook_is_what_the_handle_argument_installs(small_task, tmp_p
             model, Scheduler(get_pruner("movement"), Cubic(1.0, 0.3, total=20, warmup=2, cooldown=4))
         )
         cfg = TrainConfig(max_steps=20, lr=1e-3, eval_every=10, progress=False, threads=1)
-        job = classification_job(tok, small_task, cfg)
-        if name == "shortcut":
-            trainer = Trainer(model, job, cfg, handle=handle, score_lr=1e-2)
+        if name == "fine_tune":
+            summary = fine_tune(model, tok, small_task, cfg, handle=handle, score_lr=1e-2)
         else:
-            trainer = Trainer(model, job, cfg, hooks=[PruningHook(handle, score_lr=1e-2), MixHook()])
-        summary = trainer.run()
+            job = classification_job(tok, small_task, cfg)
+            summary = Trainer(model, job, cfg, [PruningHook(handle, score_lr=1e-2), MixHook(cfg.mix_lr)]).run()
         results.append((summary["final"]["loss"], summary["sparsity"]["kept"], handle.state.mask.clone()))
     (loss_a, kept_a, mask_a), (loss_b, kept_b, mask_b) = results
     assert loss_a == loss_b and kept_a == kept_b and torch.equal(mask_a, mask_b)
 
 
 def test_freeze_embeddings_keeps_the_word_embeddings_and_trains_the_rest(small_task, tmp_path):
-    model, trainer = _trainer(small_task, tmp_path / "frozen", standard_hooks(), freeze_embeddings=True)
+    model, trainer = _trainer(small_task, tmp_path / "frozen", feature_hooks(mix_lr=1e-2), freeze_embeddings=True)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     words = model.get_input_embeddings().weight
     name = next(n for n, p in model.named_parameters() if p is words)
@@ -140,7 +140,7 @@ def test_freeze_embeddings_keeps_the_word_embeddings_and_trains_the_rest(small_t
     assert summary["frozen_embeddings"] == words.numel() == 200 * 32
     assert not any(p is words for g in trainer.optimizer.param_groups for p in g["params"])  # no AdamW state
 
-    plain, again = _trainer(small_task, tmp_path / "plain", standard_hooks())
+    plain, again = _trainer(small_task, tmp_path / "plain", feature_hooks(mix_lr=1e-2))
     assert "frozen_embeddings" not in again.run()
     assert not torch.equal(plain.get_input_embeddings().weight.detach(), before[name])  # it would have moved
 
@@ -167,7 +167,7 @@ def test_bf16_mixed_precision_autocasts_the_encoder_on_cpu(small_task, tmp_path)
     # Accelerate keeps one precision per process: this test sets bf16 and puts back a fresh state for the others.
     AcceleratorState._reset_state()
     try:
-        model, trainer = _trainer(small_task, tmp_path, standard_hooks(), mixed_precision="bf16")
+        model, trainer = _trainer(small_task, tmp_path, feature_hooks(mix_lr=1e-2), mixed_precision="bf16")
         seen = []
         query = next(
             m for n, m in model.named_modules() if n.endswith("encoder.layer.0.attention.self.query")

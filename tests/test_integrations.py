@@ -11,12 +11,13 @@ from transformers import BertForSequenceClassification, Trainer, TrainerCallback
 from bermo_prune.bermo import BermoForSequenceClassification, bermo_config_from_bert
 from bermo_prune.data import load_task_data, train_wordpiece
 from bermo_prune.engine import MaskedLinear
-from bermo_prune.hooks import TrainHook, standard_hooks
+from bermo_prune.hooks import TrainHook
 from bermo_prune.integrations.transformers import PruningCallback
 from bermo_prune.jobs import classification_job
 from bermo_prune.pruners import get_pruner
 from bermo_prune.schedule import Cubic, Scheduler
-from bermo_prune.train import TrainConfig
+from bermo_prune.runner import feature_hooks
+from bermo_prune.train_config import TrainConfig
 from bermo_prune.train import Trainer as LoopTrainer
 
 from .conftest import tiny_config
@@ -111,9 +112,9 @@ def test_trainer_callback_equals_the_run_loop(method, setup, tmp_path):
     loop_model = _model(tokenizer)
     hf_model = copy.deepcopy(loop_model)
     handle = prune(loop_model, _scheduler(method))
-    hooks = standard_hooks(handle, SCORE_LR[method])
+    hooks = feature_hooks(handle, SCORE_LR[method], mix_lr=cfg.mix_lr)
     record = _Record(hooks[0])
-    loop = LoopTrainer(loop_model, job, cfg, handle=handle, hooks=[*hooks, record])
+    loop = LoopTrainer(loop_model, job, cfg, [*hooks, record])
     # The loop's batches, in its order, for the Trainer to take one by one.
     batches = []
     for epoch in range(3):

@@ -3,7 +3,8 @@ import torch
 from bermo_prune.data import load_task_data
 from bermo_prune.models import ModelSpec, build_model
 from bermo_prune.synthetic import NEGATORS, bag_of_words_baseline, generate_synthetic
-from bermo_prune.train import TrainConfig, fine_tune
+from bermo_prune.runner import fine_tune
+from bermo_prune.train_config import TrainConfig
 
 
 def test_same_seed_same_data_other_seed_other_data():

@@ -7,7 +7,8 @@ import torch
 
 from bermo_prune.data import load_task_data
 from bermo_prune.models import ModelSpec, build_model
-from bermo_prune.train import TrainConfig, fine_tune
+from bermo_prune.runner import fine_tune
+from bermo_prune.train_config import TrainConfig
 
 
 @pytest.mark.parametrize("arch", ["bert", "bermo"])
