@@ -159,7 +159,6 @@ def load_scorer(
             raise InputError(f"--sparse: sparse inference runs on the CPU; pass --device cpu (got {dev})")
         if sparsify(model) == 0:
             raise InputError(f"{model_dir}: --sparse: no linear layer is sparse enough (at most 30% nonzero)")
-    train = recipe.train if recipe is not None else {}
     return Scorer(
         model=model.to(dev).eval(),
         tokenizer=tokenizer,
@@ -168,8 +167,8 @@ def load_scorer(
         run_dir=run_dir,
         recipe=recipe,
         device=dev,
-        batch_size=batch_size or train.get("eval_batch_size", DEFAULT_BATCH_SIZE),
-        max_length=max_length or train.get("max_length", DEFAULT_MAX_LENGTH),
+        batch_size=batch_size or (recipe.train.eval_batch_size if recipe is not None else DEFAULT_BATCH_SIZE),
+        max_length=max_length or (recipe.train.max_length if recipe is not None else DEFAULT_MAX_LENGTH),
     )
 
 
@@ -184,8 +183,7 @@ def _recipe_split(scorer: Scorer, split: str) -> Split:
             f"--task {scorer.task.name}: the run's recipe is for task {recipe.task!r}; "
             "pass --data FILE to score another task's file"
         )
-    where = {k: v for k, v in recipe.data.items() if k != "source"}
-    data = load_task_data(recipe.task, recipe.data_source, seed=recipe.seed, **where)
+    data = load_task_data(recipe.task, recipe.data_source, seed=recipe.seed, **recipe.data.where())
     return data.dev if split == "dev" else data.train
 
 

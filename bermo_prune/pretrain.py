@@ -35,10 +35,9 @@ from .data import train_wordpiece
 from .data.corpus import CorpusConfig, MaskingConfig, MLMCollator, pack, read_corpus
 from .dist import process_state
 from .errors import DataError, InputError, RecipeError
-from .fields import F, key, section
+from .fields import F, check_sections, key, read_yaml, section
 from .jobs import Job
 from .models import load_tokenizer
-from .recipe import parse_sections, read_yaml
 from .rundir import (
     RECIPE,
     SUMMARY,
@@ -77,7 +76,10 @@ class EncoderShape:
 
 
 PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
-    "": section(PretrainTop),
+    "": {
+        **section(PretrainTop),
+        **{name: F("section") for name in ("corpus", "model", "mlm", "train", "checkpoint")},
+    },
     "corpus": section(CorpusConfig),
     "model": section(EncoderShape),
     "mlm": section(MaskingConfig),
@@ -91,7 +93,7 @@ PRETRAIN_SECTIONS: dict[str, dict[str, F]] = {
             "weight_decay": 0.01,
             "warmup_ratio": 0.05,
         },
-        exclude=("mix_lr", "bucket_factor", "freeze_embeddings"),
+        exclude=("mix_lr", "bucket_factor", "freeze_embeddings", "early_eval"),
         rename={"max_length": "seq_length"},
     ),
     "checkpoint": section(CheckpointConfig),
@@ -114,7 +116,7 @@ def parse_pretrain_recipe(
     raw, source: str = "<recipe>", overrides: list[str] | None = None
 ) -> PretrainRecipe:
     problems: list[str] = []
-    values, _ = parse_sections(raw, source, overrides, PRETRAIN_SECTIONS, problems)
+    values, _ = check_sections(raw, source, overrides, PRETRAIN_SECTIONS, problems)
     if not problems:
         m, mlm = values["model"], values["mlm"]
         if m["hidden_size"] % m["num_heads"]:

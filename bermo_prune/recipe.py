@@ -7,19 +7,14 @@ A recipe has the sections ``task``, ``seed``, ``output_dir``, ``data``, ``model`
 keys (with a "did you mean"), wrong types, values out of range, and cross-field rules (for example a pruning
 schedule that would end after training does). Nothing is read or written beyond the recipe itself.
 
-Each section's keys, defaults and bounds come from the dataclass next to the code that uses it (:data:`SECTIONS`,
-through :mod:`.fields`), each method's rules from its Pruner class, a schedule's from :class:`.ScheduleConfig`.
-
-Length (about 400 lines): recipe validation has one place, so the checker, the cross-field rules, overrides and
-YAML errors stay here.
+Each section is the dataclass next to the code that uses it, and its keys, defaults and bounds are that
+dataclass's fields (:data:`SECTIONS`, through :mod:`.fields`, whose checker this module runs); each method's rules
+come from its Pruner class, a schedule's from :class:`.ScheduleConfig`. This module adds the rules across sections.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import difflib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +23,9 @@ import yaml
 
 from .data import TASKS, DataConfig
 from .distill import DistillConfig
-from .early_eval import EarlyEvalConfig
 from .errors import RecipeError
-from .fields import F, section
+from .fields import F, build, check_sections, did_you_mean, read_yaml, schema, subsection, values_of
+from .fields import check as check_value
 from .fields import key as recipe_key
 from .models import ModelSpec
 from .pruners import pruner_class
@@ -41,194 +36,55 @@ from .schedule import ScheduleConfig
 from .tracking import DivergenceConfig
 from .train_config import TrainConfig
 
-TOP_SECTIONS = ("data", "model", "pruning", "train", "divergence", "checkpoint", "distill")
+__all__ = [
+    "Recipe",
+    "SECTIONS",
+    "dump_recipe",
+    "load_recipe",
+    "parse_recipe",
+    "read_yaml",
+    "schedule_problems",
+]
 
 
 @dataclass(kw_only=True)
 class Recipe:
-    """A validated recipe: the top-level keys, and plain dicts per section with every key present (defaults filled
-    in; each section's keys, defaults and bounds are those of its dataclass, see :data:`SECTIONS`)."""
+    """A validated recipe: the top-level keys and one dataclass instance per section, every key present (defaults
+    filled in)."""
 
     source: str
     task: str = recipe_key(None, required=True, choices=tuple(TASKS))
     seed: int = recipe_key(42, min=0)
     output_dir: str | None = recipe_key(None)
-    data: dict
-    model: dict
-    pruning: dict
-    train: dict
-    divergence: dict
-    checkpoint: dict
-    distill: dict
+    data: DataConfig = subsection(DataConfig)
+    model: ModelSpec = subsection(ModelSpec)
+    pruning: PruningConfig = subsection(PruningConfig)
+    train: TrainConfig = subsection(TrainConfig)
+    divergence: DivergenceConfig = subsection(DivergenceConfig)
+    checkpoint: CheckpointConfig = subsection(CheckpointConfig)
+    distill: DistillConfig = subsection(DistillConfig)
 
     def to_dict(self) -> dict:
-        """The resolved recipe (what ``recipe.yaml`` in a run directory holds)."""
-        return {
-            "task": self.task,
-            "seed": self.seed,
-            "output_dir": self.output_dir,
-            **{name: copy.deepcopy(getattr(self, name)) for name in TOP_SECTIONS},
-        }
+        """The resolved recipe as plain data (what ``recipe.yaml`` in a run directory holds)."""
+        return values_of(self)
 
     @property
     def pruned(self) -> bool:
-        return self.pruning["method"] != NO_PRUNING
+        return self.pruning.method != NO_PRUNING
 
     @property
     def data_source(self) -> str:
         """``data.source`` with ``auto`` resolved: synthetic task, else local when a path is given, else hub."""
-        src = self.data["source"]
+        src = self.data.source
         if src != "auto":
             return src
         if self.task == "synthetic":
             return "synthetic"
-        return "local" if (self.data["path"] or self.data["train_file"]) else "hub"
+        return "local" if (self.data.path or self.data.train_file) else "hub"
 
 
-# ---- the sections: each derived from its dataclass (fields.section), in the order recipe.yaml writes them ----
-SECTIONS: dict[str, dict[str, F]] = {
-    "": section(Recipe),
-    "data": section(DataConfig),
-    "model": section(ModelSpec),
-    "pruning": {**section(PruningConfig), "schedule": F("section")},
-    "pruning.schedule": section(ScheduleConfig),
-    "train": {**section(TrainConfig), "early_eval": F("section")},
-    "train.early_eval": section(EarlyEvalConfig),
-    "divergence": section(DivergenceConfig),
-    "checkpoint": section(CheckpointConfig),
-    "distill": section(DistillConfig),
-}
-
-
-# ---- parsing -------------------------------------------------------------------------------------------------
-def _did_you_mean(key: str, options) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _number(value: Any) -> float | None:
-    """Accept ints, floats and numeric strings (YAML 1.1 reads ``3e-5`` as a string)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _check(path: str, spec: F, value: Any, problems: list[str]) -> Any:
-    """The value converted to its kind, or the default after recording a problem."""
-    if value is None:
-        if not spec.nullable:
-            problems.append(f"{path}: must not be empty")
-        return spec.default
-    kind = spec.kind
-    out: Any = value
-    if kind == "int":
-        num = _number(value)
-        if num is None or not math.isfinite(num) or num != int(num):
-            problems.append(f"{path}: expected an integer, got {value!r}")
-            return spec.default
-        out = int(num)
-    elif kind == "float":
-        num = _number(value)
-        if num is None or not math.isfinite(num):
-            problems.append(f"{path}: expected a number, got {value!r}")
-            return spec.default
-        out = num
-    elif kind == "steps":
-        num = _number(value)
-        if num is None or not math.isfinite(num) or num < 0 or (num >= 1 and num != int(num)):
-            problems.append(
-                f"{path}: expected a step count (integer >= 0) or a fraction of the run in [0, 1), got {value!r}"
-            )
-            return spec.default
-        out = int(num) if (isinstance(value, int) or num >= 1) else num
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            problems.append(f"{path}: expected true or false, got {value!r}")
-            return spec.default
-    elif kind == "str":
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            problems.append(f"{path}: expected a string, got {value!r}")
-            return spec.default
-        out = str(value)
-    elif kind == "list_str":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            problems.append(f"{path}: expected a list of strings, got {value!r}")
-            return spec.default
-    elif kind == "name_or_numbers":
-        if isinstance(value, list):
-            nums = [_number(v) if not isinstance(v, str) else None for v in value]
-            if not value or any(n is None or not math.isfinite(n) for n in nums):
-                problems.append(f"{path}: expected a name or a non-empty list of numbers, got {value!r}")
-                return spec.default
-            return [float(n) for n in nums]
-        if not isinstance(value, str):
-            problems.append(f"{path}: expected a name or a list of numbers, got {value!r}")
-            return spec.default
-    elif kind in ("dict", "dict_str"):
-        if not isinstance(value, dict) or (
-            kind == "dict_str" and not all(isinstance(v, str) for v in value.values())
-        ):
-            problems.append(f"{path}: expected a mapping, got {value!r}")
-            return spec.default
-        out = dict(value)
-    choices = spec.choices() if callable(spec.choices) else spec.choices
-    if choices is not None and kind == "list_str":  # a list of names: each one of the choices
-        unknown = [v for v in out if v not in choices]
-        if unknown:
-            problems.append(
-                f"{path}: unknown value {unknown[0]!r}{_did_you_mean(unknown[0], choices)}; "
-                f"use any of {', '.join(choices)}"
-            )
-            return spec.default
-    elif choices is not None and out not in choices:
-        problems.append(
-            f"{path}: unknown value {out!r}{_did_you_mean(str(out), choices)}; use one of {', '.join(choices)}"
-        )
-        return spec.default
-    if kind in ("int", "float") and out is not None:
-        if spec.min is not None and (out <= spec.min if spec.min_open else out < spec.min):
-            problems.append(f"{path}: must be {'>' if spec.min_open else '>='} {spec.min:g}, got {out:g}")
-            return spec.default
-        if spec.max is not None and out > spec.max:
-            problems.append(f"{path}: must be <= {spec.max:g}, got {out:g}")
-            return spec.default
-    return out
-
-
-def _section(name: str, raw: Any, problems: list[str], schema: dict | None = None) -> dict:
-    schema = SECTIONS if schema is None else schema
-    specs = schema[name]
-    label = name or "recipe"
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        problems.append(f"{label}: expected a mapping of keys, got {raw!r}")
-        raw = {}
-    out: dict[str, Any] = {}
-    known = set(specs) | ({n for n in schema if n and "." not in n} if name == "" else set())
-    for key in raw:
-        if not isinstance(key, str) or key not in known:
-            where = f"{name}.{key}" if name else str(key)
-            problems.append(f"{where}: unknown key{_did_you_mean(str(key), known)}")
-    for key, spec in specs.items():
-        path = f"{name}.{key}" if name else key
-        if spec.kind == "section":
-            out[key] = _section(path, raw.get(key), problems, schema)
-            continue
-        if key not in raw:
-            if spec.required:
-                problems.append(f"{path}: missing (required)")
-            out[key] = spec.default
-            continue
-        out[key] = _check(path, spec, raw[key], problems)
-    return out
+#: the checker's table: each section derived from its dataclass, in the order recipe.yaml writes them
+SECTIONS: dict[str, dict[str, F]] = schema(Recipe)
 
 
 def _pruner_options(method: str, options: dict | None, problems: list[str]) -> dict:
@@ -242,7 +98,7 @@ def _pruner_options(method: str, options: dict | None, problems: list[str]) -> d
     out = {}
     for key, value in options.items():
         if key not in fields:
-            hint = _did_you_mean(str(key), fields)
+            hint = did_you_mean(str(key), fields)
             valid = ", ".join(fields) or "none"
             problems.append(
                 f"pruning.options.{key}: unknown option of method {method!r}{hint}; valid: {valid}"
@@ -250,7 +106,7 @@ def _pruner_options(method: str, options: dict | None, problems: list[str]) -> d
             continue
         default = fields[key].default
         kind = "bool" if isinstance(default, bool) else "float" if isinstance(default, int | float) else "str"
-        out[key] = _check(f"pruning.options.{key}", F(kind, default), value, problems)
+        out[key] = check_value(f"pruning.options.{key}", F(kind, default), value, problems)
     return out
 
 
@@ -307,65 +163,25 @@ def _cross_checks(r: dict, problems: list[str]) -> None:
     problems += cls.recipe_problems(pruning["options"] or {}, sched)
     steps = train["max_steps"]
     if steps is not None:
-        schedule_problems(pruning, steps, problems)
+        problems += ScheduleConfig(**sched).problems(steps)
 
 
-def schedule_problems(pruning: dict, run_steps: int, problems: list[str]) -> None:
+def schedule_problems(pruning: PruningConfig, run_steps: int, problems: list[str]) -> None:
     """Rules that need the run's length: the schedule must fit in, and end before, training."""
-    problems += ScheduleConfig(**pruning["schedule"]).problems(run_steps)
-
-
-# ---- overrides -------------------------------------------------------------------------------------------------
-def apply_overrides(raw: dict, overrides: list[str], problems: list[str], schema: dict | None = None) -> None:
-    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to the raw recipe mapping in place."""
-    schema = SECTIONS if schema is None else schema
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            problems.append(f"override {item!r}: expected key=value, e.g. train.lr=3e-5")
-            continue
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
-        parts = key.split(".")
-        section = ".".join(parts[:-1])
-        known_sections = {s for s in schema if s} | ({"pruning.options"} if "pruning" in schema else set())
-        if section and section not in known_sections and not section.startswith("data.columns"):
-            problems.append(
-                f"override {key}: unknown section {section!r}{_did_you_mean(section, known_sections)}"
-            )
-            continue
-        node = raw
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[parts[-1]] = value
-
-
-def _yaml_error(source: str, exc: yaml.YAMLError) -> RecipeError:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if mark is not None:
-        return RecipeError(
-            source, [f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"]
-        )
-    return RecipeError(source, [f"YAML syntax error: {problem}"])
+    problems += pruning.schedule.problems(run_steps)
 
 
 def parse_recipe(raw: Any, source: str = "<recipe>", overrides: list[str] | None = None) -> Recipe:
     """Validate a raw mapping (already loaded YAML) plus overrides; raise RecipeError with every problem."""
     problems: list[str] = []
-    r, _ = parse_sections(raw, source, overrides, SECTIONS, problems)
+    r, _ = check_sections(raw, source, overrides, SECTIONS, problems)
     r["pruning"]["options"] = _pruner_options(r["pruning"]["method"], r["pruning"]["options"], problems)
     if not problems:
         _cross_checks(r, problems)
     if problems:
         raise RecipeError(source, problems)
     _fill_schedule_start(r["pruning"])
-    return Recipe(source=source, **r)
+    return build(Recipe, r, source=source)
 
 
 def _fill_schedule_start(pruning: dict) -> None:
@@ -377,49 +193,11 @@ def _fill_schedule_start(pruning: dict) -> None:
         sched["initial"] = SCHEDULE_VALUES[key][0]
 
 
-def parse_sections(
-    raw: Any, source: str, overrides: list[str] | None, schema: dict, problems: list[str]
-) -> tuple[dict, dict]:
-    """Overrides applied, then every section of ``schema`` checked: ``(values, raw)``; problems collected."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise RecipeError(
-            source, [f"expected a mapping of sections at the top level, got {type(raw).__name__}"]
-        )
-    raw = copy.deepcopy(raw)
-    if overrides:
-        apply_overrides(raw, overrides, problems, schema)
-    values = _section("", raw, problems, schema)
-    for name in schema:
-        if name and "." not in name:
-            values[name] = _section(name, raw.get(name), problems, schema)
-    return values, raw
-
-
-def read_yaml(path: str | Path) -> Any:
-    """A recipe file's YAML, or a RecipeError naming the file (and the line of a syntax error)."""
-    path = Path(path)
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError(source, ["no such file"]) from None
-    except IsADirectoryError:
-        raise RecipeError(source, ["is a directory, not a recipe file"]) from None
-    except UnicodeDecodeError:
-        raise RecipeError(source, ["not UTF-8 text"]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise _yaml_error(source, exc) from None
-    return raw
-
-
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a ``run`` recipe file."""
     return parse_recipe(read_yaml(path), str(path), overrides)
 
 
 def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML (``recipe.yaml``)."""
     return yaml.safe_dump(recipe.to_dict(), sort_keys=False)

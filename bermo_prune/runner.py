@@ -15,6 +15,7 @@ so a bad run writes nothing. The directory's rules (checks, lock, checkpoints, f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from contextlib import nullcontext
@@ -25,15 +26,14 @@ import torch
 
 from .data import TaskData, load_task_data
 from .dist import process_state
-from .distill import DistillConfig, Distiller, load_teacher
+from .distill import Distiller, load_teacher
 from .engine import Pruning, prune
 from .errors import InputError, RecipeError
 from .families import family_of
 from .hooks import DistillHook, MixHook, PruningHook, TrainHook
 from .jobs import classification_job
 from .modelcard import run_card
-from .models import ModelSpec, build_model
-from .pruners.config import PruningConfig
+from .models import build_model
 from .recipe import Recipe, dump_recipe, parse_recipe, schedule_problems
 from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
 from .sinks import check_sinks
@@ -142,7 +142,7 @@ def default_output_dir(recipe: Recipe) -> Path:
 
 
 def train_config(recipe: Recipe, progress: bool) -> TrainConfig:
-    return TrainConfig.from_section(recipe.train, seed=recipe.seed, progress=progress)
+    return dataclasses.replace(recipe.train, seed=recipe.seed, progress=progress)
 
 
 def run_recipe(
@@ -162,8 +162,7 @@ def run_recipe(
         return RunResult(summary, out, skipped=True)
 
     # Everything that reads user input happens before the directory is touched.
-    where = {k: v for k, v in recipe.data.items() if k != "source"}  # the rest of DataConfig: where to read
-    data = load_task_data(recipe.task, recipe.data_source, seed=recipe.seed, **where)
+    data = load_task_data(recipe.task, recipe.data_source, seed=recipe.seed, **recipe.data.where())
     cfg = train_config(recipe, progress)
     check_sinks(cfg.log_to)  # a logging sink's package is missing: say so before anything is written
     steps = total_steps(cfg, len(data.train), process_state().num_processes)
@@ -172,10 +171,9 @@ def run_recipe(
         schedule_problems(recipe.pruning, steps, problems)
         if problems:
             raise RecipeError(recipe.source, problems)
-    m = recipe.model
-    spec = ModelSpec(**m)
+    spec = recipe.model
     if state == "resume":
-        spec.tokenizer = str(out / "tokenizer")
+        spec = dataclasses.replace(spec, tokenizer=str(out / "tokenizer"))
     task = data.task
     torch.manual_seed(recipe.seed)
     model, tokenizer = build_model(
@@ -188,19 +186,17 @@ def run_recipe(
     handle = None
     if recipe.pruned:
         try:
-            scheduler = PruningConfig(**recipe.pruning).build_scheduler(steps)
-            targets = recipe.pruning["targets"]
+            scheduler = recipe.pruning.build_scheduler(steps)
+            targets = recipe.pruning.targets
             handle = prune(model, scheduler, **({"targets": targets} if targets else {}))
         except ValueError as exc:
             raise InputError(f"{recipe.source}: pruning: {exc}") from None
 
     distiller = None
-    if recipe.distill["teacher"]:
+    if recipe.distill.teacher:
         problem_type = "regression" if task.is_regression else "single_label_classification"
-        teacher = load_teacher(
-            recipe.distill["teacher"], task.num_labels, problem_type, tokenizer.get_vocab()
-        )
-        distiller = Distiller(teacher, DistillConfig(**recipe.distill), len(data.train), task.num_labels)
+        teacher = load_teacher(recipe.distill.teacher, task.num_labels, problem_type, tokenizer.get_vocab())
+        distiller = Distiller(teacher, recipe.distill, len(data.train), task.num_labels)
 
     # From here on the run directory is written, under its lock (main process only).
     main = process_state().is_main_process
@@ -217,7 +213,7 @@ def run_recipe(
         process_state().wait_for_everyone()  # the other processes start once the directory is ready
         job = classification_job(tokenizer, data, cfg)
         hooks = [
-            *feature_hooks(handle, recipe.pruning["score_lr"], distiller, cfg.mix_lr),
+            *feature_hooks(handle, recipe.pruning.score_lr, distiller, cfg.mix_lr),
             *section_hooks(cfg, job, out),
         ]
         trainer = Trainer(
@@ -226,8 +222,8 @@ def run_recipe(
             cfg,
             hooks,
             out,
-            divergence=DivergenceConfig(**recipe.divergence),
-            checkpoint_every=recipe.checkpoint["every"],
+            divergence=recipe.divergence,
+            checkpoint_every=recipe.checkpoint.every,
         )
         summary = with_feature_fields(trainer.run(resume=state == "resume"))
         return _finish(recipe, out, trainer, handle, tokenizer, summary)
@@ -242,7 +238,7 @@ def _finish(recipe: Recipe, out: Path, trainer: Trainer, handle, tokenizer, summ
     summary = {
         "run_dir": str(out),
         "recipe": recipe.source,
-        "model": {"arch": m["arch"], "family": family_of(final_model).name, "name": m["name"]},
+        "model": {"arch": m.arch, "family": family_of(final_model).name, "name": m.name},
         "seed": recipe.seed,
         "remaining": summary["sparsity"]["remaining"] if summary["sparsity"] else 1.0,
         **summary,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .early_eval import EarlyEvalConfig, early_eval_hooks  # the section's dataclass lives with its hook
-from .fields import key
+from .fields import build, key, subsection
 from .hooks import FreezeEmbeddingsHook, TrainHook
 from .sinks import available_sinks, log_sinks
 
@@ -53,7 +53,7 @@ class TrainConfig:
     )  # read at check time: a sink registered later counts
     # the recipe's train.early_eval section (bermo_prune.early_eval.EarlyEvalConfig's keys): a fixed dev subset scored
     # every few steps early on, and the training loss of every step; None or every=0: off
-    early_eval: dict | None = dataclasses.field(default_factory=lambda: dataclasses.asdict(EarlyEvalConfig()))
+    early_eval: EarlyEvalConfig = subsection(EarlyEvalConfig)
     progress: bool = True
 
     @classmethod
@@ -64,7 +64,7 @@ class TrainConfig:
         rename = rename or {}
         names = {f.name for f in dataclasses.fields(cls)}
         own = {rename.get(k, k): v for k, v in values.items() if rename.get(k, k) in names}
-        return cls(**own, **extra)
+        return build(cls, own, **extra)
 
 
 def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:

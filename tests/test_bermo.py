@@ -270,7 +270,7 @@ def test_mix_init_takes_uniform_last_or_a_list_from_a_recipe_and_refuses_a_wrong
     }
     for value, weights in (("uniform", [1 / 3] * 3), ("last", [0.0, 0.0, 1.0]), ([0.0, 0.0, 50.0], None)):
         recipe = parse_recipe({**base, "model": {**base["model"], "mix_init": value}})
-        model, _ = build_model(ModelSpec(**recipe.model), 2, train_texts=["a b c d"] * 20)
+        model, _ = build_model(recipe.model, 2, train_texts=["a b c d"] * 20)
         got = model.mix_weights()["layer_weights"]
         if weights is not None:
             assert got == pytest.approx(weights, abs=1e-7)

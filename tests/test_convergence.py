@@ -365,12 +365,12 @@ def test_the_convergence_specs_validate_offline(monkeypatch, capsys):
         }
         for cell in spec.cells:
             recipe = load_recipe(spec.base, [*spec.overrides, *cell.overrides()])
-            assert recipe.task == task and recipe.model["name"] == name
-            assert recipe.train["early_eval"]["every"] == every
+            assert recipe.task == task and recipe.model.name == name
+            assert recipe.train.early_eval.every == every
     sst2 = load_spec(paths[0])
     movement = next(c for c in sst2.cells if c.method == "movement")
     r = load_recipe(sst2.base, [*sst2.overrides, *movement.overrides()])
-    assert r.train["epochs"] == 3 and r.pruning["update_every"] == 1 and r.pruning["score_lr"] == 1e-2
-    assert r.pruning["schedule"]["warmup"] == pytest.approx(0.1667) and r.pruning["schedule"][
-        "cooldown"
-    ] == pytest.approx(0.3333)
+    assert r.train.epochs == 3 and r.pruning.update_every == 1 and r.pruning.score_lr == 1e-2
+    assert r.pruning.schedule.warmup == pytest.approx(
+        0.1667
+    ) and r.pruning.schedule.cooldown == pytest.approx(0.3333)

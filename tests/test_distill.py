@@ -116,11 +116,17 @@ def test_a_bad_teacher_is_one_line_exit_2_and_writes_nothing(teacher_run, tmp_pa
         == EXIT_BAD_INPUT
     )
     err = capsys.readouterr().err.strip()
-    assert err.endswith(f"distill.teacher: {tmp_path / 'nowhere'}: no such run or model directory") and "\n" not in err
+    assert (
+        err.endswith(f"distill.teacher: {tmp_path / 'nowhere'}: no such run or model directory")
+        and "\n" not in err
+    )
     assert not out.exists()
     # a directory that is neither a run nor a model
     (tmp_path / "empty").mkdir()
-    assert run_cli(QUICK, *TINY, f"distill.teacher={tmp_path / 'empty'}", "--output-dir", str(out)) == EXIT_BAD_INPUT
+    assert (
+        run_cli(QUICK, *TINY, f"distill.teacher={tmp_path / 'empty'}", "--output-dir", str(out))
+        == EXIT_BAD_INPUT
+    )
     err = capsys.readouterr().err.strip()
     assert err.endswith(f"distill.teacher: {tmp_path / 'empty'}: not a run directory (with model/) or a model "
                         "directory (with config.json)") and "\n" not in err  # fmt: skip

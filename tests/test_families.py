@@ -368,8 +368,8 @@ def test_recipe_model_family_is_validated(tmp_path):
     from bermo_prune.errors import RecipeError
     from bermo_prune.recipe import parse_recipe
 
-    assert parse_recipe({"task": "synthetic", "model": {"family": "roberta"}}).model["family"] == "roberta"
-    assert parse_recipe({"task": "synthetic"}).model["family"] is None
+    assert parse_recipe({"task": "synthetic", "model": {"family": "roberta"}}).model.family == "roberta"
+    assert parse_recipe({"task": "synthetic"}).model.family is None
     with pytest.raises(
         RecipeError, match=r"model.family: unknown value 'robert' \(did you mean 'roberta'\?\)"
     ):

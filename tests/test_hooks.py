@@ -14,8 +14,8 @@ from bermo_prune.hooks import MixHook, PruningHook, TrainHook
 from bermo_prune.jobs import classification_job
 from bermo_prune.models import ModelSpec, build_model
 from bermo_prune.pruners import get_pruner
-from bermo_prune.schedule import Cubic, Scheduler
 from bermo_prune.runner import feature_hooks, fine_tune
+from bermo_prune.schedule import Cubic, Scheduler
 from bermo_prune.train import Trainer
 from bermo_prune.train_config import TrainConfig, section_hooks
 
@@ -122,14 +122,18 @@ def test_fine_tune_is_the_trainer_with_the_feature_hooks(small_task, tmp_path):
             summary = fine_tune(model, tok, small_task, cfg, handle=handle, score_lr=1e-2)
         else:
             job = classification_job(tok, small_task, cfg)
-            summary = Trainer(model, job, cfg, [PruningHook(handle, score_lr=1e-2), MixHook(cfg.mix_lr)]).run()
+            summary = Trainer(
+                model, job, cfg, [PruningHook(handle, score_lr=1e-2), MixHook(cfg.mix_lr)]
+            ).run()
         results.append((summary["final"]["loss"], summary["sparsity"]["kept"], handle.state.mask.clone()))
     (loss_a, kept_a, mask_a), (loss_b, kept_b, mask_b) = results
     assert loss_a == loss_b and kept_a == kept_b and torch.equal(mask_a, mask_b)
 
 
 def test_freeze_embeddings_keeps_the_word_embeddings_and_trains_the_rest(small_task, tmp_path):
-    model, trainer = _trainer(small_task, tmp_path / "frozen", feature_hooks(mix_lr=1e-2), freeze_embeddings=True)
+    model, trainer = _trainer(
+        small_task, tmp_path / "frozen", feature_hooks(mix_lr=1e-2), freeze_embeddings=True
+    )
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     words = model.get_input_embeddings().weight
     name = next(n for n, p in model.named_parameters() if p is words)

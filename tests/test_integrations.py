@@ -15,10 +15,10 @@ from bermo_prune.hooks import TrainHook
 from bermo_prune.integrations.transformers import PruningCallback
 from bermo_prune.jobs import classification_job
 from bermo_prune.pruners import get_pruner
-from bermo_prune.schedule import Cubic, Scheduler
 from bermo_prune.runner import feature_hooks
-from bermo_prune.train_config import TrainConfig
+from bermo_prune.schedule import Cubic, Scheduler
 from bermo_prune.train import Trainer as LoopTrainer
+from bermo_prune.train_config import TrainConfig
 
 from .conftest import tiny_config
 

@@ -9,8 +9,8 @@ from bermo_prune.data import load_task_data
 from bermo_prune.engine import prune
 from bermo_prune.models import ModelSpec, build_model
 from bermo_prune.pruners import available_pruners, get_pruner
-from bermo_prune.schedule import Cubic, Scheduler
 from bermo_prune.runner import fine_tune
+from bermo_prune.schedule import Cubic, Scheduler
 from bermo_prune.train_config import TrainConfig
 
 STEPS = 700

@@ -38,26 +38,26 @@ def test_every_recipe_validates_and_opens_with_its_command(path):
     recipe = load_recipe(path)
     assert path.read_text().splitlines()[0] == f"# bermo-prune run recipes/{path.name}"
     if recipe.pruned:
-        PruningConfig(**recipe.pruning).build_pruner()
-        ScheduleConfig(**recipe.pruning["schedule"]).build(1000)
+        recipe.pruning.build_pruner()
+        recipe.pruning.schedule.build(1000)
     for arch in ("bert", "bermo"):
-        assert load_recipe(path, [f"model.arch={arch}"]).model["arch"] == arch
+        assert load_recipe(path, [f"model.arch={arch}"]).model.arch == arch
 
 
 def test_sst2_recipes_follow_movement_pruning_hyperparameters():
     r = load_recipe(ROOT / "recipes" / "sst2_movement.yaml")
-    assert (r.task, r.model["name"], r.train["lr"], r.train["batch_size"]) == (
+    assert (r.task, r.model.name, r.train.lr, r.train.batch_size) == (
         "sst2",
         "bert-base-uncased",
         3e-5,
         32,
     )
-    assert r.pruning["score_lr"] == 1e-2 and r.pruning["schedule"]["final"] == 0.10
+    assert r.pruning.score_lr == 1e-2 and r.pruning.schedule.final == 0.10
     assert r.data_source == "hub"
     assert (
         load_recipe(ROOT / "recipes" / "sst2_movement.yaml", ["data.path=/data/sst2"]).data_source == "local"
     )
-    schedule = ScheduleConfig(**r.pruning["schedule"]).build(12000)
+    schedule = r.pruning.schedule.build(12000)
     assert schedule(0) == 1.0 and schedule(12000 - 4000) == pytest.approx(0.10)
 
 
@@ -104,7 +104,7 @@ def test_all_problems_are_reported_at_once(tmp_path):
 def test_types_ranges_and_yaml_scientific_notation(tmp_path):
     # YAML 1.1 reads 3e-5 as a string: it is still a number here.
     r = load_recipe(write(tmp_path, "task: sst2\ntrain:\n  lr: 3e-5\n"))
-    assert r.train["lr"] == 3e-5
+    assert r.train.lr == 3e-5
     assert problems(tmp_path, "task: sst2\ntrain:\n  warmup_ratio: 1.5\n  mixed_precision: fp8\n") == [
         "train.warmup_ratio: must be <= 1, got 1.5",
         "train.mixed_precision: unknown value 'fp8'; use one of no, fp16, bf16",
@@ -148,7 +148,7 @@ def test_cross_field_rules(tmp_path):
 def test_overrides(tmp_path):
     path = write(tmp_path, "task: sst2\npruning:\n  method: movement\n  schedule:\n    final: 0.1\n")
     r = load_recipe(path, ["train.lr=1e-4", "pruning.schedule.final=0.05", "model.arch=bermo"])
-    assert (r.train["lr"], r.pruning["schedule"]["final"], r.model["arch"]) == (1e-4, 0.05, "bermo")
+    assert (r.train.lr, r.pruning.schedule.final, r.model.arch) == (1e-4, 0.05, "bermo")
     with pytest.raises(RecipeError) as info:
         load_recipe(path, ["train.lrr=1", "trainn.lr=1", "nonsense"])
     assert info.value.problems == [
@@ -179,7 +179,7 @@ def test_validate_cli_exit_codes_and_one_line_errors(tmp_path, capsys):
 def test_parse_recipe_fills_defaults():
     r = parse_recipe({"task": "synthetic"})
     assert r.data_source == "synthetic" and not r.pruned
-    assert r.divergence["policy"] == "record" and r.checkpoint["every"] == 0
+    assert r.divergence.policy == "record" and r.checkpoint.every == 0
 
 
 def test_a_method_registered_after_import_owns_its_recipe_rules():
@@ -215,9 +215,9 @@ def test_a_method_registered_after_import_owns_its_recipe_rules():
     try:
         base = {"task": "synthetic", "pruning": {"method": "scaled_magnitude", "schedule": {"final": 0.25}}}
         recipe = parse_recipe(base, overrides=["pruning.options.exponent=2"])
-        pruner = PruningConfig(**recipe.pruning).build_pruner()
+        pruner = recipe.pruning.build_pruner()
         assert isinstance(pruner, ScaledMagnitude) and pruner.scale == 0.25 and pruner.exponent == 2.0
-        assert recipe.pruning["schedule"]["initial"] == 1.0  # a remaining-fraction method starts dense
+        assert recipe.pruning.schedule.initial == 1.0  # a remaining-fraction method starts dense
         with pytest.raises(RecipeError) as err:
             parse_recipe(base, overrides=["pruning.options.exponent=0", "pruning.options.scale=3"])
         assert err.value.problems == [
@@ -237,25 +237,24 @@ def test_typed_sections_are_their_dataclasses():
     from bermo_prune.data import DataConfig
     from bermo_prune.data.corpus import CorpusConfig, MaskingConfig
     from bermo_prune.distill import DistillConfig
-    from bermo_prune.fields import section
+    from bermo_prune.fields import build, section, values_of
     from bermo_prune.models import ModelSpec
     from bermo_prune.pretrain import EncoderShape, PretrainTop
-    from bermo_prune.pruners.config import PruningConfig
+    from bermo_prune.recipe import Recipe
     from bermo_prune.rundir import CheckpointConfig
     from bermo_prune.schedule import ScheduleConfig
     from bermo_prune.tracking import DivergenceConfig
     from bermo_prune.train import TrainConfig
 
     r = parse_recipe({"task": "synthetic"})
-    assert TrainConfig.from_section(r.train, seed=r.seed) == TrainConfig(seed=r.seed)
-    assert DivergenceConfig(**r.divergence) == DivergenceConfig()
-    assert DistillConfig(**r.distill) == DistillConfig()
-    assert ModelSpec(**r.model) == ModelSpec()
-    assert DataConfig(**r.data) == DataConfig()
-    assert CheckpointConfig(**r.checkpoint) == CheckpointConfig()
+    # every section is its dataclass's instance, at the dataclass's defaults
+    assert r.train == TrainConfig() and TrainConfig.from_section(values_of(r.train)) == TrainConfig()
+    assert r.divergence == DivergenceConfig() and r.distill == DistillConfig()
+    assert r.model == ModelSpec() and r.data == DataConfig() and r.checkpoint == CheckpointConfig()
     # validation resolves the method's options (none here: {}); the schedule section is checked on its own
-    assert PruningConfig(**r.pruning) == PruningConfig(options={}, schedule=r.pruning["schedule"])
-    assert ScheduleConfig(**r.pruning["schedule"]) == ScheduleConfig()
+    assert r.pruning == PruningConfig(options={}) and r.pruning.schedule == ScheduleConfig()
+    # the resolved recipe is the instances' keys as plain data, and builds the same instances again
+    assert parse_recipe(r.to_dict()) == r and build(Recipe, r.to_dict(), source="<recipe>") == r
     assert (r.seed, r.output_dir) == (42, None)
     # the shipped recipes' sections are their dataclasses' keys, no more, no fewer
     for path in RECIPES:
@@ -266,9 +265,13 @@ def test_typed_sections_are_their_dataclasses():
             assert list(section(PretrainTop)) == ["seed", "output_dir"]
             continue
         recipe = load_recipe(path)
-        assert list(section(PruningConfig)) + ["schedule"] == list(recipe.pruning)
-        assert list(section(ScheduleConfig)) == list(recipe.pruning["schedule"])
-        assert list(section(DataConfig)) == list(recipe.data)
+        resolved = recipe.to_dict()
+        assert (
+            list(section(PruningConfig)) == list(resolved["pruning"])
+            and section(PruningConfig)["schedule"].kind == "section"
+        )
+        assert list(section(ScheduleConfig)) == list(resolved["pruning"]["schedule"])
+        assert list(section(DataConfig)) == list(resolved["data"])
     bounds = section(DataConfig)["max_train_samples"]
     assert (bounds.kind, bounds.min, bounds.nullable) == ("int", 1, True)
     assert (
@@ -293,7 +296,7 @@ def test_typed_sections_are_their_dataclasses():
 def test_a_schedule_section_builds_its_schedule_and_checks_the_run_length():
     """Step arguments given as fractions are rounded shares of the schedule's length; a kind's values and step
     arguments are its class's fields; the rules that need the run's length name their key."""
-    from bermo_prune.schedule import Cubic, OneShot, ScheduleConfig
+    from bermo_prune.schedule import Cubic, OneShot
 
     cfg = ScheduleConfig(initial=1.0, final=0.1, warmup=0.1, cooldown=0.2)
     assert cfg.build(1000) == Cubic(1.0, 0.1, total=1000, warmup=100, cooldown=200)
@@ -322,4 +325,4 @@ def test_freeze_embeddings_needs_a_pretrained_encoder(tmp_path):
         "embeddings are random; freeze only a pretrained encoder's"
     ]
     pretrained = "task: sst2\ntrain:\n  freeze_embeddings: true\nmodel:\n  name: some/dir\n"
-    assert load_recipe(write(tmp_path, pretrained)).train["freeze_embeddings"] is True
+    assert load_recipe(write(tmp_path, pretrained)).train.freeze_embeddings is True

@@ -2,8 +2,8 @@ import torch
 
 from bermo_prune.data import load_task_data
 from bermo_prune.models import ModelSpec, build_model
-from bermo_prune.synthetic import NEGATORS, bag_of_words_baseline, generate_synthetic
 from bermo_prune.runner import fine_tune
+from bermo_prune.synthetic import NEGATORS, bag_of_words_baseline, generate_synthetic
 from bermo_prune.train_config import TrainConfig
 
 

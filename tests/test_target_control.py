@@ -146,7 +146,7 @@ def test_recipes_know_the_target_mode():
             "pruning": {"method": "l0", "options": {"target_control": True}, "schedule": {"final": 0.1}},
         }
     )
-    assert r.pruning["schedule"]["initial"] == 1.0  # a remaining fraction starts at 1
+    assert r.pruning.schedule.initial == 1.0  # a remaining fraction starts at 1
     with pytest.raises(
         RecipeError, match=r"pruning.schedule.final: a remaining fraction must be in \(0, 1\], got 5"
     ):
@@ -217,6 +217,6 @@ def test_the_target_mode_line_in_each_penalty_recipe_loads(recipe):
     path = ROOT / "recipes" / recipe
     line = next(x for x in path.read_text().splitlines() if "target_control=true" in x)
     r = load_recipe(path, line.lstrip("#").split())
-    pruner = PruningConfig(**r.pruning).build_pruner()
+    pruner = r.pruning.build_pruner()
     assert pruner.target_control and pruner.schedule_key == "remaining"
-    assert (r.pruning["schedule"]["initial"], r.pruning["schedule"]["final"]) == (1.0, 0.1)
+    assert (r.pruning.schedule.initial, r.pruning.schedule.final) == (1.0, 0.1)

@@ -21,6 +21,7 @@ function of committed files, with no scikit-learn or data access at report time.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -80,9 +81,7 @@ def pruning_start(recipe, run_steps: int) -> int | None:
     warm-up of a cubic or linear schedule, the step of a one-shot one, 0 for a constant one."""
     if not recipe.pruned:
         return None
-    from ..schedule import ScheduleConfig  # here for start-up time: `report` reads baselines without torch
-
-    schedule = ScheduleConfig(**recipe.pruning["schedule"]).build(run_steps)
+    schedule = recipe.pruning.schedule.build(run_steps)
     for name in ("warmup", "at"):
         if hasattr(schedule, name):
             return int(getattr(schedule, name))
@@ -94,7 +93,7 @@ def compute_baselines(spec, log=print) -> dict:
     # here for start-up time: these import torch, which `report` (a reader of baselines.json) does not need
     from ..data import load_task_data
     from ..recipe import load_recipe
-    from ..train_config import TrainConfig, total_steps
+    from ..train_config import total_steps
 
     draws: list[dict] = []
     by_key: dict[str, int] = {}
@@ -103,7 +102,7 @@ def compute_baselines(spec, log=print) -> dict:
     cache: dict[str, object] = {}
     for cell in spec.cells:
         recipe = load_recipe(spec.base, [*spec.overrides, *cell.overrides()])
-        where = {k: v for k, v in recipe.data.items() if k != "source"}
+        where = recipe.data.where()
         # the seed matters only where it draws something: a subset, or the synthetic generator
         seeded = recipe.data_source == "synthetic" or where.get("max_train_samples") is not None
         key = json.dumps(
@@ -134,10 +133,10 @@ def compute_baselines(spec, log=print) -> dict:
         index = by_key[key]
         if recipe.seed not in draws[index]["seeds"]:
             draws[index]["seeds"].append(recipe.seed)
-        cfg = TrainConfig.from_section(recipe.train, seed=recipe.seed, progress=False)
+        cfg = dataclasses.replace(recipe.train, seed=recipe.seed, progress=False)
         steps = total_steps(cfg, draws[index]["train_size"])
         runs[cell.name] = {"draw": index, "steps": steps, "pruning_start": pruning_start(recipe, steps)}
-        margins.add(float(recipe.divergence["collapse_margin"]))
+        margins.add(float(recipe.divergence.collapse_margin))
     if len(margins) != 1:
         raise InputError(
             f"{spec.source}: the runs use different divergence.collapse_margin values {sorted(margins)}"

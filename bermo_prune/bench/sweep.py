@@ -44,15 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RecipeError
+from ..fields import build, check_sections, schema, section_map
+from ..fields import key as spec_key
 from ..pruners import available_pruners
 from ..recipe import NO_PRUNING, load_recipe, read_yaml
 from ..rundir import atomic_write
 from ..signals import StopSignals
 from .backends import make_backend
 
-SPEC_KEYS = ("base", "overrides", "tasks", "models", "methods", "seeds", "workers", "output_dir")
-METHOD_KEYS = ("targets", "key", "overrides", "method", "distill", "seeds")
-MODEL_KEYS = ("arch", "overrides")
 ARCHS = ("bert", "bermo")
 #: the model arms a spec can name without defining them: label -> (model.arch, the arm's own overrides)
 MODEL_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -62,6 +61,46 @@ MODEL_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     # path with BERMo's head scale)
     "bermo_last": ("bermo", ("model.mix_init=last",)),
 }
+
+
+@dataclass
+class SeriesConfig:
+    """One entry of a spec's ``methods``: a series of runs of one method."""
+
+    targets: list[float] | None = spec_key(None, kind="list_float", min_items=1)  # the values ``key`` takes
+    key: str = spec_key("pruning.schedule.final")  # the recipe key a target sets
+    overrides: list[str] | None = spec_key(None)  # the series' own overrides, before its target
+    method: str | None = spec_key(None)  # the method a labelled series runs (default: its label)
+    distill: bool = spec_key(False)  # teacher: the dense run of the same task, model and seed
+    seeds: list[int] | None = spec_key(None, kind="list_int", min=0, min_items=1)  # default: the spec's
+
+
+@dataclass
+class ArmConfig:
+    """One entry of a spec's ``models`` mapping: a model arm (a named variant's label may map to nothing)."""
+
+    arch: str | None = spec_key(None, choices=ARCHS)
+    overrides: list[str] | None = spec_key(None)
+
+
+@dataclass
+class SpecConfig:
+    """A sweep spec's keys (see the module doc)."""
+
+    base: str = spec_key(None, required=True)  # the recipe every run starts from, relative to the spec
+    overrides: list[str] | None = spec_key(None)
+    tasks: list[str] | None = spec_key(None, min_items=1)
+    models: dict[str, ArmConfig] = section_map(ArmConfig, names=tuple(MODEL_VARIANTS), required=True)
+    methods: dict[str, SeriesConfig] = section_map(SeriesConfig, required=True)
+    seeds: list[int] = spec_key(None, kind="list_int", min=0, min_items=1, required=True)
+    workers: int | str = spec_key("auto", kind="int_or_name", choices=("auto",), min=1)
+    output_dir: str | None = spec_key(None)  # relative to the working directory
+
+
+#: the checker's table of a spec
+SPEC_SCHEMA = schema(SpecConfig)
+
+
 RESULTS = "results.jsonl"
 SWEEP_LOG = "sweep.json"
 
@@ -117,111 +156,71 @@ class Spec:
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a sweep spec; every cell's recipe is validated too (all problems at once)."""
     source = str(path)
-    raw = read_yaml(path)
     problems: list[str] = []
-    if not isinstance(raw, dict):
-        raise RecipeError(source, ["expected a mapping with base, models, methods and seeds"])
-    for key in raw:
-        if key not in SPEC_KEYS:
-            problems.append(f"{key}: unknown key; valid: {', '.join(SPEC_KEYS)}")
-    base = raw.get("base")
-    if not isinstance(base, str):
-        problems.append("base: required: the recipe every run starts from")
-        base_path = Path()
-    else:
-        base_path = (Path(path).parent / base).resolve()
+    values, _ = check_sections(read_yaml(path), source, None, SPEC_SCHEMA, problems)
+    conf = build(SpecConfig, values)
+    base_path = Path()
+    if conf.base is not None:
+        base_path = (Path(path).parent / conf.base).resolve()
         if not base_path.is_file():
             problems.append(f"base: {base_path}: no such recipe")
-    overrides = raw.get("overrides") or []
-    models = raw.get("models") or []
-    methods = raw.get("methods") or {}
-    seeds = raw.get("seeds") or []
-    tasks = raw.get("tasks") or [None]
-    if not isinstance(tasks, list) or not all(t is None or isinstance(t, str) for t in tasks):
-        problems.append(f"tasks: expected a list of task names, got {tasks!r}")
-        tasks = [None]
-    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        problems.append("overrides: expected a list of key=value strings")
-        overrides = []
-    arms = _model_arms(models, problems)
-    if not isinstance(methods, dict) or not methods:
-        problems.append("methods: expected a mapping of method -> {targets: [...]}")
-        methods = {}
-    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        problems.append(f"seeds: expected a list of non-negative integers, got {seeds!r}")
-    output = Path(raw.get("output_dir") or Path("runs") / Path(path).stem)
+    arms = _model_arms(conf.models or {}, problems, list(problems))
+    output = Path(conf.output_dir or Path("runs") / Path(path).stem)
+    seeds = conf.seeds or []
+    methods = conf.methods or {}
     cells: list[Cell] = []
-    for label, conf in methods.items():
-        conf = conf or {}
-        unknown = [k for k in conf if k not in METHOD_KEYS] if isinstance(conf, dict) else []
-        if unknown:
-            problems.append(f"methods.{label}.{unknown[0]}: unknown key; valid: {', '.join(METHOD_KEYS)}")
+    checked = len(problems)  # a series or arm whose own keys failed the checker gets no further rules
+    flagged = lambda path: any(p.startswith((f"{path}:", f"{path}.")) for p in problems[:checked])  # noqa: E731
+    for label, series in methods.items():
+        if flagged(f"methods.{label}"):
             continue
-        method = conf.get("method", label) if isinstance(conf, dict) else label
+        method = series.method or label
         if method != NO_PRUNING and method not in available_pruners():
             problems.append(f"methods.{label}: unknown method; use none, {', '.join(available_pruners())}")
             continue
         if label != method and (label == NO_PRUNING or label in available_pruners()):
             problems.append(f"methods.{label}.method: a label that names a method must run that method")
             continue
-        distill = conf.get("distill", False) if isinstance(conf, dict) else False
-        if distill not in (True, False):
-            problems.append(f"methods.{label}.distill: expected true or false, got {distill!r}")
-            continue
-        if distill and (label == NO_PRUNING or NO_PRUNING not in methods):
+        if series.distill and (label == NO_PRUNING or NO_PRUNING not in methods):
             problems.append(
                 f"methods.{label}.distill: the teacher is the dense run of the same model and seed: "
                 "add `none: {}` to methods"
             )
             continue
-        own_seeds = conf.get("seeds", seeds) if isinstance(conf, dict) else seeds
-        if (
-            not isinstance(own_seeds, list)
-            or not own_seeds
-            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in own_seeds)
-        ):
-            problems.append(
-                f"methods.{label}.seeds: expected a list of non-negative integers, got {own_seeds!r}"
-            )
-            continue
-        dense = methods.get(NO_PRUNING) or {}
-        dense_seeds = dense.get("seeds", seeds) if isinstance(dense, dict) else seeds
-        if distill and not set(own_seeds) <= set(dense_seeds if isinstance(dense_seeds, list) else []):
+        own_seeds = series.seeds or seeds
+        dense = methods.get(NO_PRUNING)
+        dense_seeds = (dense.seeds if dense is not None else None) or seeds
+        if series.distill and not set(own_seeds) <= set(dense_seeds):
             problems.append(
                 f"methods.{label}.seeds: a distilled series needs the dense run of each of its seeds "
                 f"(dense seeds: {dense_seeds!r})"
             )
             continue
-        targets = conf.get("targets") if isinstance(conf, dict) else None
-        key = conf.get("key", "pruning.schedule.final") if isinstance(conf, dict) else None
-        extra = conf.get("overrides", []) if isinstance(conf, dict) else []
-        if not isinstance(extra, list) or not all(isinstance(o, str) for o in extra):
-            problems.append(f"methods.{method}.overrides: expected a list of key=value strings")
-            continue
         if method == NO_PRUNING:
-            targets = [None]
-        elif (
-            not isinstance(targets, list)
-            or not targets
-            or not all(isinstance(t, int | float) for t in targets)
-        ):
-            problems.append(f"methods.{method}.targets: expected a list of numbers")
+            targets: list[float | None] = [None]
+        elif not series.targets:
+            problems.append(f"methods.{label}.targets: required: the values of {series.key}")
             continue
-        for task in tasks:
+        else:
+            targets = list(series.targets)
+        label_or_none = label if label != method else None
+        for task in conf.tasks or [None]:
             for model, (arch, model_extra) in arms.items():
                 for target in targets:
                     for seed in own_seeds:
-                        value = None if target is None else float(target)
-                        teacher = Cell(model, NO_PRUNING, None, seed, None, task).name if distill else None
-                        own = [*extra, f"distill.teacher={output / 'runs' / teacher}"] if teacher else extra
-                        label_or_none = label if label != method else None
+                        teacher = (
+                            Cell(model, NO_PRUNING, None, seed, None, task).name if series.distill else None
+                        )
+                        own = [*(series.overrides or [])]
+                        if teacher:
+                            own.append(f"distill.teacher={output / 'runs' / teacher}")
                         cells.append(
                             Cell(
                                 model,
                                 method,
-                                value,
+                                target,
                                 seed,
-                                key,
+                                series.key,
                                 task,
                                 tuple(own),
                                 label_or_none,
@@ -230,15 +229,10 @@ def load_spec(path: str | Path) -> Spec:
                                 model_extra,
                             )
                         )
-    workers = raw.get("workers", "auto")
-    cores = os.cpu_count() or 1
-    if workers == "auto":
-        workers = max(1, cores // 2)
-    if not isinstance(workers, int) or workers < 1:
-        problems.append(f"workers: expected a positive integer or auto, got {workers!r}")
-        workers = 1
+    workers = max(1, (os.cpu_count() or 1) // 2) if conf.workers == "auto" else conf.workers
     if problems:
         raise RecipeError(source, problems)
+    overrides = conf.overrides or []
     for cell in cells:  # every run's recipe must validate before anything starts
         try:
             load_recipe(base_path, [*overrides, *cell.overrides()])
@@ -249,41 +243,29 @@ def load_spec(path: str | Path) -> Spec:
     return Spec(source, base_path, overrides, cells, workers, output)
 
 
-def _model_arms(models, problems: list[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """The spec's ``models``: a list of named variants (:data:`MODEL_VARIANTS`), or a mapping of arm labels to
-    ``{arch: bert|bermo, overrides: [...]}`` (a known variant's label may map to nothing). Label -> (arch,
-    overrides)."""
-    known = ", ".join(MODEL_VARIANTS)
-    if isinstance(models, list) and models and all(isinstance(m, str) for m in models):
-        unknown = [m for m in models if m not in MODEL_VARIANTS]
-        if unknown:
-            problems.append(
-                f"models: unknown model {unknown[0]!r}; name one of {known}, or define it in a mapping "
-                "(label: {arch: bert|bermo, overrides: [...]})"
-            )
-            return {}
-        return {m: MODEL_VARIANTS[m] for m in dict.fromkeys(models)}
-    if not isinstance(models, dict) or not models:
-        problems.append(f"models: expected a list of {known}, or a mapping of labels to arms, got {models!r}")
-        return {}
+def _model_arms(
+    models: dict[str, ArmConfig], problems: list[str], checked: list[str]
+) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The spec's model arms: label -> (model.arch, the arm's own overrides). A named variant
+    (:data:`MODEL_VARIANTS`) brings its own; a label of your own must give its arch. An arm with a problem in
+    ``checked`` (the checker's) is left out."""
     arms = {}
-    for label, conf in models.items():
-        if conf is None or conf == {}:
-            if label not in MODEL_VARIANTS:
-                problems.append(f"models.{label}: not a named variant ({known}): give its arch")
-                continue
-            arms[label] = MODEL_VARIANTS[label]
+    for label, arm in models.items():
+        if any(p.startswith(f"models.{label}") for p in checked):
             continue
-        if not isinstance(conf, dict) or any(k not in MODEL_KEYS for k in conf):
-            problems.append(f"models.{label}: expected a mapping with {', '.join(MODEL_KEYS)}, got {conf!r}")
+        known = MODEL_VARIANTS.get(label)
+        arch = arm.arch or (known[0] if known else None)
+        if arch is None:
+            problems.append(
+                f"models.{label}: not a named variant ({', '.join(MODEL_VARIANTS)}): give its arch"
+            )
             continue
-        arch = conf.get("arch", MODEL_VARIANTS.get(label, (None,))[0])
-        if arch not in ARCHS:
-            problems.append(f"models.{label}.arch: expected one of {', '.join(ARCHS)}, got {arch!r}")
-            continue
-        extra = conf.get("overrides") or []
-        if not isinstance(extra, list) or not all(isinstance(o, str) and "=" in o for o in extra):
-            problems.append(f"models.{label}.overrides: expected a list of key=value strings")
+        extra = (
+            arm.overrides if arm.overrides is not None else (known[1] if known and arm.arch is None else ())
+        )
+        bad = [o for o in extra if "=" not in o]
+        if bad:
+            problems.append(f"models.{label}.overrides: expected key=value strings, got {bad[0]!r}")
             continue
         arms[label] = (arch, tuple(extra))
     return arms

@@ -13,6 +13,7 @@ pretraining reads its corpus with.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import random
@@ -45,6 +46,11 @@ class DataConfig:
     max_dev_samples: int | None = key(None, min=1)
     synthetic_train_size: int = key(4000, min=10)
     synthetic_dev_size: int = key(1000, min=10)
+
+    def where(self) -> dict:
+        """Where to read, as :func:`load_task_data`'s keywords (everything but ``source``, which the recipe
+        resolves)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "source"}
 
 
 @dataclass

@@ -59,8 +59,8 @@ class PruningCallback(TrainerCallback):
 
     Args:
         scheduler: the pruner and its schedule (:class:`~bermo_prune.schedule.Scheduler`); or give ``pruning``.
-        pruning: a validated recipe ``pruning:`` section (what :meth:`from_recipe` passes): its schedule is built
-            for the Trainer's number of steps at train begin.
+        pruning: a validated recipe ``pruning:`` section (:class:`~bermo_prune.pruners.config.PruningConfig`, what
+            :meth:`from_recipe` passes): its schedule is built for the Trainer's number of steps at train begin.
         score_lr: learning rate of the pruning scores (default: the section's ``score_lr``, else the method's).
         mix_lr: BERMo's mix in its own group at this rate (the project's ``train.mix_lr``); None leaves it in the
             Trainer's groups.
@@ -72,7 +72,7 @@ class PruningCallback(TrainerCallback):
         self,
         scheduler: Scheduler | None = None,
         *,
-        pruning: dict | None = None,
+        pruning: PruningConfig | None = None,
         score_lr: float | None = None,
         mix_lr: float | None = None,
         targets: list[str] | None = None,
@@ -84,9 +84,9 @@ class PruningCallback(TrainerCallback):
             )
         self.scheduler = scheduler
         self.pruning = pruning
-        self.score_lr = score_lr if score_lr is not None else (pruning or {}).get("score_lr")
+        self.score_lr = score_lr if score_lr is not None or pruning is None else pruning.score_lr
         self.mix_lr = mix_lr
-        self.targets = targets if targets is not None else (pruning or {}).get("targets")
+        self.targets = targets if targets is not None or pruning is None else pruning.targets
         self.harden = harden
         self.handle: Pruning | None = None
         self.final_sparsity: dict | None = None
@@ -110,7 +110,7 @@ class PruningCallback(TrainerCallback):
             section = parse_recipe({"task": "synthetic", **whole}, "<pruning section>").pruning
         else:
             raise TypeError(f"from_recipe: a path, Recipe or mapping, not {type(recipe).__name__}")
-        if section["method"] == "none":
+        if section.method == "none":
             raise RecipeError("<pruning section>", ["pruning.method: 'none' prunes nothing; name a method"])
         return cls(pruning=section, **kwargs)
 
@@ -127,7 +127,7 @@ class PruningCallback(TrainerCallback):
             schedule_problems(self.pruning, max_steps, problems)
             if problems:
                 raise RecipeError("<pruning section>", problems)
-            scheduler = PruningConfig(**self.pruning).build_scheduler(max_steps)
+            scheduler = self.pruning.build_scheduler(max_steps)
             self.scheduler = scheduler
         self.handle = prune(model, scheduler, **({"targets": self.targets} if self.targets else {}))
         return self.handle

@@ -9,10 +9,9 @@ A validated section builds the pruner (:meth:`PruningConfig.build_pruner`) and t
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-from ..fields import key
+from ..fields import key, subsection, values_of
 from ..schedule import ScheduleConfig, Scheduler
 from . import available_pruners, get_pruner, pruner_class
 from .base import GRANULARITIES, SCOPES, Pruner
@@ -41,16 +40,16 @@ class PruningConfig:
     score_lr: float | None = key(None, min=0.0, min_open=True)  # empty: the method's default_score_lr
     targets: list[str] | None = key(None)  # module-name patterns; empty: every prunable matrix
     options: dict | None = key(None)
-    schedule: dict = dataclasses.field(default_factory=dict)  # the pruning.schedule section
+    schedule: ScheduleConfig = subsection(ScheduleConfig)  # the pruning.schedule section
 
     def build_pruner(self) -> Pruner:
         """The pruner instance this (validated) section describes; schedule-borne options filled in."""
         options = dict(self.options or {})
-        from_schedule = pruner_class(self.method).options_from_schedule(options, self.schedule)
+        from_schedule = pruner_class(self.method).options_from_schedule(options, values_of(self.schedule))
         shared = {name: getattr(self, name) for name in SHARED_PRUNER_FIELDS}
         return get_pruner(self.method, **{**options, **from_schedule, **shared})
 
     def build_scheduler(self, run_steps: int) -> Scheduler:
         """The pruner driven by this section's schedule over a run of ``run_steps`` optimizer steps."""
-        schedule = ScheduleConfig(**self.schedule).build(run_steps)
+        schedule = self.schedule.build(run_steps)
         return Scheduler(self.build_pruner(), schedule, update_every=self.update_every)
