@@ -55,6 +55,13 @@ PACKAGED_ENCODERS = {
 }
 
 
+def shape_problems(hidden_size: int, num_heads: int) -> list[str]:
+    """The ``model`` section's rule across its keys (run and pretraining recipes): heads split the hidden size."""
+    if hidden_size % num_heads:
+        return [f"model.hidden_size ({hidden_size}) must be divisible by model.num_heads ({num_heads})"]
+    return []
+
+
 def resolve_model_name(name: str) -> str:
     """The directory of a packaged encoder named in :data:`PACKAGED_ENCODERS`; any other name (a hub id or a local
     path) is returned unchanged."""

@@ -23,31 +23,19 @@ from __future__ import annotations
 
 import json
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from transformers import BertConfig, BertForMaskedLM
 
 from .data import train_wordpiece
 from .data.corpus import CorpusConfig, MaskingConfig, MLMCollator, pack, read_corpus
-from .dist import process_state
-from .errors import DataError, InputError, RecipeError
+from .errors import DataError, RecipeError
 from .fields import F, check_sections, key, read_yaml, section
 from .jobs import Job
-from .models import load_tokenizer
-from .rundir import (
-    RECIPE,
-    SUMMARY,
-    CheckpointConfig,
-    RunLock,
-    atomic_write,
-    check_run_dir,
-    finish_run_dir,
-    prepare_fresh,
-)
+from .models import load_tokenizer, shape_problems
+from .rundir import CheckpointConfig, RunDirectory, finish_run_dir
 from .train import Trainer
 from .train_config import TrainConfig, section_hooks
 
@@ -119,10 +107,7 @@ def parse_pretrain_recipe(
     values, _ = check_sections(raw, source, overrides, PRETRAIN_SECTIONS, problems)
     if not problems:
         m, mlm = values["model"], values["mlm"]
-        if m["hidden_size"] % m["num_heads"]:
-            problems.append(
-                f"model.hidden_size ({m['hidden_size']}) must be divisible by model.num_heads ({m['num_heads']})"
-            )
+        problems += shape_problems(m["hidden_size"], m["num_heads"])
         if mlm["mask_ratio"] + mlm["random_ratio"] > 1:
             problems.append(
                 f"mlm.mask_ratio + mlm.random_ratio: {mlm['mask_ratio']:g} + {mlm['random_ratio']:g} exceeds 1"
@@ -240,10 +225,10 @@ def run_pretrain(
 
     out = Path(output_dir or recipe["output_dir"] or Path("runs") / Path(recipe.source).stem)
     parse_saved = lambda raw, src: parse_pretrain_recipe(raw, src).to_dict()  # noqa: E731
-    state = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved)
-    process_state().wait_for_everyone()  # every process has judged the directory before any writes to it
-    if state == "finished":
-        return {**json.loads((out / SUMMARY).read_text(encoding="utf-8")), "skipped": True}
+    rundir = RunDirectory(out, resume, overwrite, recipe.to_dict(), parse_saved, recipe.source)
+    if rundir.state == "finished":
+        return {**rundir.summary(), "skipped": True}
+    state = rundir.state
 
     c, m, t = recipe["corpus"], recipe["model"], recipe["train"]
     docs = read_corpus(c["files"], c["text_column"])
@@ -277,21 +262,9 @@ def run_pretrain(
         seed=seed,
         progress=progress,
     )
-    main = process_state().is_main_process
-    with RunLock(out) if main else nullcontext():
-        again = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved) if main else state
-        if again == "finished":
-            return {**json.loads((out / SUMMARY).read_text(encoding="utf-8")), "skipped": True}
-        if again != state:
-            raise InputError(f"{out}: changed by another process while this run was starting; run it again")
-        if state == "fresh" and main:
-            prepare_fresh(out)
-            atomic_write(
-                out / RECIPE,
-                f"# resolved from {recipe.source}\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False),
-            )
-            tokenizer.save_pretrained(out / "tokenizer")
-        process_state().wait_for_everyone()  # the other processes start once the directory is ready
+    with rundir.started(tokenizer) as started:
+        if started == "finished":  # another process finished it while this one was loading
+            return {**rundir.summary(), "skipped": True}
         trainer = Trainer(
             model, job, cfg, section_hooks(cfg, job, out), out, checkpoint_every=recipe["checkpoint"]["every"]
         )

@@ -27,7 +27,7 @@ from .errors import RecipeError
 from .fields import F, build, check_sections, did_you_mean, read_yaml, schema, subsection, values_of
 from .fields import check as check_value
 from .fields import key as recipe_key
-from .models import ModelSpec
+from .models import ModelSpec, shape_problems
 from .pruners import pruner_class
 from .pruners.base import SCHEDULE_VALUES
 from .pruners.config import NO_PRUNING, SHARED_PRUNER_FIELDS, PruningConfig
@@ -127,11 +127,7 @@ def _cross_checks(r: dict, problems: list[str]) -> None:
         problems.append(
             "divergence.policy: 'rollback' needs checkpoints to roll back to; set checkpoint.every"
         )
-    if r["model"]["hidden_size"] % r["model"]["num_heads"]:
-        problems.append(
-            f"model.hidden_size ({r['model']['hidden_size']}) must be divisible by model.num_heads "
-            f"({r['model']['num_heads']})"
-        )
+    problems += shape_problems(r["model"]["hidden_size"], r["model"]["num_heads"])
     if train.get("freeze_embeddings") and not r["model"]["name"]:
         problems.append(
             "train.freeze_embeddings: the model is built from scratch (model.name is null), so its word "

@@ -17,6 +17,7 @@ line naming the holder's pid. (flock works on local file systems; on NFS it depe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from .dist import process_state
 from .errors import InputError
 from .fields import key
 
@@ -282,3 +284,59 @@ def finish_run_dir(
         atomic_write(out / "model" / "README.md", card)
     atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+
+
+class RunDirectory:
+    """One run directory's lifecycle, the same for ``run`` and ``pretrain`` (a sweep's cells are runs)::
+
+        rd = RunDirectory(out, resume, overwrite, resolved, parse_saved, source)  # judged; nothing written
+        if rd.state == "finished":
+            return rd.summary()
+        ...  # read every input: a bad one leaves the directory untouched
+        with rd.started(tokenizer) as state:  # locked, judged again, a fresh one prepared, processes in step
+            if state == "finished":  # another process finished it meanwhile
+                return rd.summary()
+            ...  # train; finish_run_dir
+
+    ``resolved`` is the recipe as plain data (``recipe.yaml`` writes it under a ``# resolved from SOURCE`` line);
+    ``parse_saved(raw, source)`` turns a saved ``recipe.yaml`` into the same form, to compare on resume. Every
+    process judges the directory; only the main one locks and writes it.
+    """
+
+    def __init__(
+        self, out: Path, resume: bool, overwrite: bool, resolved: dict, parse_saved, source: str
+    ) -> None:
+        self.out, self.resume, self.overwrite = Path(out), resume, overwrite
+        self.resolved, self.parse_saved, self.source = resolved, parse_saved, source
+        self.state = self._judge()
+        process_state().wait_for_everyone()  # every process has judged the directory before any writes to it
+
+    def _judge(self) -> str:
+        return check_run_dir(self.out, self.resume, self.overwrite, self.resolved, self.parse_saved)
+
+    def summary(self) -> dict:
+        """The finished run's ``summary.json``."""
+        return json.loads((self.out / SUMMARY).read_text(encoding="utf-8"))
+
+    @contextlib.contextmanager
+    def started(self, tokenizer):
+        """Hold the lock while the run trains; yields the state (``fresh``, ``resume``, or ``finished`` when another
+        process finished the run while this one was loading). A fresh directory gets ``recipe.yaml`` and
+        ``tokenizer/`` before training starts."""
+        main = process_state().is_main_process
+        with RunLock(self.out) if main else contextlib.nullcontext():
+            again = self._judge() if main else self.state
+            if again == "finished":
+                yield again
+                return
+            if again != self.state:
+                raise InputError(
+                    f"{self.out}: changed by another process while this run was starting; run it again"
+                )
+            if self.state == "fresh" and main:
+                prepare_fresh(self.out)
+                text = yaml.safe_dump(self.resolved, sort_keys=False)
+                atomic_write(self.out / RECIPE, f"# resolved from {self.source}\n" + text)
+                tokenizer.save_pretrained(self.out / "tokenizer")
+            process_state().wait_for_everyone()  # the other processes start once the directory is ready
+            yield self.state

@@ -16,9 +16,7 @@ so a bad run writes nothing. The directory's rules (checks, lock, checkpoints, f
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +32,8 @@ from .hooks import DistillHook, MixHook, PruningHook, TrainHook
 from .jobs import classification_job
 from .modelcard import run_card
 from .models import build_model
-from .recipe import Recipe, dump_recipe, parse_recipe, schedule_problems
-from .rundir import RECIPE, SUMMARY, RunLock, atomic_write, check_run_dir, finish_run_dir, prepare_fresh
+from .recipe import Recipe, parse_recipe, schedule_problems
+from .rundir import RECIPE, SUMMARY, RunDirectory, check_run_dir, finish_run_dir
 from .sinks import check_sinks
 from .tracking import DivergenceConfig
 from .train import Trainer
@@ -155,11 +153,10 @@ def run_recipe(
     """Run a validated recipe to the end; see the module docstring for what the run directory holds."""
     out = Path(output_dir) if output_dir is not None else default_output_dir(recipe)
     parse_saved = lambda raw, src: parse_recipe(raw, src).to_dict()  # noqa: E731
-    state = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved)
-    process_state().wait_for_everyone()  # every process has judged the directory before any writes to it
-    if state == "finished":
-        summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
-        return RunResult(summary, out, skipped=True)
+    rundir = RunDirectory(out, resume, overwrite, recipe.to_dict(), parse_saved, recipe.source)
+    if rundir.state == "finished":
+        return RunResult(rundir.summary(), out, skipped=True)
+    state = rundir.state
 
     # Everything that reads user input happens before the directory is touched.
     data = load_task_data(recipe.task, recipe.data_source, seed=recipe.seed, **recipe.data.where())
@@ -199,18 +196,9 @@ def run_recipe(
         distiller = Distiller(teacher, recipe.distill, len(data.train), task.num_labels)
 
     # From here on the run directory is written, under its lock (main process only).
-    main = process_state().is_main_process
-    with RunLock(out) if main else nullcontext():
-        again = check_run_dir(out, resume, overwrite, recipe.to_dict(), parse_saved) if main else state
-        if again == "finished":  # another process finished it while this one was loading
-            return RunResult(json.loads((out / SUMMARY).read_text(encoding="utf-8")), out, skipped=True)
-        if again != state:
-            raise InputError(f"{out}: changed by another process while this run was starting; run it again")
-        if state == "fresh" and main:
-            prepare_fresh(out)
-            atomic_write(out / RECIPE, f"# resolved from {recipe.source}\n" + dump_recipe(recipe))
-            tokenizer.save_pretrained(out / "tokenizer")
-        process_state().wait_for_everyone()  # the other processes start once the directory is ready
+    with rundir.started(tokenizer) as started:
+        if started == "finished":  # another process finished it while this one was loading
+            return RunResult(rundir.summary(), out, skipped=True)
         job = classification_job(tokenizer, data, cfg)
         hooks = [
             *feature_hooks(handle, recipe.pruning.score_lr, distiller, cfg.mix_lr),
