@@ -32,7 +32,7 @@ import yaml
 
 from bermo_prune.cli import main
 
-TIMES = ("wall_time_s", "elapsed_s", "time_s", "seconds")
+TIMES = ("wall_time_s", "elapsed_s", "time_s", "seconds", "tokens_per_second")
 
 
 def cli(*argv: str) -> str:
