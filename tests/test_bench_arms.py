@@ -13,7 +13,8 @@ from bermo_prune.bench.stats import fisher_greater
 from bermo_prune.bench.verdicts import Study
 from bermo_prune.cli import main
 
-from .test_bench_report import FALL, LEARN, _row, hand_made_study, write_baselines_json
+from .conftest import FALL, LEARN, hand_made_study, write_baselines_json
+from .conftest import study_row as _row
 
 
 def greater(table) -> float:

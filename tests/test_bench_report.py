@@ -9,6 +9,8 @@ from scipy import stats
 from bermo_prune.bench.verdicts import steps_to
 from bermo_prune.cli import EXIT_BAD_INPUT, main
 
+from .conftest import FALL, LEARN, hand_made_study, study_row, write_baselines_json
+
 
 def synthetic_results(tmp_path):
     rng = np.random.default_rng(0)
@@ -64,29 +66,6 @@ def synthetic_results(tmp_path):
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_baselines_json(tmp_path, rows)
     return rows
-
-
-def write_baselines_json(tmp_path, rows, start=100, majority=0.5, bag_of_words=0.8):
-    """What `bermo-prune baselines` would write for these rows: one data draw, pruning from step ``start``."""
-    baselines = {
-        "spec": "spec.yaml",
-        "bag_of_words_settings": {},
-        "at_chance_margin": 0.02,
-        "scikit_learn": "test",
-        "draws": [
-            {
-                "task": "sst2",
-                "seeds": [0, 1, 2],
-                "majority": {"label": 1, "dev_accuracy": majority, "dev_majority_rate": majority},
-                "bag_of_words": bag_of_words,
-            }
-        ],
-        "runs": {
-            r["run"]: {"draw": 0, "steps": 500, "pruning_start": None if r["method"] == "none" else start}
-            for r in rows
-        },
-    }
-    (tmp_path / "baselines.json").write_text(json.dumps(baselines))
 
 
 def finals(rows, model, method, target):
@@ -171,59 +150,6 @@ def test_a_collapse_counts_as_recovered_only_when_the_run_ends_learned_again():
     assert not recovered({**row, "divergence_kind": None, "divergence_step": None, "final": 0.70})
 
 
-def _row(model, method, target, seed, curve, teacher=None):
-    return {
-        "run": f"{model}_{method}_{target}_s{seed}",
-        "model": model,
-        "method": method,
-        "pruning_method": method.removesuffix("_kd"),
-        "teacher": teacher,
-        "target": target,
-        "seed": seed,
-        "status": "ok",
-        "remaining": 1.0 if target is None else target,
-        "metric": "accuracy",
-        "final": curve[-1][1],
-        "best": max(v for _, v in curve),
-        # the training-time tracker's flags, deliberately inconsistent between the models (as in the committed
-        # study): the report's outcomes must not read them
-        "diverged": model == "bert" and curve[-1][1] < 0.6,
-        "divergence_kind": "no_learning" if model == "bert" and curve[-1][1] < 0.6 else None,
-        "divergence_step": 400 if model == "bert" and curve[-1][1] < 0.6 else None,
-        "curve": curve,
-        "mix": {"layer_weights": [0.5, 0.5], "gamma": 1.0} if model != "bert" else None,
-        "wall_time_s": 1.0,
-    }
-
-
-LEARN = [[100, 0.70], [200, 0.75], [300, 0.78], [400, 0.80]]
-FALL = [[100, 0.70], [200, 0.51], [300, 0.50], [400, 0.50]]  # ended at chance
-DIP = [[100, 0.51], [200, 0.74], [300, 0.77], [400, 0.79]]  # at chance at the first evaluation, then learned
-
-
-def hand_made_study(tmp_path, extra=()):
-    """BERT and BERMo, movement at three targets and 3 seeds, dense runs, a distilled movement series at one
-    target: BERT's seed-0 unit ends at chance at every target and its seed-1 unit at one; BERMo's seed-0 runs dip
-    to chance at the first evaluation after pruning started and learn again (the tracker never flags them)."""
-    rows = []
-    for model in ("bert", "bermo", *extra):
-        for seed in range(3):
-            rows.append(_row(model, "none", None, seed, LEARN))
-        for target in (0.5, 0.2, 0.1):
-            for seed in range(3):
-                if model == "bert":
-                    curve = FALL if seed == 0 or (seed == 1 and target == 0.1) else LEARN
-                else:
-                    curve = DIP if seed == 0 else [[s, v + 0.01 * seed] for s, v in LEARN]
-                rows.append(_row(model, "movement", target, seed, curve))
-        for seed in range(3):
-            curve = FALL if model == "bert" else LEARN
-            rows.append(_row(model, "movement_kd", 0.1, seed, curve, teacher=f"{model}_none_dense_s{seed}"))
-    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    write_baselines_json(tmp_path, rows, start=100, majority=0.5, bag_of_words=0.79)
-    return rows
-
-
 def test_divergence_is_one_definition_counted_per_independent_unit_with_distilled_series_apart(tmp_path):
     """Claim 1 on the primary outcome (ended at chance) counted per (model, series, seed) unit, with a Fisher test
     on unit counts equal to scipy's; the secondary outcome counts BERMo's dips the tracker never flagged; the
@@ -263,10 +189,10 @@ def test_a_larger_study_reaches_a_verdict_from_unit_counts(tmp_path):
     rows = []
     for model in ("bert", "bermo"):
         for seed in range(6):
-            rows.append(_row(model, "none", None, seed, LEARN))
+            rows.append(study_row(model, "none", None, seed, LEARN))
             for target in (0.5, 0.1):
                 curve = FALL if model == "bert" and seed < 4 else LEARN
-                rows.append(_row(model, "movement", target, seed, curve))
+                rows.append(study_row(model, "movement", target, seed, curve))
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_baselines_json(tmp_path, rows)
     assert main(["report", str(tmp_path)]) == 0
@@ -307,14 +233,14 @@ def test_claim_three_needs_the_lower_bound_at_plus_one_point_over_pairs_where_ne
         rows = []
         for seed, gain in enumerate(gains):
             for model in ("bert", "bermo"):
-                rows.append(_row(model, "none", None, seed, LEARN))
+                rows.append(study_row(model, "none", None, seed, LEARN))
                 for target in (0.3, 0.1):
                     curve = [[s, v + (gain if model == "bermo" else 0)] for s, v in LEARN]
                     if model == "bert" and seed == bert_fall_seed:
                         curve = FALL
                     if model == "bert" and seed == 0 and target == 0.1:
                         curve = [[100, 0.70], [200, 0.51], [300, 0.78], [400, 0.80]]  # a dip, then learned
-                    rows.append(_row(model, "l0", target, seed, curve))
+                    rows.append(study_row(model, "l0", target, seed, curve))
         (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         write_baselines_json(tmp_path, rows)
         assert main(["report", str(tmp_path)]) == 0

@@ -20,8 +20,7 @@ from bermo_prune.bench.convergence import (
 from bermo_prune.cli import main
 from bermo_prune.early_eval import stratified_subset
 
-from .conftest import ROOT
-from .test_bench_report import write_baselines_json
+from .conftest import ROOT, write_baselines_json
 
 # ---- single-run numbers -------------------------------------------------------------------------------------------
 

@@ -17,11 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import ROOT
-from .test_pretrain import RECIPE as PRETRAIN
-from .test_pretrain import corpus  # noqa: F401 - a fixture, used by name
-from .test_pretrain import tiny as tiny_pretrain
-from .test_run import QUICK, TINY
+from .conftest import PRETRAIN_RECIPE as PRETRAIN
+from .conftest import QUICK, ROOT, TINY, tiny_pretrain
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 WORKER = str(ROOT / "tests" / "scripts" / "ddp_worker.py")

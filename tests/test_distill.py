@@ -20,8 +20,7 @@ from bermo_prune.cli import EXIT_BAD_INPUT
 from bermo_prune.distill import INDEX_KEY, DistillConfig, Distiller, IndexedCollate, IndexedSplit
 from bermo_prune.recipe import parse_recipe
 
-from .conftest import tiny_config
-from .test_run import QUICK, TINY, _metrics_steps, run_cli
+from .conftest import QUICK, TINY, metrics_steps, run_cli, tiny_config
 
 
 class CountingTeacher(torch.nn.Module):
@@ -150,7 +149,7 @@ def test_a_distilled_run_is_sigkill_safe_and_bit_identical(teacher_run, tmp_path
         [*cmd, str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.time() + 300
-    while _metrics_steps(killed / "metrics.jsonl") < 230 and proc.poll() is None and time.time() < deadline:
+    while metrics_steps(killed / "metrics.jsonl") < 230 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)

@@ -11,9 +11,6 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForSequenceClassification,
-    BertConfig,
-    DistilBertConfig,
-    ElectraConfig,
     RobertaConfig,
     pipeline,
 )
@@ -35,32 +32,7 @@ from bermo_prune.models import load_classifier, load_compact
 from bermo_prune.pruners import get_pruner
 from bermo_prune.schedule import Constant, Scheduler
 
-from .conftest import ROOT
-
-FAMILIES = ("bert", "roberta", "electra", "distilbert")
-HIDDEN, HEADS, FFN, LAYERS = 32, 4, 64, 2
-
-
-def family_config(name: str, **extra):
-    """A tiny random config of each family (hidden 32, 4 heads of 8, FFN 64, 2 layers)."""
-    if name == "distilbert":
-        return DistilBertConfig(
-            vocab_size=120, dim=HIDDEN, n_layers=LAYERS, n_heads=HEADS, hidden_dim=FFN, **extra
-        )
-    common = dict(
-        vocab_size=120,
-        hidden_size=HIDDEN,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS,
-        intermediate_size=FFN,
-        max_position_embeddings=72,
-        **extra,
-    )
-    if name == "roberta":
-        return RobertaConfig(**{"pad_token_id": 1, **common})
-    if name == "electra":
-        return ElectraConfig(embedding_size=16, **common)  # a projection between embeddings and encoder
-    return BertConfig(**common)
+from .conftest import FAMILIES, FFN, HEADS, HIDDEN, LAYERS, ROOT, family_config
 
 
 def plain_classifier(name: str, seed: int = 0):

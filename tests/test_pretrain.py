@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -18,39 +17,8 @@ from bermo_prune.cli import EXIT_BAD_INPUT, main
 from bermo_prune.data import train_wordpiece
 from bermo_prune.data.corpus import MLMCollator, pack, read_corpus
 from bermo_prune.models import load_classifier
-from bermo_prune.synthetic import generate_synthetic
 
-from .conftest import ROOT
-
-RECIPE = str(ROOT / "recipes" / "pretrain_tiny.yaml")
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """A small unlabelled corpus: a text file of paragraphs with a WikiText heading, and a TSV of sentences."""
-    d = tmp_path_factory.mktemp("corpus")
-    sentences = [s for s, _ in generate_synthetic(3000, seed=3)]
-    paragraphs = [" ".join(sentences[i : i + 5]) for i in range(0, 2000, 5)]
-    (d / "wiki.txt").write_text(" = A Heading = \n\n" + "\n".join(paragraphs) + "\n")
-    (d / "sst.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t1\n" for s in sentences[2000:]))
-    return d
-
-
-def tiny(corpus, *extra):
-    return [
-        f"corpus.files=[{corpus / 'wiki.txt'}, {corpus / 'sst.tsv'}]",
-        "model.num_layers=2",
-        "model.hidden_size=32",
-        "model.num_heads=2",
-        "model.intermediate_size=64",
-        "model.vocab_size=300",
-        "train.seq_length=32",
-        "train.batch_size=16",
-        "train.lr=2e-3",
-        "train.threads=1",
-        "corpus.valid_fraction=0.05",
-        *extra,
-    ]
+from .conftest import PRETRAIN_RECIPE, tiny_pretrain
 
 
 def test_corpus_reading_packing_and_masking(corpus):
@@ -74,8 +42,8 @@ def test_corpus_reading_packing_and_masking(corpus):
 
 def test_pretrain_writes_a_loadable_checkpoint_and_the_loss_falls(corpus, tmp_path, capsys):
     out = tmp_path / "pt"
-    args = tiny(corpus, "train.max_steps=240", "train.eval_every=40")
-    assert main(["pretrain", RECIPE, *args, "--output-dir", str(out), "--quiet"]) == 0
+    args = tiny_pretrain(corpus, "train.max_steps=240", "train.eval_every=40")
+    assert main(["pretrain", PRETRAIN_RECIPE, *args, "--output-dir", str(out), "--quiet"]) == 0
     assert "masked-token accuracy" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     losses = [h["eval"]["loss"] for h in summary["history"]]
@@ -92,10 +60,19 @@ def test_pretrain_writes_a_loadable_checkpoint_and_the_loss_falls(corpus, tmp_pa
 
 
 def test_pretrain_resume_after_sigkill_is_exact(corpus, tmp_path):
-    args = tiny(corpus, "train.max_steps=200", "train.eval_every=50", "checkpoint.every=50")
+    args = tiny_pretrain(corpus, "train.max_steps=200", "train.eval_every=50", "checkpoint.every=50")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    cmd = [sys.executable, "-m", "bermo_prune.cli", "pretrain", RECIPE, *args, "--quiet", "--output-dir"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bermo_prune.cli",
+        "pretrain",
+        PRETRAIN_RECIPE,
+        *args,
+        "--quiet",
+        "--output-dir",
+    ]
     proc = subprocess.Popen(
         [*cmd, str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -110,8 +87,8 @@ def test_pretrain_resume_after_sigkill_is_exact(corpus, tmp_path):
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert main(["pretrain", RECIPE, *args, "--output-dir", str(killed), "--resume", "--quiet"]) == 0
-    assert main(["pretrain", RECIPE, *args, "--output-dir", str(whole), "--quiet"]) == 0
+    assert main(["pretrain", PRETRAIN_RECIPE, *args, "--output-dir", str(killed), "--resume", "--quiet"]) == 0
+    assert main(["pretrain", PRETRAIN_RECIPE, *args, "--output-dir", str(whole), "--quiet"]) == 0
     a, b = (json.loads((d / "summary.json").read_text()) for d in (killed, whole))
     assert a["history"] == b["history"]
     wa, wb = (load_file(d / "model" / "model.safetensors") for d in (killed, whole))
@@ -122,7 +99,7 @@ def test_bad_corpus_paths_and_empty_files(corpus, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     out = tmp_path / "never"
-    base = tiny(corpus)[1:]
+    base = tiny_pretrain(corpus)[1:]
     cases = [
         (
             f"corpus.files=[{tmp_path / 'missing.txt'}]",
@@ -131,17 +108,24 @@ def test_bad_corpus_paths_and_empty_files(corpus, tmp_path, capsys):
         (f"corpus.files=[{empty}]", f"{empty}: empty file: no text to pretrain on"),
     ]
     for files, message in cases:
-        assert main(["pretrain", RECIPE, *base, files, "--output-dir", str(out), "--quiet"]) == EXIT_BAD_INPUT
+        assert (
+            main(["pretrain", PRETRAIN_RECIPE, *base, files, "--output-dir", str(out), "--quiet"])
+            == EXIT_BAD_INPUT
+        )
         assert capsys.readouterr().err.strip() == f"bermo-prune: error: {message}"
     tsv = f"corpus.files=[{corpus / 'sst.tsv'}]"
-    code = main(["pretrain", RECIPE, *base, tsv, "corpus.text_column=text", "--output-dir", str(out)])
+    code = main(
+        ["pretrain", PRETRAIN_RECIPE, *base, tsv, "corpus.text_column=text", "--output-dir", str(out)]
+    )
     assert code == EXIT_BAD_INPUT
     assert capsys.readouterr().err.strip() == (
         f"bermo-prune: error: {corpus / 'sst.tsv'}: no column 'text' (columns: sentence, label); "
         "set corpus.text_column"
     )
-    assert main(["pretrain", RECIPE, "mlm.mask_ratio=0.95", "--output-dir", str(out)]) == EXIT_BAD_INPUT
+    assert (
+        main(["pretrain", PRETRAIN_RECIPE, "mlm.mask_ratio=0.95", "--output-dir", str(out)]) == EXIT_BAD_INPUT
+    )
     assert capsys.readouterr().err.strip() == (
-        f"bermo-prune: error: {RECIPE}: mlm.mask_ratio + mlm.random_ratio: 0.95 + 0.1 exceeds 1"
+        f"bermo-prune: error: {PRETRAIN_RECIPE}: mlm.mask_ratio + mlm.random_ratio: 0.95 + 0.1 exceeds 1"
     )
     assert not out.exists()

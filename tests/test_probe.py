@@ -25,7 +25,7 @@ from bermo_prune.probe.tasks import (
     write_senteval,
 )
 
-from .test_run import QUICK, TINY
+from .conftest import QUICK, TINY
 
 GOOD = "tr\tA\tthe cat sat\ntr\tB\ta dog ran far\nva\tA\tthe cat ran\nte\tB\ta dog sat\n"
 

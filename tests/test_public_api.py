@@ -19,8 +19,7 @@ from transformers import BertTokenizer, PreTrainedConfig, PreTrainedModel, PreTr
 from bermo_prune.bermo import bermo_classifier, bermo_config_from
 from bermo_prune.families import available_families, get_family
 
-from .conftest import ROOT
-from .test_families import family_config
+from .conftest import ROOT, family_config
 
 DOCUMENTED_HOOKS = {"_init_weights"}
 PACKAGE = ROOT / "bermo_prune"

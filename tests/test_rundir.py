@@ -1,4 +1,5 @@
-"""Nothing lost when things go wrong: the run-directory lock, checkpoints that survive a crash, SIGTERM/SIGINT."""
+"""`rundir`: nothing lost when things go wrong: the run-directory lock, checkpoints that survive a crash, the
+checkpoint a SIGTERM/SIGINT writes, ``--overwrite`` rules, bad files and directories that write nothing."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from bermo_prune.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main
 from bermo_prune.errors import InputError
 from bermo_prune.rundir import LOCK, RunLock, load_checkpoint, save_checkpoint
 
-from .conftest import ROOT
-from .test_run import QUICK, TINY, _metrics_steps
+from .conftest import QUICK, ROOT, TINY, metrics_steps
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 CMD = [sys.executable, "-m", "bermo_prune.cli", "run", QUICK]
@@ -39,7 +39,7 @@ def _start(out: Path, *extra: str) -> subprocess.Popen:
 
 def _wait_for_step(proc: subprocess.Popen, out: Path, step: int) -> None:
     deadline = time.time() + 300
-    while _metrics_steps(out / "metrics.jsonl") < step and proc.poll() is None and time.time() < deadline:
+    while metrics_steps(out / "metrics.jsonl") < step and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before the test could act on it"
 
