@@ -92,7 +92,8 @@ def test_indexed_batches_carry_the_example_indices():
 
 def test_the_recipe_section():
     r = parse_recipe({"task": "sst2"})
-    assert r.distill == {"teacher": None, "temperature": 2.0, "alpha": 0.9, "cache": True}
+    assert r.distill == DistillConfig(teacher=None, temperature=2.0, alpha=0.9, cache=True)
+    assert r.to_dict()["distill"] == {"teacher": None, "temperature": 2.0, "alpha": 0.9, "cache": True}
     with pytest.raises(Exception, match=r"distill.alpha: must be <= 1, got 1.5"):
         parse_recipe({"task": "sst2", "distill": {"teacher": "t", "alpha": 1.5}})
     with pytest.raises(Exception, match=r"distill.temperture: unknown key \(did you mean 'temperature'\?\)"):

@@ -14,7 +14,6 @@ from bermo_prune.engine import prune
 from bermo_prune.errors import RecipeError
 from bermo_prune.optim import make_optimizer
 from bermo_prune.pruners import get_pruner
-from bermo_prune.pruners.config import PruningConfig
 from bermo_prune.recipe import parse_recipe
 from bermo_prune.schedule import Cubic, Scheduler
 
@@ -164,7 +163,7 @@ def test_recipes_know_the_target_mode():
             "schedule": {"final": 0.05},
         },
     }
-    pruner = PruningConfig(**parse_recipe(soft).pruning).build_pruner()
+    pruner = parse_recipe(soft).pruning.build_pruner()
     assert pruner.target_control and pruner.final_threshold == 0.2 and pruner.threshold(0.5) == 0.2
     with pytest.raises(RecipeError, match=r"pruning.options.final_threshold: unknown option"):
         soft["pruning"]["options"] = {"final_threshold": 0.2}  # threshold mode: it is pruning.schedule.final
