@@ -1,10 +1,10 @@
-"""The training loop: fine-tune (and prune) a classifier on a task, evaluating as it goes.
+"""The training loop: train a model on a job, evaluating as it goes; every feature comes in as a hook.
 
 Built on Accelerate (device placement, mixed precision where available, DDP under ``accelerate launch``). Fused
-AdamW with a separate learning rate for pruning scores, linear warmup and decay; length-bucketed, dynamically
+AdamW over the parameter groups the hooks shape, linear warmup and decay; length-bucketed, dynamically
 padded batches; evaluation every ``eval_every`` steps and at the end; divergence tracking
 (:mod:`bermo_prune.tracking`); atomic checkpoints every N steps with exact resume: model, optimizer, lr
-schedule, pruning state (scores, gates, masks, scheduler step), RNG states, data position, metrics-log offset
+schedule, each hook's state, RNG states, data position, metrics-log offset
 (the last two are kept, see :mod:`bermo_prune.rundir`). SIGTERM or SIGINT during training writes a checkpoint at
 the next step boundary and raises :class:`~bermo_prune.errors.RunInterrupted`; ``--resume`` continues exactly.
 
@@ -55,7 +55,7 @@ class Trainer:
 
     Args:
         model: what to train (its forward returns ``.loss`` given a batch with ``labels``).
-        job: the data and the evaluation (:func:`~bermo_prune.jobs.classification_job`, or the MLM job of
+        job: the data and the evaluation (:func:`~bermo_prune.jobs.classification_job`, or pretraining's job in
             :mod:`.pretrain`).
         cfg: the hyperparameters.
         hooks: every feature plugged into the loop, in order (:mod:`bermo_prune.hooks`), your own among them.
