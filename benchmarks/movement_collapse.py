@@ -30,11 +30,11 @@ import torch
 from scipy.stats import spearmanr
 
 from bermo_prune.data import Collator
-from bermo_prune.distill import teacher_dir
 from bermo_prune.engine import prune
 from bermo_prune.models import load_classifier, load_tokenizer
 from bermo_prune.optim import make_optimizer
 from bermo_prune.pruners import get_pruner
+from bermo_prune.rundir import find_model
 from bermo_prune.schedule import Constant, Scheduler
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    d = teacher_dir(args.model)
+    d, _ = find_model(args.model, "--model")
     tokenizer = load_tokenizer(str(d))
     model = load_classifier(d, "bert", 2)
     train_rows = read_tsv(args.data / "train.tsv")

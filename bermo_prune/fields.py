@@ -163,7 +163,7 @@ def build(cls: type, values: dict, **extra) -> Any:
             continue
         value = values[f.name]
         if "recipe_section" in f.metadata:
-            value = build(f.metadata["recipe_section"], value)
+            value = build(f.metadata["recipe_section"], value or {})
         elif "recipe_map" in f.metadata and value is not None:
             value = {label: build(f.metadata["recipe_map"]["cls"], v) for label, v in value.items()}
         kwargs[f.name] = value
@@ -404,7 +404,7 @@ def apply_overrides(raw: dict, overrides: list[str], problems: list[str], schema
         parts = key.split(".")
         section = ".".join(parts[:-1])
         known_sections = {s for s in schema if s} | set(free)
-        if section and section not in known_sections and not section.startswith(tuple(free)):
+        if section and section not in known_sections:
             problems.append(
                 f"override {key}: unknown section {section!r}{did_you_mean(section, known_sections)}"
             )

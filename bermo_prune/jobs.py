@@ -81,8 +81,8 @@ class Job:
     evaluate: object
     main_metric: str
     majority_rate: float | None = None
-    learned_metric: str | None = None
-    progress_label: str = "train"
+    learned_metric: str | None = "accuracy"
+    progress_label: str = "fine-tune"
 
 
 def classification_job(tokenizer, data: TaskData, cfg: TrainConfig) -> Job:
@@ -109,6 +109,4 @@ def classification_job(tokenizer, data: TaskData, cfg: TrainConfig) -> Job:
         evaluate=lambda model, loader, accelerator: evaluate(model, loader, task, accelerator),
         main_metric=task.main_metric,
         majority_rate=majority,
-        learned_metric="accuracy",
-        progress_label="fine-tune",
     )

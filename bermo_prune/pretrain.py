@@ -209,6 +209,7 @@ def mlm_job(tokenizer, sequences: torch.Tensor, recipe: PretrainRecipe, seed: in
         evaluate=evaluate_mlm,
         main_metric="masked_accuracy",
         majority_rate=None,
+        learned_metric=None,
         progress_label="pretrain",
     )
 

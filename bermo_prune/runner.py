@@ -37,7 +37,7 @@ from .rundir import RECIPE, SUMMARY, RunDirectory, check_run_dir, finish_run_dir
 from .sinks import check_sinks
 from .tracking import DivergenceConfig
 from .train import Trainer
-from .train_config import TrainConfig, section_hooks, total_steps
+from .train_config import DEFAULT_MIX_LR, TrainConfig, section_hooks, total_steps
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def feature_hooks(
     handle: Pruning | None = None,
     score_lr: float | None = None,
     distiller: Distiller | None = None,
-    mix_lr: float | None = None,
+    mix_lr: float | None = DEFAULT_MIX_LR,
 ) -> list[TrainHook]:
     """The feature hooks of a fine-tuning run, in the order their losses compose: distillation when a distiller is
     given (its loss is the mix of the task loss and the teacher's term), pruning when a handle is (its penalty is

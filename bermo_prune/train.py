@@ -60,7 +60,9 @@ class Trainer:
         cfg: the hyperparameters.
         hooks: every feature plugged into the loop, in order (:mod:`bermo_prune.hooks`), your own among them.
             The loop knows none of them; the runner composes a recipe's list (:func:`~bermo_prune.runner.fine_tune`
-            shows how).
+            shows how). ``cfg``'s feature keys (``mix_lr``, ``freeze_embeddings``, ``log_to``, ``early_eval``) act
+            only through the hooks that read them: :func:`~bermo_prune.runner.feature_hooks` and
+            :func:`~bermo_prune.train_config.section_hooks`.
         output_dir: where ``metrics.jsonl`` and ``checkpoint/state.pt`` go (None: nothing is written).
         divergence: detection thresholds and policy (default: record).
         checkpoint_every: write a checkpoint every N optimizer steps (0: never).
@@ -77,6 +79,10 @@ class Trainer:
         divergence: DivergenceConfig | None = None,
         checkpoint_every: int = 0,
     ) -> None:
+        if isinstance(hooks, str | Path):
+            raise TypeError(
+                "Trainer: the 4th argument is the list of hooks; pass the run directory as output_dir"
+            )
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)

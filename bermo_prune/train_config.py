@@ -17,6 +17,8 @@ from .fields import build, key, subsection
 from .hooks import FreezeEmbeddingsHook, TrainHook
 from .sinks import available_sinks, log_sinks
 
+#: ``train.mix_lr``'s default: BERMo's layer mix in its own AdamW group at this rate (see optim.split_mix_group)
+DEFAULT_MIX_LR = 1e-2
 #: ``train.mixed_precision`` values (Accelerate's)
 PRECISIONS = ("no", "fp16", "bf16")
 
@@ -33,7 +35,7 @@ class TrainConfig:
     lr: float = key(3e-5, min=0.0, min_open=True)
     # BERMo's layer mix gets its own rate (see optim.split_mix_group); None: train.lr. Read by the runner, which
     # gives it to the mix's hook (hooks.MixHook); the loop never reads it.
-    mix_lr: float | None = key(1e-2, min=0.0, min_open=True)
+    mix_lr: float | None = key(DEFAULT_MIX_LR, min=0.0, min_open=True)
     weight_decay: float = key(0.0, min=0.0)
     warmup_ratio: float = key(0.1, min=0.0, max=1.0)
     max_length: int = key(128, min=8)

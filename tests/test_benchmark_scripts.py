@@ -50,3 +50,13 @@ def test_speedup_prints_the_median_ratio_and_its_spread():
     )  # fmt: skip
     (row,) = re.findall(r"^\s+1\s+16\s+[\d.]+\s+[\d.]+ \(([\d.]+)x, ([\d.]+)-([\d.]+)\)$", text, re.M)
     assert float(row[1]) <= float(row[2]) and float(row[0]) > 0
+
+
+def test_every_benchmark_script_imports(monkeypatch):
+    """A script's imports and definitions load (a name moved out of the package fails here, not in a user's hands);
+    none runs its main at import. Scripts import their siblings, as when run from the command line."""
+    import runpy
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        runpy.run_path(str(path), run_name="benchmark_import_check")

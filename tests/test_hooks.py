@@ -181,3 +181,11 @@ def test_bf16_mixed_precision_autocasts_the_encoder_on_cpu(small_task, tmp_path)
     finally:
         AcceleratorState._reset_state()
     assert set(seen) == {torch.bfloat16} and summary["final"]["loss"] == summary["final"]["loss"]  # not NaN
+
+
+def test_the_trainer_takes_its_hooks_fourth_and_says_so_when_given_a_directory(small_task, tmp_path):
+    cfg = TrainConfig(max_steps=2, progress=False)
+    with pytest.raises(
+        TypeError, match="the 4th argument is the list of hooks; pass the run directory as output_dir"
+    ):
+        Trainer(None, None, cfg, str(tmp_path))

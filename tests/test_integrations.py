@@ -227,3 +227,15 @@ def test_bad_recipe_section_is_one_error():
         RecipeError, match=r"pruning.method: unknown value 'movment' \(did you mean 'movement'\?\)"
     ):
         PruningCallback.from_recipe({"method": "movment", "schedule": {"kind": "cubic", "final": 0.1}})
+    # the constructor takes the section's mapping too, validated the same way
+    with pytest.raises(
+        RecipeError, match=r"pruning.schedule.final: a remaining fraction must be in \(0, 1\], got 2"
+    ):
+        PruningCallback(pruning={"method": "movement", "schedule": {"final": 2}})
+    cb = PruningCallback(pruning={"method": "movement", "score_lr": 0.05, "schedule": {"final": 0.1}})
+    assert (cb.pruning.method, cb.score_lr, cb.pruning.schedule.final, cb.pruning.schedule.initial) == (
+        "movement",
+        0.05,
+        0.1,
+        1.0,
+    )

@@ -251,7 +251,7 @@ def _model_arms(
     ``checked`` (the checker's) is left out."""
     arms = {}
     for label, arm in models.items():
-        if any(p.startswith(f"models.{label}") for p in checked):
+        if any(p.startswith((f"models.{label}:", f"models.{label}.")) for p in checked):
             continue
         known = MODEL_VARIANTS.get(label)
         arch = arm.arch or (known[0] if known else None)

@@ -59,8 +59,9 @@ class PruningCallback(TrainerCallback):
 
     Args:
         scheduler: the pruner and its schedule (:class:`~bermo_prune.schedule.Scheduler`); or give ``pruning``.
-        pruning: a validated recipe ``pruning:`` section (:class:`~bermo_prune.pruners.config.PruningConfig`, what
-            :meth:`from_recipe` passes): its schedule is built for the Trainer's number of steps at train begin.
+        pruning: a recipe's ``pruning:`` section (:class:`~bermo_prune.pruners.config.PruningConfig`, what
+            :meth:`from_recipe` passes, or its mapping, validated as ``bermo-prune run`` would): its schedule is
+            built for the Trainer's number of steps at train begin.
         score_lr: learning rate of the pruning scores (default: the section's ``score_lr``, else the method's).
         mix_lr: BERMo's mix in its own group at this rate (the project's ``train.mix_lr``); None leaves it in the
             Trainer's groups.
@@ -72,7 +73,7 @@ class PruningCallback(TrainerCallback):
         self,
         scheduler: Scheduler | None = None,
         *,
-        pruning: PruningConfig | None = None,
+        pruning: PruningConfig | dict | None = None,
         score_lr: float | None = None,
         mix_lr: float | None = None,
         targets: list[str] | None = None,
@@ -82,6 +83,8 @@ class PruningCallback(TrainerCallback):
             raise ValueError(
                 "PruningCallback: give a Scheduler or a recipe's pruning section (one of the two)"
             )
+        if isinstance(pruning, dict):  # a section's mapping, validated as a recipe's
+            pruning = parse_recipe({"task": "synthetic", "pruning": pruning}, "<pruning section>").pruning
         self.scheduler = scheduler
         self.pruning = pruning
         self.score_lr = score_lr if score_lr is not None or pruning is None else pruning.score_lr
