@@ -10,7 +10,7 @@ LATEST ?= .venv-latest
 LATEST_STAMP := $(LATEST)/.installed
 # The model, engine, compaction and transformers.Trainer-callback tests, run against the newest releases by
 # `make test-latest`.
-LATEST_TESTS ?= tests/test_bermo.py tests/test_families.py tests/test_engine.py tests/test_compact.py tests/test_models.py tests/test_public_api.py tests/test_integrations.py
+LATEST_TESTS ?= tests/test_bermo.py tests/test_families.py tests/test_engine.py tests/test_layout.py tests/pruners tests/test_compact.py tests/test_models.py tests/test_public_api.py tests/test_integrations.py
 
 .PHONY: install encoder demo test test-latest lint format clean
 
