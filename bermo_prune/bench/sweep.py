@@ -158,21 +158,20 @@ def load_spec(path: str | Path) -> Spec:
     source = str(path)
     problems: list[str] = []
     values, _ = check_sections(read_yaml(path), source, None, SPEC_SCHEMA, problems)
+    checked = list(problems)  # a series or arm whose own keys failed the checker gets no further rules
     conf = build(SpecConfig, values)
     base_path = Path()
     if conf.base is not None:
         base_path = (Path(path).parent / conf.base).resolve()
         if not base_path.is_file():
             problems.append(f"base: {base_path}: no such recipe")
-    arms = _model_arms(conf.models or {}, problems, list(problems))
+    arms = _model_arms(conf.models or {}, problems, checked)
     output = Path(conf.output_dir or Path("runs") / Path(path).stem)
     seeds = conf.seeds or []
     methods = conf.methods or {}
     cells: list[Cell] = []
-    checked = len(problems)  # a series or arm whose own keys failed the checker gets no further rules
-    flagged = lambda path: any(p.startswith((f"{path}:", f"{path}.")) for p in problems[:checked])  # noqa: E731
     for label, series in methods.items():
-        if flagged(f"methods.{label}"):
+        if _flagged(checked, f"methods.{label}"):
             continue
         method = series.method or label
         if method != NO_PRUNING and method not in available_pruners():
@@ -243,6 +242,11 @@ def load_spec(path: str | Path) -> Spec:
     return Spec(source, base_path, overrides, cells, workers, output)
 
 
+def _flagged(problems: list[str], path: str) -> bool:
+    """Whether a problem names ``path`` or a key under it."""
+    return any(p.startswith((f"{path}:", f"{path}.")) for p in problems)
+
+
 def _model_arms(
     models: dict[str, ArmConfig], problems: list[str], checked: list[str]
 ) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -251,7 +255,7 @@ def _model_arms(
     ``checked`` (the checker's) is left out."""
     arms = {}
     for label, arm in models.items():
-        if any(p.startswith((f"models.{label}:", f"models.{label}.")) for p in checked):
+        if _flagged(checked, f"models.{label}"):
             continue
         known = MODEL_VARIANTS.get(label)
         arch = arm.arch or (known[0] if known else None)
