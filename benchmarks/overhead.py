@@ -3,6 +3,8 @@
 Measured side by side in one run: every variant is timed in interleaved rounds (dense, method A, method B, ...,
 dense, method A, ...) so machine drift hits all of them alike; the ratio is median(variant) / median(dense).
 A step is forward + backward + fused AdamW (what ``fine_tune`` uses) + ``handle.step()`` (+ the penalty for penalty methods).
+Like the Trainer, the process keeps freed memory for reuse (:mod:`bermo_prune.allocator`); run with
+``BERMO_PRUNE_MALLOC=system`` to measure glibc's default, and ``step_profile.py`` for where the time goes.
 
     .venv/bin/python benchmarks/overhead.py                 # 4-layer hidden 256 and 512, batch 32, length 64
     .venv/bin/python benchmarks/overhead.py --hidden 256 --steps 5 --rounds 2   # quicker
@@ -27,6 +29,7 @@ import time
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
+from bermo_prune.allocator import retain_freed_memory
 from bermo_prune.engine import prune
 from bermo_prune.optim import make_optimizer
 from bermo_prune.pruners import GRANULARITIES, available_pruners, get_pruner
@@ -84,6 +87,7 @@ def main() -> None:
         help="leave out the movement-every-step rows (warm and fresh top-k)",
     )
     args = ap.parse_args()
+    retain_freed_memory()  # as the Trainer does (BERMO_PRUNE_MALLOC=system measures without)
     torch.set_num_threads(args.threads)
 
     methods = args.methods or available_pruners()

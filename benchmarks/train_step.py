@@ -26,6 +26,7 @@ import torch
 from distill_step import batches, step_timing_arguments, student_and_teacher
 from transformers.utils import logging as hf_logging
 
+from bermo_prune.allocator import retain_freed_memory
 from bermo_prune.engine import prune
 from bermo_prune.optim import make_optimizer
 from bermo_prune.pruners import get_pruner
@@ -70,6 +71,7 @@ def build(freeze: bool, prune_with: str | None):
 
 def main() -> None:
     args = step_timing_arguments(__doc__, steps=6)
+    retain_freed_memory()  # as the Trainer does (BERMO_PRUNE_MALLOC=system measures without)
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     _, _, tokenizer, name = student_and_teacher()

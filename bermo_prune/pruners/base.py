@@ -327,6 +327,44 @@ class StraightThroughMask(torch.autograd.Function):
         return grad_weight, grad_scores, None, None
 
 
+class SigmoidDot(torch.autograd.Function):
+    """``sum_u w_u sigmoid(x_u)`` from ``probs`` = sigmoid(x) computed once by the caller; backward
+    ``grad * w * probs (1 - probs)`` in one buffer.
+
+    The penalties of soft movement and L0 are this sum over one score per unit, which at weight granularity is one
+    per weight (12.6M on a 4-layer hidden-512 BERT). Composed from autograd ops it makes five full-size temporaries
+    a step and recomputes the sigmoid the caller already needs (for the threshold's share, or the open
+    probability); here the forward is one dot product and the backward two passes. ``w`` is a per-unit tensor or,
+    where every unit weighs the same, a float (no vector of equal weights is read). Same value and gradient as
+    ``(torch.sigmoid(x) * w).sum()`` up to float rounding (summation order).
+    """
+
+    @staticmethod
+    def forward(ctx, x, probs, w):  # noqa: D102
+        ctx.w = w if not isinstance(w, torch.Tensor) else None
+        if isinstance(w, torch.Tensor):
+            ctx.save_for_backward(probs, w)
+            return torch.dot(probs, w)
+        ctx.save_for_backward(probs)
+        return probs.sum() * w
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        if ctx.w is None:
+            probs, w = ctx.saved_tensors
+            return torch.addcmul(probs, probs, probs, value=-1.0).mul_(w).mul_(grad), None, None
+        (probs,) = ctx.saved_tensors
+        return torch.addcmul(probs, probs, probs, value=-1.0).mul_(grad * ctx.w), None, None
+
+
+def sigmoid_dot(x: torch.Tensor, w: torch.Tensor | float, probs: torch.Tensor | None = None) -> torch.Tensor:
+    """``(torch.sigmoid(x) * w).sum()`` with the gradient reaching ``x`` only (see :class:`SigmoidDot`); ``probs``,
+    when given, is ``sigmoid(x)`` (or ``sigmoid(x - shift)``) already computed, detached."""
+    if probs is None:
+        probs = torch.sigmoid(x.detach())
+    return SigmoidDot.apply(x, probs, w)
+
+
 class GradientAscent(torch.autograd.Function):
     """Identity forward, negated gradient: an optimizer that descends on the loss then ascends on these values.
 

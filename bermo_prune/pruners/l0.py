@@ -53,15 +53,16 @@ from typing import ClassVar
 import torch
 
 from . import register_pruner
-from .base import Pruner, TargetControl, keep_top, lagrangian
+from .base import Pruner, TargetControl, keep_top, lagrangian, sigmoid_dot
 
 
 class HardConcreteGate(torch.autograd.Function):
     """z = clamp(sigmoid((logit(u) + log_alpha) / beta) (r - l) + l, 0, 1) with u ~ U(0, 1), in one buffer.
 
     The forward runs in place on the noise buffer and saves only z; the backward recovers s = (z - l) / (r - l)
-    and returns dz/dlog_alpha = (r - l) s (1 - s) / beta where 0 < z < 1 (the clamp's gradient is 0 elsewhere).
-    Half the memory passes of the composed autograd ops, which matters with one gate per weight.
+    and returns dz/dlog_alpha = (r - l) s (1 - s) / beta where 0 < z < 1 (the clamp's gradient is 0 elsewhere),
+    in place on two buffers. Half the memory passes of the composed autograd ops, which matters with one gate per
+    weight.
     """
 
     @staticmethod
@@ -76,9 +77,10 @@ class HardConcreteGate(torch.autograd.Function):
     def backward(ctx, grad):  # noqa: D102
         (z,) = ctx.saved_tensors
         beta, left, right = ctx.consts
-        s = (z - left) / (right - left)
-        inside = (z > 0) & (z < 1)
-        return grad * s * (1 - s) * ((right - left) / beta) * inside, None, None, None
+        s = (z - left).mul_(1.0 / (right - left))
+        # s (1 - s) grad (r - l) / beta, zero where the clamp held z at 0 or 1
+        d = torch.addcmul(s, s, s, value=-1.0).mul_(grad).mul_((right - left) / beta)
+        return d.masked_fill_((z <= 0).logical_or_(z >= 1), 0.0), None, None, None
 
 
 @register_pruner("l0")
@@ -123,7 +125,7 @@ class L0Pruner(TargetControl, Pruner):
     def open_probability(self, log_alpha: torch.Tensor) -> torch.Tensor:
         """P(z != 0) of each gate under the hard-concrete distribution."""
         shift = self.temperature * math.log(-self.stretch_left / self.stretch_right)
-        return torch.sigmoid(log_alpha - shift)
+        return (log_alpha - shift).sigmoid_()
 
     def before_forward(self, layout, state, training):
         if not training:
@@ -142,12 +144,14 @@ class L0Pruner(TargetControl, Pruner):
 
     def expected_l0(self, layout, state) -> torch.Tensor:
         """Expected number of non-zero target weights, sum_u size_u * P(z_u != 0)."""
-        return (self.open_probability(state.scores) * layout.unit_sizes.to(state.scores.device)).sum()
+        size = layout.uniform_unit_size
+        sizes = size if size is not None else layout.unit_sizes.to(state.scores.device)
+        return sigmoid_dot(state.scores, sizes, self.open_probability(state.scores.detach()))
 
     def expected_density(self, layout, state) -> torch.Tensor:
         """Mean over matrices of each matrix's expected share of non-zero gates (the penalised quantity)."""
         weights = layout.matrix_mean_weights.to(state.scores.device)
-        return (self.open_probability(state.scores) * weights).sum()
+        return sigmoid_dot(state.scores, weights, self.open_probability(state.scores.detach()))
 
     def penalty(self, layout, state, value):
         if self.target_control:  # value: the remaining share the schedule asks for now

@@ -53,7 +53,16 @@ from typing import ClassVar
 import torch
 
 from . import register_pruner
-from .base import Pruner, StraightThroughMask, TargetControl, WarmTopK, count_ones, keep_top, lagrangian
+from .base import (
+    Pruner,
+    StraightThroughMask,
+    TargetControl,
+    WarmTopK,
+    count_ones,
+    keep_top,
+    lagrangian,
+    sigmoid_dot,
+)
 
 #: the reference's floor: at least this share of each matrix (plus one unit) stays
 FLOOR_SHARE = 0.005
@@ -184,10 +193,12 @@ class SoftMovementPruner(TargetControl, Pruner):
 
     def threshold_share(self, layout, probs: torch.Tensor, target: float) -> torch.Tensor:
         """The share of the weights whose unit's sigmoid score ``probs`` is above tau now (a 0-d tensor)."""
+        above = probs.detach() > self.threshold(target)
+        size = layout.uniform_unit_size
+        if size is not None:  # a count, exact at any size (a float32 sum of ones is not above 2^24 weights)
+            return torch.count_nonzero(above).to(probs.dtype) * (size / layout.total_weights)
         sizes = layout.unit_sizes.to(probs.device)
-        return (
-            (probs.detach() > self.threshold(target)).to(probs.dtype) * sizes
-        ).sum() / layout.total_weights
+        return (above.to(probs.dtype) * sizes).sum() / layout.total_weights
 
     def effective_weight(self, target, weight, state, training):
         scores = state.part("scores", target)
@@ -197,16 +208,20 @@ class SoftMovementPruner(TargetControl, Pruner):
         if self.target_control:
             return self.target_penalty(layout, state, value)
         lam = self.final_lambda * value / self.final_threshold if self.final_threshold else self.final_lambda
-        weights = layout.matrix_mean_weights.to(state.scores.device)
-        return lam * (torch.sigmoid(state.scores) * weights).sum()
+        return lam * sigmoid_dot(state.scores, layout.matrix_mean_weights.to(state.scores.device))
 
     def target_penalty(self, layout, state, target: float) -> torch.Tensor:
         """The augmented Lagrangian on the share the threshold keeps now; the scores feel it through the reference's
         own penalised quantity (their sigmoid), pushed down while too many weights remain and up while too few."""
-        sizes = layout.unit_sizes.to(state.scores.device)
-        probs = torch.sigmoid(state.scores)  # (units,)
+        probs = torch.sigmoid(state.scores.detach())  # (units,), once for the share and the surrogate
         gap = self.threshold_share(layout, probs, target) - target
-        surrogate = (probs * sizes).sum() / layout.total_weights
+        size = layout.uniform_unit_size
+        per_unit = (
+            size / layout.total_weights
+            if size is not None
+            else layout.unit_sizes.to(probs.device) / layout.total_weights
+        )
+        surrogate = sigmoid_dot(state.scores, per_unit, probs)  # the size-weighted mean sigmoid(S)
         push = (state.multipliers.detach()[0] + 2 * self.lagrange_rho * gap) * (
             surrogate - surrogate.detach()
         )

@@ -61,3 +61,22 @@ def test_keep_top_selects_exactly_the_k_highest_on_either_side_with_and_without_
                 want = torch.zeros(1001)
                 want[order.indices[:k]] = 1.0
                 assert torch.equal(mask, want)
+
+
+@pytest.mark.parametrize("per_unit", ["tensor", "float"])
+def test_sigmoid_dot_matches_the_composed_ops_in_value_and_gradient(per_unit):
+    from bermo_prune.pruners.base import sigmoid_dot
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(5000, generator=g) * 4).requires_grad_()
+    w = torch.rand(5000, generator=g) if per_unit == "tensor" else 0.37
+    shift = 1.3  # L0 passes sigmoid(x - shift) as probs; the gradient is that sigmoid's
+    ref_x = x.detach().clone().requires_grad_()
+    ref = (torch.sigmoid(ref_x - shift) * w).sum()
+    ref.backward(torch.tensor(2.5))
+    got = sigmoid_dot(x, w, torch.sigmoid(x.detach() - shift))
+    got.backward(torch.tensor(2.5))
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=0)
+    torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-6, atol=1e-9)
+    # without probs it computes sigmoid(x) itself
+    torch.testing.assert_close(sigmoid_dot(x, w), (torch.sigmoid(x) * w).sum(), rtol=1e-6, atol=0)
