@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -41,6 +43,26 @@ def test_overhead_prints_every_asked_row_with_its_per_round_spread():
     for *_, ratio, low, high in rows:
         assert float(low) <= float(high) and float(ratio) > 0
     assert re.search(r"dense step \d+ ms \(rounds within [\d.]+%\)", text)
+
+
+def test_step_profile_times_every_phase_under_both_malloc_settings():
+    text = run_script(
+        "step_profile.py", "--hidden", "64", "--steps", "1", "--rounds", "2", "--threads", "1",
+        "--methods", "soft_movement", "l0", "--malloc", "both",
+    )  # fmt: skip
+    number = r"\s+([\d.]+)"
+    tables = re.findall(r"^malloc: (.+)$", text, re.M)
+    assert tables == ["glibc as it starts", "freed memory retained (the Trainer's)"]
+    for name in ("dense", "soft_movement", "l0"):
+        rows = re.findall(rf"^{name}{number * 7}$", text, re.M)
+        assert len(rows) == 2, text  # one per setting
+        for *phases, step, ratio in rows:
+            assert float(step) == pytest.approx(sum(map(float, phases)), abs=0.3)  # medians of sums, near
+        (ratio,) = re.findall(rf"^{name}\s+([\d.]+)\s+\(([\d.]+)-([\d.]+)\)$", text, re.M)
+        assert float(ratio[1]) <= float(ratio[2])
+    penalty = re.findall(rf"^l0{number * 7}$", text, re.M)[0][1]
+    assert float(penalty) > 0  # L0 has a penalty phase; dense has none
+    assert re.findall(rf"^dense{number * 7}$", text, re.M)[0][1] == "0.0"
 
 
 def test_speedup_prints_the_median_ratio_and_its_spread():
