@@ -56,7 +56,7 @@ def test_step_profile_times_every_phase_under_both_malloc_settings():
     for name in ("dense", "soft_movement", "l0"):
         rows = re.findall(rf"^{name}{number * 7}$", text, re.M)
         assert len(rows) == 2, text  # one per setting
-        for *phases, step, ratio in rows:
+        for *phases, step, _ratio in rows:
             assert float(step) == pytest.approx(sum(map(float, phases)), abs=0.3)  # medians of sums, near
         (ratio,) = re.findall(rf"^{name}\s+([\d.]+)\s+\(([\d.]+)-([\d.]+)\)$", text, re.M)
         assert float(ratio[1]) <= float(ratio[2])
