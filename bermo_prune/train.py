@@ -119,6 +119,8 @@ class Trainer:
             job.dev_set, batch_sampler=eval_sampler, collate_fn=job.dev_collate, generator=torch.Generator()
         )
         self.steps = total_steps(cfg, len(train_set), acc.num_processes)
+        # the step the run ends at: the schedules span self.steps, train.stop_after may end the run before
+        self.end = min(self.steps, cfg.stop_after) if cfg.stop_after else self.steps
         groups = [g for g in decay_groups(model.parameters(), cfg.lr, cfg.weight_decay) if g["params"]]
         for hook in self.hooks:
             groups = hook.param_groups(groups, model, cfg)
@@ -279,7 +281,7 @@ class Trainer:
         self.batch_in_epoch += 1
         self._bar.update(1)
         self._on_step(loss_value)
-        if self.step % cfg.log_every == 0 or self.step == self.steps:
+        if self.step % cfg.log_every == 0 or self.step == self.end:
             record = {"step": self.step, "loss": loss_value, "lr": self.lr_schedule.get_last_lr()[0]}
             post = {"loss": f"{loss_value:.3f}"}
             for hook in self.hooks:
@@ -308,7 +310,7 @@ class Trainer:
             self._evaluate()  # the untrained starting point (pretraining: about ln(vocab))
         self.model.train()
         self._bar = tqdm(
-            total=self.steps,
+            total=self.end,
             initial=self.step,
             disable=not cfg.progress,
             desc=self.job.progress_label,
@@ -317,7 +319,7 @@ class Trainer:
         )
         try:
             with self._signals:
-                while self.step < self.steps and not self.stopped:
+                while self.step < self.end and not self.stopped:
                     try:
                         self._epoch_loop()
                     except _Rollback:
@@ -339,13 +341,13 @@ class Trainer:
             self._train_step(batch)
             if self.stopped:
                 return
-            if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == self.steps:
+            if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == self.end:
                 self._evaluate()
                 if self.stopped:
                     return
-            if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < self.steps:
+            if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < self.end:
                 self.save_checkpoint()
-            if self.step >= self.steps:
+            if self.step >= self.end:
                 return
             if self._signal_received():
                 self._interrupt()

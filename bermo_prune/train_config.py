@@ -30,6 +30,9 @@ class TrainConfig:
 
     epochs: float = key(1.0, min=0.0, min_open=True)
     max_steps: int | None = key(None, min=1)
+    # end the run after this many steps while the lr and pruning schedules still span the whole run (epochs or
+    # max_steps): the first stop_after steps are exactly the full run's (a convergence study needs only its start)
+    stop_after: int | None = key(None, min=1)
     batch_size: int = key(32, min=1)
     eval_batch_size: int = key(128, min=1)
     lr: float = key(3e-5, min=0.0, min_open=True)

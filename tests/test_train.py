@@ -162,3 +162,25 @@ def test_rollback_gives_up_after_max_retries(small_task, tmp_path):
     s = trainer.run()
     assert s["divergence"]["rollbacks"] == 2 and s["divergence"]["stopped"]
     assert [e["step"] for e in s["divergence"]["events"]] == [120, 101, 101]
+
+
+def test_stop_after_ends_the_run_early_on_the_full_runs_schedules(tmp_path):
+    """train.stop_after=120 of a 300-step movement run: its records are the full run's first 120 steps (lr, loss,
+    remaining share) to the bit, it evaluates and ends at 120, and the summary names both step counts."""
+    args = [*TINY, "train.max_steps=300", "train.eval_every=100", "train.log_every=10"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert run_cli(QUICK, *args, "--output-dir", str(whole)) == 0
+    assert run_cli(QUICK, *args, "train.stop_after=120", "--output-dir", str(part)) == 0
+
+    def records(run, until):
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [r for r in rows if r.get("step", 0) <= until and "loss" in r and "eval" not in r]
+
+    short = records(part, 120)
+    assert [r["step"] for r in short] == list(range(0, 121, 10))[1:]
+    assert short == records(whole, 120)  # lr decays toward step 300, the ramp is the 300-step one
+    assert 0.0 < short[-1]["remaining"] < 1.0 and short[-1]["lr"] > 0.0
+    s = json.loads((part / "summary.json").read_text())
+    assert (s["steps"], s["planned_steps"]) == (120, 300)
+    assert [h["step"] for h in s["history"]] == [100, 120]
+    assert s["config"]["stop_after"] == 120
