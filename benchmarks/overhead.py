@@ -3,7 +3,7 @@
 Measured side by side in one run: every variant is timed in interleaved rounds (dense, method A, method B, ...,
 dense, method A, ...) so machine drift hits all of them alike; the ratio is median(variant) / median(dense).
 A step is forward + backward + fused AdamW (what ``fine_tune`` uses) + ``handle.step()`` (+ the penalty for penalty methods).
-Like the Trainer, the process keeps freed memory for reuse (:mod:`bermo_prune.allocator`); run with
+Like bermo-prune's training processes, the process keeps freed memory for reuse (:mod:`bermo_prune.allocator`); run with
 ``BERMO_PRUNE_MALLOC=system`` to measure glibc's default, and ``step_profile.py`` for where the time goes.
 
     .venv/bin/python benchmarks/overhead.py                 # 4-layer hidden 256 and 512, batch 32, length 64
@@ -87,7 +87,7 @@ def main() -> None:
         help="leave out the movement-every-step rows (warm and fresh top-k)",
     )
     args = ap.parse_args()
-    retain_freed_memory()  # as the Trainer does (BERMO_PRUNE_MALLOC=system measures without)
+    retain_freed_memory()  # as bermo-prune's training processes do (BERMO_PRUNE_MALLOC=system: without)
     torch.set_num_threads(args.threads)
 
     methods = args.methods or available_pruners()

@@ -12,9 +12,10 @@ fused AdamW, but each step is cut into phases timed separately, in interleaved r
 ``--ops`` adds a ``torch.profiler`` table per variant: the operators with the largest self CPU time over a few
 steps, so the cost of a phase can be traced to its kernels.
 
-``--malloc`` picks the allocator setting: ``retain`` (what the Trainer does, :mod:`bermo_prune.allocator`),
-``system`` (glibc as it starts), or ``both``: each round runs once under each setting, in two fresh processes one
-after the other (malloc settings cannot be undone inside a process), and the tables give both and their ratio.
+``--malloc`` picks the allocator setting: ``retain`` (what bermo-prune's training processes do,
+:mod:`bermo_prune.allocator`), ``system`` (glibc as it starts), or ``both``: each round runs once under each setting,
+in two fresh processes one after the other, the first setting alternating (malloc settings cannot be undone inside a
+process); the tables give both, their step ratio and each setting's peak resident memory.
 
     .venv/bin/python benchmarks/step_profile.py --hidden 512 --methods l0 soft_movement movement
     .venv/bin/python benchmarks/step_profile.py --hidden 512 --methods l0 --ops 12
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -106,19 +108,24 @@ def table(per: dict[str, list[list[float]]]) -> dict[str, float]:
 def both(args, argv: list[str]) -> None:
     """Each round once under each malloc setting, in fresh processes; both tables and the step ratios."""
     per = {"system": {}, "retain": {}}
-    for _r in range(args.rounds):
-        for mode in per:
+    peak = {"system": [], "retain": []}
+    for r in range(args.rounds):
+        for mode in list(per)[:: 1 if r % 2 == 0 else -1]:  # alternate which setting goes first
             cmd = [sys.executable, __file__, *argv, "--malloc", mode, "--rounds", "1", "--json"]
             env = {**os.environ, ENV: "system" if mode == "system" else ""}
             out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-            for name, rounds in json.loads(out.splitlines()[-1]).items():
+            child = json.loads(out.splitlines()[-1])
+            peak[mode].append(child["peak_rss_mb"])
+            for name, rounds in child["per"].items():
                 per[mode].setdefault(name, []).extend(rounds)
     totals = {}
     for mode, label in (
         ("system", "glibc as it starts"),
-        ("retain", "freed memory retained (the Trainer's)"),
+        ("retain", "freed memory retained (bermo-prune's training processes)"),
     ):
-        print(f"\nmalloc: {label}")
+        print(
+            f"\nmalloc: {label}; peak resident memory {statistics.median(peak[mode]):.0f} MB (median over processes)"
+        )
         totals[mode] = table(per[mode])
     print("\nstep time, retained / system (median over rounds; per-round range):")
     for name in per["system"]:
@@ -154,7 +161,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     per = measure(args)
     if args.json:
-        print(json.dumps(per))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        print(json.dumps({"per": per, "peak_rss_mb": peak}))
         return None
     print(
         f"torch {torch.__version__}, {args.threads} threads; 4-layer hidden-{args.hidden} BERT, batch {args.batch}, "

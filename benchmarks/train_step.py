@@ -71,7 +71,7 @@ def build(freeze: bool, prune_with: str | None):
 
 def main() -> None:
     args = step_timing_arguments(__doc__, steps=6)
-    retain_freed_memory()  # as the Trainer does (BERMO_PRUNE_MALLOC=system measures without)
+    retain_freed_memory()  # as bermo-prune's training processes do (BERMO_PRUNE_MALLOC=system: without)
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     _, _, tokenizer, name = student_and_teacher()

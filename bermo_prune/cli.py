@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 
+from .allocator import retain_freed_memory
 from .errors import InputError, RunInterrupted
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
@@ -243,6 +244,7 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import format_result, run_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
+    retain_freed_memory()  # a training process (see allocator)
     result = run_recipe(
         recipe, args.output_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
     )
@@ -257,6 +259,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from .pretrain import format_pretrain, load_pretrain_recipe, run_pretrain
 
     recipe = load_pretrain_recipe(args.recipe, args.overrides)
+    retain_freed_memory()  # a training process (see allocator)
     summary = run_pretrain(
         recipe, args.output_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
     )

@@ -163,11 +163,13 @@ def run_recipe(
     cfg = train_config(recipe, progress)
     check_sinks(cfg.log_to)  # a logging sink's package is missing: say so before anything is written
     steps = total_steps(cfg, len(data.train), process_state().num_processes)
+    problems: list[str] = []
+    if cfg.stop_after and cfg.stop_after > steps:
+        problems.append(f"train.stop_after: step {cfg.stop_after} is after the run's end ({steps} steps)")
     if recipe.pruned:
-        problems: list[str] = []
         schedule_problems(recipe.pruning, steps, problems)
-        if problems:
-            raise RecipeError(recipe.source, problems)
+    if problems:
+        raise RecipeError(recipe.source, problems)
     spec = recipe.model
     if state == "resume":
         spec = dataclasses.replace(spec, tokenizer=str(out / "tokenizer"))

@@ -28,7 +28,6 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .allocator import retain_freed_memory
 from .data import BucketBatchSampler
 from .dist import process_state
 from .errors import InputError, RunInterrupted
@@ -84,7 +83,6 @@ class Trainer:
             raise TypeError(
                 "Trainer: the 4th argument is the list of hooks; pass the run directory as output_dir"
             )
-        retain_freed_memory()  # large per-step tensors reuse mapped memory (see allocator; results unchanged)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)

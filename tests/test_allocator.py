@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 
+from .conftest import ROOT
+
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
@@ -35,8 +37,9 @@ def test_it_takes_effect_once_and_the_environment_can_refuse_it():
     assert _python(code, malloc=" System ") == "False False"
 
 
-# A few pruned training steps whose tensors are above glibc's mmap threshold (a 3M-score flat vector, a word
-# embedding of 3M floats), in a fresh process each: the weights and scores must come out bit for bit the same.
+# A few pruned training steps with tensors above the 32 MiB that glibc's default may still serve from its heap (a
+# word embedding of 40,000 x 256 = 10.2M floats, 41 MB, and its gradient), in a fresh process each: the weights and
+# scores must come out bit for bit the same.
 TRAIN = """
     import hashlib, torch
     from transformers import BertConfig, BertForSequenceClassification
@@ -48,14 +51,14 @@ TRAIN = """
     retain_freed_memory()
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=12000, hidden_size=256, num_hidden_layers=2, num_attention_heads=4,
+    cfg = BertConfig(vocab_size=40000, hidden_size=256, num_hidden_layers=2, num_attention_heads=4,
                      intermediate_size=2048, num_labels=2)
     model = BertForSequenceClassification(cfg).train()
     handle = prune(model, Scheduler(get_pruner("l0", target_control=True), Cubic(1.0, 0.1, total=20)))
     opt = make_optimizer(handle.param_groups(lr=1e-3), 1e-3)
     g = torch.Generator().manual_seed(1)
     for _ in range(6):
-        x = torch.randint(5, 12000, (8, 32), generator=g)
+        x = torch.randint(5, 40000, (8, 32), generator=g)
         loss = model(input_ids=x, labels=torch.randint(0, 2, (8,), generator=g)).loss + handle.penalty()
         loss.backward(); opt.step(); opt.zero_grad(set_to_none=True); handle.step()
     h = hashlib.sha256()
@@ -71,3 +74,30 @@ def test_training_is_bit_identical_with_and_without_it():
     system = _python(TRAIN, malloc="system")
     assert retained == system
     assert len(retained) == len(hashlib.sha256().hexdigest())
+
+
+TINY_RUN = ["train.max_steps=2", "model.num_layers=1", "model.hidden_size=32", "model.num_heads=2",
+            "model.intermediate_size=64", "model.vocab_size=200", "data.synthetic_train_size=64",
+            "data.synthetic_dev_size=32", "train.threads=1"]  # fmt: skip
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
+def test_the_library_leaves_malloc_alone_and_the_training_commands_apply_it(tmp_path):
+    """A run through the Python API (as a notebook would) does not touch malloc; ``bermo-prune run`` does."""
+    recipe = str(ROOT / "recipes" / "quickstart.yaml")
+    library = f"""
+        import bermo_prune.allocator as allocator
+        from bermo_prune.recipe import load_recipe
+        from bermo_prune.runner import run_recipe
+        run_recipe(load_recipe({recipe!r}, {TINY_RUN!r}), {str(tmp_path / "api")!r}, progress=False)
+        print(allocator._applied)
+    """
+    command = f"""
+        import bermo_prune.allocator as allocator
+        from bermo_prune.cli import main
+        rc = main(["run", {recipe!r}, *{TINY_RUN!r}, "--quiet", "--output-dir", {str(tmp_path / "cli")!r}])
+        print(rc, allocator._applied)
+    """
+    assert _python(library).splitlines()[-1] == "None"
+    assert (tmp_path / "api" / "summary.json").is_file()
+    assert _python(command).splitlines()[-1] == "0 True"

@@ -20,7 +20,7 @@ from bermo_prune.bench.convergence import (
 from bermo_prune.cli import main
 from bermo_prune.early_eval import stratified_subset
 
-from .conftest import ROOT, write_baselines_json
+from .conftest import ROOT, hand_made_study, write_baselines_json
 
 # ---- single-run numbers -------------------------------------------------------------------------------------------
 
@@ -373,3 +373,29 @@ def test_the_convergence_specs_validate_offline(monkeypatch, capsys):
     assert r.pruning.schedule.warmup == pytest.approx(
         0.1667
     ) and r.pruning.schedule.cooldown == pytest.approx(0.3333)
+
+
+def test_a_run_stopped_early_says_so_in_its_row_and_in_the_report(tmp_path):
+    """train.stop_after: the sweep row carries where the run stopped and where its schedules end (a run that ran to
+    its end carries neither), and the report says before any number that its figures are of the stopped models."""
+    from bermo_prune.bench.sweep import Cell, _row
+
+    s = _run(tmp_path, "part", "train.stop_after=40")
+    cell = Cell("bert", "movement", 0.1, 42, "pruning.schedule.final")
+    row = _row(cell, {"status": "ok", "summary": s})
+    assert (row["steps"], row["stopped_after"], row["planned_steps"]) == (40, 40, 60)
+    whole = _row(cell, {"status": "ok", "summary": _run(tmp_path, "whole")})
+    assert whole["steps"] == 60 and "stopped_after" not in whole and "planned_steps" not in whole
+
+    study = tmp_path / "study"
+    study.mkdir()
+    rows = hand_made_study(study)
+    assert main(["report", str(study)]) == 0
+    assert "Runs stopped early" not in (study / "REPORT.md").read_text()
+    rows[0] = {**rows[0], "stopped_after": 1500, "planned_steps": 6315}
+    (study / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["report", str(study)]) == 0
+    assert (
+        "**Runs stopped early** (`train.stop_after`: step 1,500 of 6,315). Every accuracy, remaining share, "
+        "divergence count and verdict below describes the models at the step they stopped"
+    ) in (study / "REPORT.md").read_text()

@@ -184,3 +184,11 @@ def test_stop_after_ends_the_run_early_on_the_full_runs_schedules(tmp_path):
     assert (s["steps"], s["planned_steps"]) == (120, 300)
     assert [h["step"] for h in s["history"]] == [100, 120]
     assert s["config"]["stop_after"] == 120
+
+
+def test_stop_after_beyond_the_run_is_a_recipe_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(QUICK, *TINY, "train.max_steps=50", "train.stop_after=60", "--output-dir", str(out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("train.stop_after: step 60 is after the run's end (50 steps)"), err
+    assert "Traceback" not in err and not out.exists()

@@ -20,6 +20,7 @@ import platform
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 
+from ..allocator import retain_freed_memory
 from ..errors import InputError
 from ..signals import StopSignals
 
@@ -33,6 +34,7 @@ _WORKER_STOP = StopSignals()
 
 def _worker_init() -> None:
     _WORKER_STOP.__enter__()  # left at process exit
+    retain_freed_memory()  # a process that only trains sweep cells (see allocator)
 
 
 def request_stop() -> None:
@@ -93,6 +95,7 @@ class LocalBackend:
 def _call(cwd: str, fn, *args):
     """The Ray task: one sweep cell, run in the submitting directory."""
     os.chdir(cwd)
+    retain_freed_memory()  # Ray's worker process trains sweep cells (see allocator)
     return fn(*args)
 
 

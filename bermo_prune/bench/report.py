@@ -225,6 +225,16 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         "learned, clipped to [-1, 1].",
         "",
     ]
+    stopped = sorted({(r["stopped_after"], r["planned_steps"]) for r in rows if r.get("stopped_after")})
+    if stopped:
+        at = ", ".join(f"step {a:,} of {b:,}" for a, b in stopped)
+        lines += [
+            f"**Runs stopped early** (`train.stop_after`: {at}). Every accuracy, remaining share, divergence "
+            "count and verdict below describes the models at the step they stopped, not at the end of their "
+            "schedules (a pruned run may be far from its target there); the early-phase convergence measurement is "
+            "what such a study is for.",
+            "",
+        ]
     summary_at = len(lines)
     paired_results: list[tuple] = []
     ratios: list[object] = []

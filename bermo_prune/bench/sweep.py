@@ -336,6 +336,12 @@ def _row(cell: Cell, outcome: dict) -> dict:
         "divergence_kind": div["first_kind"],
         "divergence_step": div["first_step"],
         "steps": s["steps"],
+        # a run ended by train.stop_after: where, and where its schedules end (absent for runs that ran to the end)
+        **(
+            {"stopped_after": s["steps"], "planned_steps": s["planned_steps"]}
+            if s.get("planned_steps") and s["steps"] < s["planned_steps"] and not div["stopped"]
+            else {}
+        ),
         "curve": [[h["step"], h["eval"][main]] for h in s["history"]],
         "mix": s.get("mix"),
         "wall_time_s": s["wall_time_s"],

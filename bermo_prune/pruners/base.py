@@ -343,6 +343,7 @@ class SigmoidDot(torch.autograd.Function):
     def forward(ctx, x, probs, w):  # noqa: D102
         ctx.w = w if not isinstance(w, torch.Tensor) else None
         if isinstance(w, torch.Tensor):
+            w = w.to(device=probs.device, dtype=probs.dtype)  # scores cast after prune() (bf16, a GPU)
             ctx.save_for_backward(probs, w)
             return torch.dot(probs, w)
         ctx.save_for_backward(probs)

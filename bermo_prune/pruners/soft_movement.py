@@ -195,8 +195,9 @@ class SoftMovementPruner(TargetControl, Pruner):
         """The share of the weights whose unit's sigmoid score ``probs`` is above tau now (a 0-d tensor)."""
         above = probs.detach() > self.threshold(target)
         size = layout.uniform_unit_size
-        if size is not None:  # a count, exact at any size (a float32 sum of ones is not above 2^24 weights)
-            return torch.count_nonzero(above).to(probs.dtype) * (size / layout.total_weights)
+        if size is not None:  # an integer count, exact at any size (a float32 sum of ones is not above 2^24)
+            share = int(torch.count_nonzero(above)) * size / layout.total_weights
+            return torch.tensor(share, dtype=probs.dtype, device=probs.device)
         sizes = layout.unit_sizes.to(probs.device)
         return (above.to(probs.dtype) * sizes).sum() / layout.total_weights
 

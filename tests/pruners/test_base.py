@@ -80,3 +80,15 @@ def test_sigmoid_dot_matches_the_composed_ops_in_value_and_gradient(per_unit):
     torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-6, atol=1e-9)
     # without probs it computes sigmoid(x) itself
     torch.testing.assert_close(sigmoid_dot(x, w), (torch.sigmoid(x) * w).sum(), rtol=1e-6, atol=0)
+
+
+def test_sigmoid_dot_takes_per_unit_weights_of_another_dtype():
+    """Scores cast after prune() (model.to(torch.bfloat16)) meet the layout's float32 weights."""
+    from bermo_prune.pruners.base import sigmoid_dot
+
+    x = torch.linspace(-3, 3, 64, dtype=torch.bfloat16).requires_grad_()
+    w = torch.full((64,), 0.5)
+    got = sigmoid_dot(x, w)
+    got.backward()
+    assert got.dtype == torch.bfloat16 and x.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), (torch.sigmoid(x.float()) * 0.5).sum(), rtol=2e-2, atol=0)
