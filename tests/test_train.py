@@ -192,3 +192,41 @@ def test_stop_after_beyond_the_run_is_a_recipe_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.endswith("train.stop_after: step 60 is after the run's end (50 steps)"), err
     assert "Traceback" not in err and not out.exists()
+
+
+def test_a_stopped_early_run_killed_and_resumed_ends_where_the_uninterrupted_one_does(tmp_path):
+    """stop_after survives a SIGKILL and a resume: the same records and final evaluation as without the kill."""
+    args = [
+        *TINY,
+        "train.max_steps=400",
+        "train.stop_after=300",
+        "train.eval_every=100",
+        "checkpoint.every=100",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    killed = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bermo_prune.cli",
+        "run",
+        QUICK,
+        *args,
+        "--quiet",
+        "--output-dir",
+        str(killed),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while metrics_steps(killed / "metrics.jsonl") < 150 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert run_cli(QUICK, *args, "--output-dir", str(killed), "--resume") == 0
+    whole = tmp_path / "whole"
+    assert run_cli(QUICK, *args, "--output-dir", str(whole)) == 0
+    a = json.loads((killed / "summary.json").read_text())
+    b = json.loads((whole / "summary.json").read_text())
+    assert (a["steps"], a["planned_steps"]) == (b["steps"], b["planned_steps"]) == (300, 400)
+    assert a["history"] == b["history"] and a["final"] == b["final"]
