@@ -370,3 +370,37 @@ def test_a_sigterm_stops_the_sweep_its_run_checkpoints_and_the_next_sitting_resu
     ]
     logged = [json.loads(x)["step"] for x in metrics.read_text().splitlines() if "loss" in json.loads(x)]
     assert logged == sorted(set(logged)) and logged[-1] == 600  # one log, continued where the checkpoint was
+
+
+def test_order_series_runs_every_seed_of_a_series_before_the_next(tmp_path):
+    """The reference-pace study's shape: movement on 3 seeds, magnitude and dense on 2; seed order interleaves
+    the series, series order finishes movement first; finished cells are skipped either way; a bad value is one line."""
+    from bermo_prune.bench.sweep import plan
+
+    methods = {
+        "movement": {"targets": [0.1], "seeds": [0, 1, 2]},
+        "magnitude": {"targets": [0.1]},
+        "none": {},
+    }
+    by_seed = load_spec(write_spec(tmp_path, models=["bert", "bermo"], methods=methods, seeds=[0, 1]))
+    by_series = load_spec(
+        write_spec(tmp_path, models=["bert", "bermo"], methods=methods, seeds=[0, 1], order="series")
+    )
+    assert (by_seed.order, by_series.order) == ("seed", "series")
+    assert [c.name for c in by_seed.cells] == [c.name for c in by_series.cells]  # the same grid
+    done = {"bert_movement_0.1_s0": {"status": "ok"}}
+    assert [c.name for c in plan(by_seed, done)[1]] == [
+        "bermo_movement_0.1_s0", "bert_magnitude_0.1_s0", "bermo_magnitude_0.1_s0", "bert_none_dense_s0",
+        "bermo_none_dense_s0", "bert_movement_0.1_s1", "bermo_movement_0.1_s1", "bert_magnitude_0.1_s1",
+        "bermo_magnitude_0.1_s1", "bert_none_dense_s1", "bermo_none_dense_s1", "bert_movement_0.1_s2",
+        "bermo_movement_0.1_s2",
+    ]  # fmt: skip
+    assert [c.name for c in plan(by_series, done)[1]] == [
+        "bermo_movement_0.1_s0", "bert_movement_0.1_s1", "bermo_movement_0.1_s1", "bert_movement_0.1_s2",
+        "bermo_movement_0.1_s2", "bert_magnitude_0.1_s0", "bermo_magnitude_0.1_s0", "bert_magnitude_0.1_s1",
+        "bermo_magnitude_0.1_s1", "bert_none_dense_s0", "bermo_none_dense_s0", "bert_none_dense_s1",
+        "bermo_none_dense_s1",
+    ]  # fmt: skip
+    with pytest.raises(RecipeError) as info:
+        load_spec(write_spec(tmp_path, models=["bert"], methods=methods, order="method"))
+    assert info.value.problems == ["order: unknown value 'method'; use one of seed, series"]

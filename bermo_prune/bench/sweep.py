@@ -18,6 +18,7 @@
         distill: true                          # teacher: the dense (none) run of the same task, model and seed
         seeds: [0, 1]                          # a series' own seeds (default: the spec's)
     seeds: [0, 1, 2]
+    order: seed                                # or series: every seed of the first series before the next series
     workers: auto                              # parallel runs; torch threads = cores // workers each
     output_dir: runs/bench                     # relative to the working directory
 
@@ -27,7 +28,9 @@ goes, so a sweep can be stopped at any time and both files committed. A run with
 than ``failed``) or a ``summary.json`` is skipped: a sweep resumes on a fresh machine from the committed results
 alone (delete a row to redo that run). A half-finished run resumes from its checkpoint; a failed or diverged run is
 recorded, never dropped. Runs go seed by seed (every cell of the first seed first), so a partial sweep covers the
-whole grid at one seed before adding seeds; distilled runs go last, after their teachers, and a teacher known only
+whole grid at one seed before adding seeds; with ``order: series`` they go series by series (every seed of the first
+series in ``methods``, seed by seed, then the next), so a study's primary series is complete first; the order
+changes no run. Distilled runs go last, after their teachers, and a teacher known only
 from ``results.jsonl`` is run again first (its model directory is needed; same seed, same model).
 
 Length (about 400 lines): the spec and its validation, the grid, the plan and the results/sitting records of one
@@ -83,6 +86,10 @@ class ArmConfig:
     overrides: list[str] | None = spec_key(None)
 
 
+#: ``order`` values: ``seed`` (every cell of the first seed first) or ``series`` (every seed of the first series first)
+ORDERS = ("seed", "series")
+
+
 @dataclass
 class SpecConfig:
     """A sweep spec's keys (see the module doc)."""
@@ -95,6 +102,8 @@ class SpecConfig:
     seeds: list[int] = spec_key(None, kind="list_int", min=0, min_items=1, required=True)
     workers: int | str = spec_key("auto", kind="int_or_name", choices=("auto",), min=1)
     output_dir: str | None = spec_key(None)  # relative to the working directory
+    # the order runs go in: seed by seed over the whole grid, or series by series (each seed by seed)
+    order: str = spec_key("seed", choices=ORDERS)
 
 
 #: the checker's table of a spec
@@ -151,6 +160,7 @@ class Spec:
     cells: list[Cell]
     workers: int
     output_dir: Path
+    order: str = "seed"
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -239,7 +249,7 @@ def load_spec(path: str | Path) -> Spec:
             problems += [f"{cell.name}: {p}" for p in exc.problems]
     if problems:
         raise RecipeError(source, problems)
-    return Spec(source, base_path, overrides, cells, workers, output)
+    return Spec(source, base_path, overrides, cells, workers, output, conf.order)
 
 
 def _flagged(problems: list[str], path: str) -> bool:
@@ -419,7 +429,8 @@ def write_results(spec: Spec, rows: dict[str, dict]) -> list[dict]:
 def plan(spec: Spec, recorded: dict[str, dict]) -> tuple[list[Cell], list[Cell], list[Cell]]:
     """(cells already finished per ``results.jsonl``, cells to run first, distilled cells to run after them).
 
-    The cells to run go seed by seed in grid order; a finished teacher of a distilled cell still to run is run
+    The cells to run go seed by seed in grid order (with ``order: series``, series by series and seed by seed
+    within each); a finished teacher of a distilled cell still to run is run
     again when its run directory holds no model (a fresh machine resuming from committed results)."""
     runs = spec.output_dir / "runs"
     done = {c.name for c in spec.cells if recorded.get(c.name, {}).get("status", "failed") != "failed"}
@@ -428,9 +439,11 @@ def plan(spec: Spec, recorded: dict[str, dict]) -> tuple[list[Cell], list[Cell],
         if not (runs / name / "model" / "config.json").is_file():
             done.discard(name)
     seed_rank = {s: i for i, s in enumerate(dict.fromkeys(c.seed for c in spec.cells))}
+    series_rank = {s: i for i, s in enumerate(dict.fromkeys(c.series for c in spec.cells))}
+    by_series = spec.order == "series"
     todo = sorted(
         (c for c in spec.cells if c.name not in done),
-        key=lambda c: seed_rank[c.seed],  # stable: grid order within a seed
+        key=lambda c: (series_rank[c.series] if by_series else 0, seed_rank[c.seed]),  # stable: grid order
     )
     finished = [c for c in spec.cells if c.name in done]
     return finished, [c for c in todo if not c.teacher], [c for c in todo if c.teacher]
