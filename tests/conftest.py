@@ -67,6 +67,25 @@ def metrics_steps(path: Path) -> int:
     return max(steps, default=0)
 
 
+def kill_run_after(args: list[str], out: Path, step: int) -> None:
+    """``bermo-prune run QUICK ARGS --output-dir OUT`` in a fresh process, SIGKILLed once its metrics reach ``step``
+    (the test fails if the run finishes first)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "bermo_prune.cli", "run", QUICK, *args, "--quiet", "--output-dir", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while metrics_steps(out / "metrics.jsonl") < step and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.fixture(scope="module")
 def small_task():
     """A small synthetic task (1,500 train, 300 dev)."""

@@ -4,11 +4,6 @@ run that resumes bit-identically after SIGKILL (its cache travels in the checkpo
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -20,7 +15,7 @@ from bermo_prune.cli import EXIT_BAD_INPUT
 from bermo_prune.distill import INDEX_KEY, DistillConfig, Distiller, IndexedCollate, IndexedSplit
 from bermo_prune.recipe import parse_recipe
 
-from .conftest import QUICK, TINY, metrics_steps, run_cli, tiny_config
+from .conftest import QUICK, TINY, kill_run_after, run_cli, tiny_config
 
 
 class CountingTeacher(torch.nn.Module):
@@ -143,18 +138,8 @@ def test_a_distilled_run_is_sigkill_safe_and_bit_identical(teacher_run, tmp_path
     epochs from the checkpoint and ends exactly where an uninterrupted run ends."""
     args = [*TINY, f"distill.teacher={teacher_run}", "train.max_steps=300", "train.eval_every=100",
             "checkpoint.every=200"]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "bermo_prune.cli", "run", QUICK, *args, "--quiet", "--output-dir"]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [*cmd, str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 300
-    while metrics_steps(killed / "metrics.jsonl") < 230 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_run_after(args, killed, 230)
     state = torch.load(killed / "checkpoint" / "state.pt", weights_only=True)
     assert bool(state["distill"]["filled"].all())  # 200 steps of 32 cover every one of the 1,500 examples
     assert run_cli(QUICK, *args, "--output-dir", str(killed), "--resume") == 0

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -19,7 +14,7 @@ from bermo_prune.models import ModelSpec, build_model
 from bermo_prune.tracking import DivergenceConfig
 from bermo_prune.train import TrainConfig, Trainer
 
-from .conftest import QUICK, TINY, metrics_steps, run_cli
+from .conftest import QUICK, TINY, kill_run_after, run_cli
 
 
 @pytest.mark.parametrize("method", ["movement", "l0"])
@@ -36,19 +31,8 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, method):
         else []
     )
     args = [*TINY, *schedule, "train.max_steps=400", "train.eval_every=100", "checkpoint.every=100"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "bermo_prune.cli", "run", QUICK, *args, "--quiet", "--output-dir"]
-
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [*cmd, str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 300
-    while metrics_steps(killed / "metrics.jsonl") < 250 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_run_after(args, killed, 250)
     assert (killed / "checkpoint" / "state.pt").is_file() and not (killed / "summary.json").exists()
     # Resume it to the end (in process), and run the same recipe uninterrupted.
     assert run_cli(QUICK, *args, "--output-dir", str(killed), "--resume") == 0
@@ -203,26 +187,8 @@ def test_a_stopped_early_run_killed_and_resumed_ends_where_the_uninterrupted_one
         "train.eval_every=100",
         "checkpoint.every=100",
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     killed = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "bermo_prune.cli",
-        "run",
-        QUICK,
-        *args,
-        "--quiet",
-        "--output-dir",
-        str(killed),
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while metrics_steps(killed / "metrics.jsonl") < 150 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_run_after(args, killed, 150)
     assert run_cli(QUICK, *args, "--output-dir", str(killed), "--resume") == 0
     whole = tmp_path / "whole"
     assert run_cli(QUICK, *args, "--output-dir", str(whole)) == 0
