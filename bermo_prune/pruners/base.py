@@ -194,74 +194,92 @@ class WarmTopK:
     between calls (scores after one optimizer step, |W| after one update).
 
     For each slice it keeps a threshold strictly between the k-th and (k+1)-th highest values of its last
-    selection. Next time: count the values above it; if exactly k are, those are the top k (every value above a
-    threshold beats every value below it). Otherwise the values that crossed lie in a narrow band around it: they
-    are sorted alone, the threshold moves between the new k-th and (k+1)-th values, and the count is checked. A band
-    that holds too few values widens; a tie at the boundary (no threshold splits it) or a slice seen for the first
-    time falls back to :func:`keep_top`. The kept set is always exactly k units and, where no tie straddles the
-    boundary, the set :func:`keep_top` keeps (NaN values are never kept, where ``torch.topk`` may keep them).
+    selection, and how many values lie per unit of importance around it. Next time: count the values above it; if
+    exactly k are, those are the top k (every value above a threshold beats every value below it). Otherwise the
+    values that crossed lie in a narrow band on one side of it, sized from that density to hold about twice as many
+    values as must cross: they alone are ordered, the threshold moves between the new k-th and (k+1)-th values, and
+    the count is checked. A band that holds too few values widens; a tie at the boundary (no threshold splits it) or
+    a slice seen for the first time falls back to :func:`keep_top`. The kept set is always exactly k units and,
+    where no tie straddles the boundary, the set :func:`keep_top` keeps (NaN values are never kept, where
+    ``torch.topk`` may keep them). A selection costs a few elementwise passes over the slice and one ``nonzero``.
     """
 
     def __init__(self) -> None:
-        self._state: dict[tuple[int, int], tuple[float, float]] = {}  # (start, numel) -> (threshold, band)
+        self._state: dict[tuple[int, int], tuple[float, float]] = {}  # (start, numel) -> (threshold, density)
         self._buffer: torch.Tensor | None = None
+        self._scratch: torch.Tensor | None = None
         self.fallbacks = 0  # selections done by keep_top (first calls, ties, k of 0 or all)
 
     def buffer(self, like: torch.Tensor) -> torch.Tensor:
-        """A zeroed float32 mask buffer shaped like ``like``, reused between calls (no fresh pages every step);
-        float32 whatever ``like``'s dtype, so that its sum counts units exactly (see :func:`count_ones`)."""
+        """A float32 mask buffer shaped like ``like``, reused between calls (no fresh pages every step) and not
+        cleared: :meth:`keep_top` overwrites every value of the slice it is given. Float32 whatever ``like``'s
+        dtype, so that its sum counts units exactly (see :func:`count_ones`)."""
         if self._buffer is None or self._buffer.shape != like.shape or self._buffer.device != like.device:
             self._buffer = torch.zeros(like.shape, dtype=torch.float32, device=like.device)
-        else:
-            self._buffer.zero_()
         return self._buffer
 
     def keep_top(self, mask: torch.Tensor, importance: torch.Tensor, k: int) -> None:
-        """:func:`keep_top` (the same contract: ``mask`` all zero, set to 1 at the ``k`` highest values)."""
+        """:func:`keep_top`, except that ``mask`` may hold anything: it is set to 1 at the ``k`` highest values and
+        to 0 elsewhere."""
         n = importance.numel()
         key = (importance.storage_offset(), n)
         if 0 < k < n and key in self._state:
-            threshold, band = self._state[key]
-            new = self._move(mask, importance, k, threshold, band)
-            if new is not None:
-                # The band follows how far the threshold moved (kept while it did not move).
-                self._state[key] = (new, max(4.0 * abs(new - threshold), 1e-7) if new != threshold else band)
+            threshold, density = self._state[key]
+            found = self._move(mask, importance, k, threshold, density, self._scratch_for(mask))
+            if found is not None:
+                self._state[key] = found
                 return
-            mask.zero_()
         self.fallbacks += 1
+        mask.zero_()
         keep_top(mask, importance, k)
         self._state.pop(key, None)
         if 0 < k < n:  # a threshold between the k-th and (k+1)-th values, for the next call
             kept = mask.bool()
             low = float(torch.where(kept, importance, torch.inf).min())
             high = float(torch.where(kept, -torch.inf, importance).max())
-            if high < low:
-                self._state[key] = (high + (low - high) / 2, max((low - high) * 4, 1e-7))
+            if high < low:  # one gap's width is all there is to go on for the density
+                self._state[key] = (high + (low - high) / 2, 0.25 / (low - high))
+
+    def _scratch_for(self, mask: torch.Tensor) -> torch.Tensor:
+        """A float32 buffer of ``mask``'s size (a view of one kept for the largest slice seen)."""
+        n = mask.numel()
+        if self._scratch is None or self._scratch.numel() < n or self._scratch.device != mask.device:
+            self._scratch = torch.empty(n, dtype=torch.float32, device=mask.device)
+        return self._scratch[:n]
 
     @staticmethod
     def _move(
-        mask: torch.Tensor, values: torch.Tensor, k: int, threshold: float, band: float
-    ) -> float | None:
-        """Set ``mask`` to values > a threshold that keeps exactly ``k`` and return it, or None where none is found
-        (a tie, or adjacent floats, at the boundary; ``mask`` is then left to the caller)."""
+        mask: torch.Tensor, values: torch.Tensor, k: int, threshold: float, density: float, band: torch.Tensor
+    ) -> tuple[float, float] | None:
+        """Set ``mask`` to values > a threshold that keeps exactly ``k`` and return it with the density seen
+        around it, or None where none is found (a tie, or adjacent floats, at the boundary; ``mask`` is then left
+        to the caller). ``band`` is float32 scratch of the slice's size."""
         torch.gt(values, threshold, out=mask)
         count = count_ones(mask)
         if count == k:
-            return threshold
+            return threshold, density
         need = abs(count - k)
+        width = 2.0 * need / density
         for _ in range(16):  # widen the band until it holds the values that must cross, 4x each time
-            if count > k:  # drop the `need` lowest values above the threshold
-                inside = values[(values > threshold) & (values <= threshold + band)].sort().values
-            else:  # add the `need` highest values at or below it
-                inside = (
-                    values[(values <= threshold) & (values > threshold - band)].sort(descending=True).values
-                )
-            if inside.numel() > need:
-                a, b = float(inside[need - 1]), float(inside[need])
-                new = b + (a - b) / 2 if count < k else a + (b - a) / 2
+            if count > k:  # drop the `need` lowest values above the threshold: those in (t, t + width]
+                torch.le(values, threshold + width, out=band).mul_(mask)
+            else:  # add the `need` highest values at or below it: those in (t - width, t]
+                torch.gt(values, threshold - width, out=band).sub_(mask)
+            inside = values[band.bool()]
+            m = inside.numel()
+            if m > need:
+                if count > k:
+                    a, b = float(inside.kthvalue(need).values), float(inside.kthvalue(need + 1).values)
+                    new = a + (b - a) / 2
+                else:
+                    a, b = (
+                        float(inside.kthvalue(m - need + 1).values),
+                        float(inside.kthvalue(m - need).values),
+                    )
+                    new = b + (a - b) / 2
                 torch.gt(values, new, out=mask)
-                return new if count_ones(mask) == k else None
-            band *= 4.0
+                return (new, m / width) if count_ones(mask) == k else None
+            width *= 4.0
         return None
 
 

@@ -69,11 +69,15 @@ def test_zero_and_all_and_the_reused_buffer():
     warm.keep_top(mask, scores, 100)
     assert int(mask.sum()) == 100
     first = warm.buffer(scores)
-    first.fill_(1.0)
-    assert warm.buffer(scores) is first and int(first.sum()) == 0  # reused, and zeroed for the next selection
+    first.fill_(7.0)  # whatever the last selection left: every value is overwritten
+    assert warm.buffer(scores) is first
     expected = torch.zeros(100)
     keep_top(expected, scores, 37)
     assert torch.equal(topk_mask(Slices([100]), scores, 0.37, "local", warm), expected)
+    first.fill_(7.0)
+    assert torch.equal(topk_mask(Slices([100]), scores, 0.37, "local", warm), expected)  # the warm path too
+    first.fill_(7.0)
+    assert int(topk_mask(Slices([100]), scores, 0.0, "local", warm).sum()) == 0
 
 
 def test_half_precision_importance_still_keeps_exactly_k():
