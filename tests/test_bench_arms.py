@@ -82,8 +82,10 @@ def test_control_arms_section_counts_tests_and_reads_each_arm(tmp_path):
         "- `bermo_last`, movement: ended at chance in 5 of 6 units (5 of 12 runs); BERT 5 of 6 units, BERMo 0 of 6 "
         f"units. BERT vs BERMo: p = {pair:.3g}; vs BERT: p = {last_vs_bert:.3g}; vs BERMo: p = {last_vs_bermo:.3g}. "
         f"Accuracy of its runs not at chance: at 0.3, median {at_03:.4f} over 6 of 6 runs (range 0.8000 to 0.8500), "
-        f"{at_03 - 0.82:+.4f} against the bag of words: above the line; at 0.1, median 0.8500 over 1 of 6 runs "
-        "(one run), +0.0300 against the bag of words: above the line. Reading for `bermo_last` under movement: "
+        f"{at_03 - 0.82:+.4f} against the bag of words: above the line (96.9% interval of the median 0.8000 to "
+        "0.8500, order statistics 1 and 6 of 6: the line is inside it); at 0.1, median 0.8500 over 1 of 6 runs "
+        "(one run), +0.0300 against the bag of words: above the line (one run: no interval of the median). Reading "
+        "for `bermo_last` under movement: "
         f"**{LIKE_BERT}** (its units ended at chance significantly more often than BERMo's, not significantly less often than BERT's)."
         in section
     )

@@ -10,6 +10,9 @@ from bermo_prune.bench.stats import (
     fisher_greater,
     fisher_min_p,
     mean_ci,
+    median_ci,
+    median_ci_coverage,
+    median_ci_rank,
     median_range,
     paired_comparison,
     pareto_front,
@@ -99,3 +102,17 @@ def test_minimum_attainable_p_values_and_the_fisher_test_on_unit_counts():
     assert f.p_value == pytest.approx(stats.fisher_exact([[7, 5], [4, 8]], alternative="greater")[1])
     assert 0.1 < f.p_value < 0.3 and f.can_decide()
     assert not fisher_greater(3, 3, 0, 3).can_decide()
+
+
+def test_the_median_interval_is_the_order_statistics_with_binomial_coverage():
+    # coverage of [x(r), x(n+1-r)] is 1 - 2 P(Binomial(n, 1/2) <= r - 1)
+    assert median_ci_coverage(6, 1) == pytest.approx(1 - 2 / 64)
+    assert median_ci_coverage(9, 2) == pytest.approx(1 - 2 * 10 / 512)
+    assert [median_ci_rank(n) for n in range(1, 13)] == [0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3]
+    assert median_ci_coverage(9, 3) < 0.95 <= median_ci_coverage(9, 2)  # r = 2 is the largest at 95%
+    values = [0.83, 0.81, 0.52, 0.84, 0.80, 0.82, 0.85, 0.79, 0.86]
+    ci = median_ci(values)
+    assert (ci.mean, ci.low, ci.high, ci.n) == (0.82, 0.79, 0.85, 9)  # 2nd lowest and 2nd highest
+    few = median_ci([0.8, 0.9, 0.85])
+    assert few.mean == 0.85 and math.isnan(few.low) and math.isnan(few.high)  # [min, max] covers only 75%
+    assert median_ci([0.7, 0.7, 0.7, 0.7, 0.7, 0.7]).low == 0.7  # ties are fine

@@ -65,6 +65,35 @@ def median_range(values: Sequence[float]) -> Interval:
     return Interval(float(np.median(x)), float(x.min()), float(x.max()), len(x))
 
 
+def median_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Median and its distribution-free confidence interval: the order statistics ``x(r)`` and ``x(n + 1 - r)``
+    with the largest ``r`` whose coverage, ``1 - 2 P(Binomial(n, 1/2) <= r - 1)``, is at least ``confidence``
+    (any continuous distribution; at 95% from 6 values on, where ``[min, max]`` covers 96.9%). NaN bounds where
+    even ``[min, max]`` covers less (``1 - 2 / 2^n``: 75% at 3 values, 93.8% at 5)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    med = float(np.median(x))
+    r = median_ci_rank(n, confidence)
+    if r == 0:
+        return Interval(med, math.nan, math.nan, n)
+    return Interval(med, float(x[r - 1]), float(x[n - r]), n)
+
+
+def median_ci_rank(n: int, confidence: float = 0.95) -> int:
+    """The ``r`` of :func:`median_ci` for ``n`` values (0: no interval reaches ``confidence``)."""
+    r = 0
+    while r + 1 <= n // 2 and median_ci_coverage(n, r + 1) >= confidence:
+        r += 1
+    return r
+
+
+def median_ci_coverage(n: int, r: int) -> float:
+    """The coverage of ``[x(r), x(n + 1 - r)]`` as an interval for the median of ``n`` values."""
+    return 1 - 2 * float(stats.binom.cdf(r - 1, n, 0.5))
+
+
 def wilcoxon_min_p(n: int) -> float:
     """The smallest two-sided p-value the exact Wilcoxon signed-rank test can give on ``n`` pairs (every
     difference of one sign): 2 / 2^n, so 0.25 at 3 pairs and below 0.05 only from 6 pairs on."""
