@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .stats import Fisher, fisher_greater, median_ci, median_ci_coverage, median_ci_rank, median_range
+from .stats import Fisher, fisher_greater, median_range
 from .verdicts import (
     ALPHA,
     PAIR,
     Study,
     learned_finals,
+    median_against,
     model_order,
     of,
     run_count,
@@ -28,8 +29,6 @@ from .verdicts import (
 LIKE_BERT = "behaves like BERT"
 LIKE_BERMO = "behaves like BERMo"
 BETWEEN = "in between or undecided"
-#: the confidence of the interval of a median accuracy placed against the bag-of-words line
-CONFIDENCE = 0.95
 
 
 def extra_arms(rows: list[dict]) -> list[str]:
@@ -134,31 +133,11 @@ def _accuracy(rows: list[dict], study: Study, arm: str, series: str, line: float
         versus = ""
         if line is not None:
             side = "above" if s.mean > line else "not above"
-            versus = (
-                f", {s.mean - line:+.4f} against the bag of words: {side} the line ({_median_vs(kept, line)})"
-            )
+            versus = f", {s.mean - line:+.4f} against the bag of words: {side} the line ({median_against(kept, line)})"
         parts.append(
             f"at {target:g}, median {s.mean:.4f} over {of(len(kept), len(runs), 'runs')} ({spread}){versus}"
         )
     return "; ".join(parts)
-
-
-def _median_vs(values: list[float], line: float) -> str:
-    """Where the line lies against the distribution-free 95% interval of the median of ``values``."""
-    ci, n = median_ci(values, CONFIDENCE), len(values)
-    r = median_ci_rank(n, CONFIDENCE)
-    if n == 1:
-        return "one run: no interval of the median"
-    if r == 0:
-        return (
-            f"too few runs for a {CONFIDENCE:.0%} interval of the median: their range covers "
-            f"{median_ci_coverage(n, 1):.1%}"
-        )
-    where = "below" if line < ci.low else "above" if line > ci.high else "inside"
-    return (
-        f"{median_ci_coverage(n, r):.1%} interval of the median {ci.low:.4f} to {ci.high:.4f}, order statistics "
-        f"{r} and {n + 1 - r} of {n}: the line is {where} it"
-    )
 
 
 def control_arms(rows: list[dict], study: Study) -> list[str]:

@@ -23,10 +23,22 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..tracking import DivergenceConfig
 from .convergence import LEVEL_FRACTION, Analysis, analyse, has_fine_curves, power_text
-from .stats import Fisher, fisher_greater, mean_ci, median_range, ratio_ci, wilcoxon_min_p
+from .stats import (
+    Fisher,
+    fisher_greater,
+    mean_ci,
+    median_ci,
+    median_ci_coverage,
+    median_ci_rank,
+    median_range,
+    ratio_ci,
+    wilcoxon_min_p,
+)
 
 #: Significance level of every test the report runs, and the level a test must be able to reach to be run.
 ALPHA = 0.05
+#: the confidence of the interval of a median accuracy placed against the bag-of-words line
+CONFIDENCE = 0.95
 #: The paired comparison of the claims: these two models; any other arm (e.g. ``bermo_last``) is shown beside them.
 PAIR = ("bert", "bermo")
 DISPLAY = {"bert": "BERT", "bermo": "BERMo"}
@@ -340,10 +352,15 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
                 continue
             if any(study.outcome(r).ended for r in runs):
                 continue
-            sparse.append((median_range([r["final"] for r in runs]).mean, remaining_share(groups, k), k))
+            finals = [r["final"] for r in runs]
+            sparse.append((median_range(finals).mean, remaining_share(groups, k), k, finals))
         if sparse:
-            acc, rem, k = max(sparse)
-            versus = f"; {acc - top_bow:+.4f} against the bag of words" if top_bow is not None else ""
+            acc, rem, k, finals = max(sparse, key=lambda x: x[:3])
+            versus = (
+                f"; {acc - top_bow:+.4f} against the bag of words, {median_against(finals, top_bow)}"
+                if top_bow is not None
+                else ""
+            )
             out.append(
                 f"- Best {name(model)} at <= 10% remaining, over cells where no run ended at chance: {acc:.4f} "
                 f"median ({k[1]} {k[2]:g}, {rem:.1%} remaining{versus})."
@@ -365,6 +382,24 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
         )
     out.append("")
     return out
+
+
+def median_against(values: list[float], line: float) -> str:
+    """Where the line lies against the distribution-free 95% interval of the median of ``values``."""
+    ci, n = median_ci(values, CONFIDENCE), len(values)
+    r = median_ci_rank(n, CONFIDENCE)
+    if n == 1:
+        return "one run: no interval of the median"
+    if r == 0:
+        return (
+            f"too few runs for a {CONFIDENCE:.0%} interval of the median: their range covers "
+            f"{median_ci_coverage(n, 1):.1%}"
+        )
+    where = "below" if line < ci.low else "above" if line > ci.high else "inside"
+    return (
+        f"{median_ci_coverage(n, r):.1%} interval of the median {ci.low:.4f} to {ci.high:.4f}, order statistics "
+        f"{r} and {n + 1 - r} of {n}: the line is {where} it"
+    )
 
 
 def dense_means(rows: list[dict]) -> dict[str, float]:
