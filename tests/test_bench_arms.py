@@ -177,3 +177,35 @@ def test_an_arm_with_dense_runs_only_is_named_with_nothing_to_place(tmp_path):
         "- `bermo_last`: no undistilled pruned runs, nothing to place."
         in (tmp_path / "REPORT.md").read_text()
     )
+
+
+def test_claim_one_tests_the_series_the_spec_fixed_and_shows_the_pool_beside_it(tmp_path):
+    """With ``primary: movement`` in sweep.json (from the spec), claim 1's Fisher test and verdict use the movement
+    units alone; the pool of every undistilled series is reported, not judged. Here movement alone is 5/6 vs 0/6
+    (supported), while a magnitude series where BERMo falls as often as BERT would dilute a pooled test."""
+    seeds = {"movement": 6, "magnitude": 6}
+    rows = arms_rows({"bert": {"movement": FIVE, "magnitude": {0}}, "bermo": {"magnitude": FIVE}}, seeds)
+    write(tmp_path, rows)
+    primary_p, pooled_p = greater([[5, 1], [0, 6]]), greater([[6, 6], [5, 7]])
+    assert primary_p < 0.05 <= pooled_p
+    assert main(["report", str(tmp_path)]) == 0
+    pooled = (tmp_path / "REPORT.md").read_text()
+    assert "Undistilled series: BERT 6 of 12 units (6 of 24 runs), BERMo 5 of 12 units" in pooled
+    assert "Verdict: **inconclusive**: fewer BERMo units ended at chance, but not significantly." in pooled
+
+    (tmp_path / "sweep.json").write_text(json.dumps({"sittings": [], "primary": "movement"}))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert (
+        "Primary series, fixed in the spec before its results: movement: BERT 5 of 6 units (5 of 12 runs), BERMo 0 "
+        f"of 6 units (0 of 12 runs); one-sided Fisher exact test that BERT's units have it more often: p = "
+        f"{primary_p:.3g}. All undistilled series pooled (reported, not judged): BERT 6 of 12 units (6 of 24 runs), "
+        f"BERMo 5 of 12 units (5 of 24 runs); one-sided Fisher exact test that BERT's units have it more often: "
+        f"p = {pooled_p:.3g}. Per series (units, BERT vs BERMo): magnitude 1/6 vs 5/6; movement 5/6 vs 0/6."
+        in report
+    )
+    assert "Verdict: **supported**." in report
+    assert (
+        "- In the series claim 1 tests (`movement`, fixed in the spec): BERT 5 of 6 units; BERMo 0 of 6 units."
+        in report
+    )

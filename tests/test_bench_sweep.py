@@ -404,3 +404,28 @@ def test_order_series_runs_every_seed_of_a_series_before_the_next(tmp_path):
     with pytest.raises(RecipeError) as info:
         load_spec(write_spec(tmp_path, models=["bert"], methods=methods, order="method"))
     assert info.value.problems == ["order: unknown value 'method'; use one of seed, series"]
+
+
+def test_primary_names_an_undistilled_pruning_series_and_reaches_the_sweep_log(tmp_path):
+    from bermo_prune.bench.sweep import SweepLog
+
+    spec = tmp_path / "spec.yaml"
+    body = (
+        f"base: {ROOT / 'recipes' / 'sst2_movement.yaml'}\nmodels: [bert, bermo]\nseeds: [0]\n"
+        f"output_dir: {tmp_path / 'out'}\nmethods:\n  none: {{}}\n  movement: {{targets: [0.5]}}\n"
+        "  movement_kd: {method: movement, distill: true, targets: [0.5]}\n"
+    )
+    for wrong in ("magnitude", "none", "movement_kd"):
+        spec.write_text(body + f"primary: {wrong}\n")
+        with pytest.raises(RecipeError) as err:
+            load_spec(spec)
+        assert err.value.problems == [
+            f"primary: {wrong} is not an undistilled pruning series of methods; use one of movement"
+        ]
+    spec.write_text(body + "primary: movement\n")
+    loaded = load_spec(spec)
+    assert loaded.primary == "movement"
+    log = SweepLog(loaded, threads=2, device="cpu")
+    assert log.meta["primary"] == "movement"
+    spec.write_text(body)
+    assert "primary" not in SweepLog(load_spec(spec), threads=2, device="cpu").meta

@@ -207,7 +207,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
 
     out = Path(results_dir)
     rows = load_results(out)
-    study = Study(load_baselines(out))
+    study = Study(load_baselines(out), load_sweep_log(out).get("primary"))
     groups = group_runs(rows)
     failed = [r for r in rows if r["status"] == "failed"]
     metric = next((r["metric"] for r in rows if r.get("metric")), "accuracy")

@@ -19,6 +19,7 @@
         seeds: [0, 1]                          # a series' own seeds (default: the spec's)
     seeds: [0, 1, 2]
     order: seed                                # or series: every seed of the first series before the next series
+    primary: movement                          # optional: the one series the report's claim-1 test reads
     workers: auto                              # parallel runs; torch threads = cores // workers each
     output_dir: runs/bench                     # relative to the working directory
 
@@ -104,6 +105,8 @@ class SpecConfig:
     output_dir: str | None = spec_key(None)  # relative to the working directory
     # the order runs go in: seed by seed over the whole grid, or series by series (each seed by seed)
     order: str = spec_key("seed", choices=ORDERS)
+    # the series claim 1's test reads, fixed before the results (None: every undistilled series pooled)
+    primary: str | None = spec_key(None)
 
 
 #: the checker's table of a spec
@@ -161,6 +164,7 @@ class Spec:
     workers: int
     output_dir: Path
     order: str = "seed"
+    primary: str | None = None
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -239,6 +243,17 @@ def load_spec(path: str | Path) -> Spec:
                             )
                         )
     workers = max(1, (os.cpu_count() or 1) // 2) if conf.workers == "auto" else conf.workers
+    if conf.primary is not None and not _flagged(problems, "primary"):
+        pruning = [
+            label
+            for label, series in (conf.methods or {}).items()
+            if not (series and series.distill) and ((series and series.method) or label) != NO_PRUNING
+        ]
+        if conf.primary not in pruning:
+            problems.append(
+                f"primary: {conf.primary} is not an undistilled pruning series of methods; use one of "
+                f"{', '.join(pruning) or 'none (there is no such series)'}"
+            )
     if problems:
         raise RecipeError(source, problems)
     overrides = conf.overrides or []
@@ -249,7 +264,7 @@ def load_spec(path: str | Path) -> Spec:
             problems += [f"{cell.name}: {p}" for p in exc.problems]
     if problems:
         raise RecipeError(source, problems)
-    return Spec(source, base_path, overrides, cells, workers, output, conf.order)
+    return Spec(source, base_path, overrides, cells, workers, output, conf.order, conf.primary)
 
 
 def _flagged(problems: list[str], path: str) -> bool:
@@ -386,6 +401,9 @@ class SweepLog:
         self.meta["spec"] = spec.source
         self.meta["spec_text"] = Path(spec.source).read_text(encoding="utf-8")
         self.meta["output_dir"] = str(spec.output_dir)
+        self.meta.pop("primary", None)
+        if spec.primary:
+            self.meta["primary"] = spec.primary  # claim 1's series (bench/verdicts.py reads it from here)
         self.started = time.time()
         self.sitting = {
             "started": time.strftime(self.STAMP, time.localtime(self.started)),

@@ -117,9 +117,11 @@ class Outcome:
 @dataclass(frozen=True)
 class Study:
     """What results rows do not say, read from ``baselines.json`` (:mod:`.baselines`): the dev majority rate and
-    the baselines of each data draw, each run's draw and pruning start, and the tracker's at-chance margin."""
+    the baselines of each data draw, each run's draw and pruning start, and the tracker's at-chance margin; and from
+    ``sweep.json``, the series the spec fixed for claim 1's test (``primary``; None: every undistilled series)."""
 
     baselines: dict
+    primary: str | None = None
 
     @property
     def margin(self) -> float:
@@ -280,6 +282,17 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
     if parts:
         out.append(
             "- Pruned runs that ended at chance (primary outcome, section 2): " + "; ".join(parts) + "."
+        )
+    if study.primary:
+        prim = []
+        for m in models:
+            mine = {u: os for u, os in units(rows, study, m, "undistilled").items() if u[0] == study.primary}
+            if mine:
+                prim.append(f"{name(m)} {of(unit_count(mine, 'ended')[0], len(mine), 'units')}")
+        out.append(
+            f"- In the series claim 1 tests (`{study.primary}`, fixed in the spec): "
+            + ("; ".join(prim) or "no runs yet")
+            + "."
         )
     parts = []
     for m in models:
@@ -522,17 +535,29 @@ def _stability(rows: list[dict], study: Study) -> list[str]:
     if not fams or not all(us.get((m, f)) for m in PAIR for f in fams[:1]):  # (a dense-only study: no fams)
         return ["1. *BERMo prunes stably.* Needs pruned runs of both BERT and BERMo: **inconclusive**.", ""]
 
-    def test(f: str, attr: str) -> Fisher:
-        (a, na), (b, nb) = unit_count(us[("bert", f)], attr), unit_count(us[("bermo", f)], attr)
+    def test(f: str, attr: str, src: dict = us) -> Fisher:
+        (a, na), (b, nb) = unit_count(src[("bert", f)], attr), unit_count(src[("bermo", f)], attr)
         return fisher_greater(a, na, b, nb)
 
-    def counts(f: str, attr: str) -> str:
-        (a, na), (b, nb) = unit_count(us[("bert", f)], attr), unit_count(us[("bermo", f)], attr)
-        (ra, rna), (rb, rnb) = run_count(us[("bert", f)], attr), run_count(us[("bermo", f)], attr)
+    def counts(f: str, attr: str, src: dict = us) -> str:
+        (a, na), (b, nb) = unit_count(src[("bert", f)], attr), unit_count(src[("bermo", f)], attr)
+        (ra, rna), (rb, rnb) = run_count(src[("bert", f)], attr), run_count(src[("bermo", f)], attr)
         return f"BERT {of(a, na, 'units')} ({of(ra, rna, 'runs')}), BERMo {of(b, nb, 'units')} ({of(rb, rnb, 'runs')})"
 
     main = fams[0]
-    f = test(main, "ended")
+    primary = study.primary if main == "undistilled" else None
+    tested = us
+    if (
+        primary
+    ):  # the spec fixed the series claim 1 reads: its units alone are tested, the pool is shown beside
+        tested = {k: {u: os for u, os in v.items() if u[0] == primary} for k, v in us.items() if k[1] == main}
+        if not all(tested.get((m, main)) for m in PAIR):
+            return [
+                f"1. *BERMo prunes stably.* The spec's primary series, {primary}, needs pruned runs of both BERT "
+                "and BERMo: **inconclusive**.",
+                "",
+            ]
+    f = test(main, "ended", tested)
     verdict = stability_verdict(f)
     series = sorted({r["method"] for r in pruned if family(r) == main})
     per = "; ".join(
@@ -544,8 +569,15 @@ def _stability(rows: list[dict], study: Study) -> list[str]:
     )
     out = [
         "1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.* Primary outcome: the pruned run "
-        f"ended at chance (section 2's definition), counted per independent unit (model, series, seed). "
-        f"{main.capitalize()} series: {counts(main, 'ended')}; {fisher_text(f)}. Per series (units, BERT vs "
+        "ended at chance (section 2's definition), counted per independent unit (model, series, seed). "
+        + (
+            f"Primary series, fixed in the spec before its results: {primary}: {counts(main, 'ended', tested)}; "
+            f"{fisher_text(f)}. All undistilled series pooled (reported, not judged): {counts(main, 'ended')}; "
+            f"{fisher_text(test(main, 'ended'))}. "
+            if primary
+            else f"{main.capitalize()} series: {counts(main, 'ended')}; {fisher_text(f)}. "
+        )
+        + f"Per series (units, BERT vs "
         f"BERMo): {per}. Rule: supported if p < {ALPHA:g}; not supported if BERMo's share is at least BERT's; "
         f"a test that cannot reach p < {ALPHA:g} at its n cannot decide. Verdict: {verdict}.",
         "",
