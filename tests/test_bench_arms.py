@@ -82,10 +82,10 @@ def test_control_arms_section_counts_tests_and_reads_each_arm(tmp_path):
         "- `bermo_last`, movement: ended at chance in 5 of 6 units (5 of 12 runs); BERT 5 of 6 units, BERMo 0 of 6 "
         f"units. BERT vs BERMo: p = {pair:.3g}; vs BERT: p = {last_vs_bert:.3g}; vs BERMo: p = {last_vs_bermo:.3g}. "
         f"Accuracy of its runs not at chance: at 0.3, median {at_03:.4f} over 6 of 6 runs (range 0.8000 to 0.8500), "
-        f"{at_03 - 0.82:+.4f} against the bag of words: above the line (96.9% interval of the median 0.8000 to "
-        "0.8500, order statistics 1 and 6 of 6: the line is inside it); at 0.1, median 0.8500 over 1 of 6 runs "
-        "(one run), +0.0300 against the bag of words: above the line (one run: no interval of the median). Reading "
-        "for `bermo_last` under movement: "
+        f"{at_03 - 0.82:+.4f} against the bag of words: median above the line; the 96.9% interval of the median, "
+        "0.8000 to 0.8500 (order statistics 1 and 6 of 6), holds the line: not separable from it; at 0.1, median "
+        "0.8500 over 1 of 6 runs (one run), +0.0300 against the bag of words: median above the line; one run: no "
+        "interval of the median. Reading for `bermo_last` under movement: "
         f"**{LIKE_BERT}** (its units ended at chance significantly more often than BERMo's, not significantly less often than BERT's)."
         in section
     )
@@ -197,15 +197,28 @@ def test_claim_one_tests_the_series_the_spec_fixed_and_shows_the_pool_beside_it(
     assert main(["report", str(tmp_path)]) == 0
     report = (tmp_path / "REPORT.md").read_text()
     assert (
-        "Primary series, fixed in the spec before its results: movement: BERT 5 of 6 units (5 of 12 runs), BERMo 0 "
+        "Tested series, named by the spec's `primary` key: movement: BERT 5 of 6 units (5 of 12 runs), BERMo 0 "
         f"of 6 units (0 of 12 runs); one-sided Fisher exact test that BERT's units have it more often: p = "
-        f"{primary_p:.3g}. All undistilled series pooled (reported, not judged): BERT 6 of 12 units (6 of 24 runs), "
+        f"{primary_p:.3g}. Undistilled series pooled (reported, not judged): BERT 6 of 12 units (6 of 24 runs), "
         f"BERMo 5 of 12 units (5 of 24 runs); one-sided Fisher exact test that BERT's units have it more often: "
         f"p = {pooled_p:.3g}. Per series (units, BERT vs BERMo): magnitude 1/6 vs 5/6; movement 5/6 vs 0/6."
         in report
     )
     assert "Verdict: **supported**." in report
     assert (
-        "- In the series claim 1 tests (`movement`, fixed in the spec): BERT 5 of 6 units; BERMo 0 of 6 units."
+        "- In the series claim 1 tests (`movement`, the spec's `primary`): BERT 5 of 6 units; BERMo 0 of 6 units."
         in report
     )
+    # a primary series without runs of both models yet: inconclusive, and the rest of claim 1's block stays
+    (tmp_path / "sweep.json").write_text(json.dumps({"sittings": [], "primary": "soft_movement"}))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert (
+        "Tested series, named by the spec's `primary` key: soft_movement: no undistilled pruned runs of both BERT "
+        "and BERMo yet. Undistilled series pooled (reported, not judged): BERT 6 of 12 units" in report
+    )
+    assert (
+        "Verdict: **inconclusive**: the series the spec names, soft_movement, has no undistilled pruned runs of both "
+        "BERT and BERMo yet." in report
+    )
+    assert "Secondary outcome, at chance at some evaluation after pruning started" in report

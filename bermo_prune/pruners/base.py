@@ -23,6 +23,7 @@ Dataclass fields are the method's recipe arguments.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -201,7 +202,8 @@ class WarmTopK:
     the count is checked. A band that holds too few values widens; a tie at the boundary (no threshold splits it) or
     a slice seen for the first time falls back to :func:`keep_top`. The kept set is always exactly k units and,
     where no tie straddles the boundary, the set :func:`keep_top` keeps (NaN values are never kept, where
-    ``torch.topk`` may keep them). A selection costs a few elementwise passes over the slice and one ``nonzero``.
+    ``torch.topk`` may keep them). A selection whose count is off costs a few elementwise passes over the slice and
+    a ``nonzero`` per band tried. A slice whose boundary value is infinite keeps no state (each call falls back).
     """
 
     def __init__(self) -> None:
@@ -237,7 +239,9 @@ class WarmTopK:
             kept = mask.bool()
             low = float(torch.where(kept, importance, torch.inf).min())
             high = float(torch.where(kept, -torch.inf, importance).max())
-            if high < low:  # one gap's width is all there is to go on for the density
+            if (
+                math.isfinite(low) and math.isfinite(high) and high < low
+            ):  # one gap is all there is for the density
                 self._state[key] = (high + (low - high) / 2, 0.25 / (low - high))
 
     def _scratch_for(self, mask: torch.Tensor) -> torch.Tensor:
@@ -259,7 +263,7 @@ class WarmTopK:
         if count == k:
             return threshold, density
         need = abs(count - k)
-        width = 2.0 * need / density
+        width = max(2.0 * need / density, 1e-7)  # (floored as the fixed band of earlier versions was)
         for _ in range(16):  # widen the band until it holds the values that must cross, 4x each time
             if count > k:  # drop the `need` lowest values above the threshold: those in (t, t + width]
                 torch.le(values, threshold + width, out=band).mul_(mask)

@@ -92,3 +92,18 @@ def test_half_precision_importance_still_keeps_exactly_k():
         int(mask.sum()) == 10240 and mask.dtype == torch.float32
     )  # (adjacent fp16 values: keep_top decides)
     assert torch.equal(mask, fresh(layout, values, 10240 / 20480, "global").float())
+
+
+def test_infinite_boundary_values_keep_no_state_and_still_select_exactly():
+    """An infinite k-th or (k+1)-th value gives no finite gap to size a band from: the slice keeps no threshold and
+    every call falls back to keep_top (a blown-up weight under magnitude pruning must not crash the run)."""
+    layout = Slices([3])
+    for values, k in (
+        (torch.tensor([float("inf"), 1.0, 0.0]), 1),
+        (torch.tensor([2.0, 1.0, -float("inf")]), 2),
+    ):
+        warm = WarmTopK()
+        for _ in range(3):
+            got = topk_mask(layout, values, k / 3, "local", warm)
+            assert torch.equal(got, fresh(layout, values, k / 3, "local"))
+        assert warm.fallbacks == 3
