@@ -189,12 +189,17 @@ def family(row: dict) -> str:
     return "distilled" if row.get("teacher") else "undistilled"
 
 
-def units(rows: list[dict], study: Study, model: str, fam: str) -> dict[tuple, list[Outcome]]:
-    """The independent units (series, seed) of ``model``'s pruned runs in family ``fam``, each with the outcomes
-    of its runs that are not fine-tuning failures (a unit of fine-tuning failures only is left out)."""
+def units(
+    rows: list[dict], study: Study, model: str, fam: str, series: str | None = None
+) -> dict[tuple, list[Outcome]]:
+    """The independent units (series, seed) of ``model``'s pruned runs in family ``fam`` (of one ``series`` when
+    given), each with the outcomes of its runs that are not fine-tuning failures (a unit of fine-tuning failures
+    only is left out)."""
     out: dict[tuple, list[Outcome]] = defaultdict(list)
     for r in rows:
         if r["status"] == "failed" or r["method"] == "none" or r["model"] != model or family(r) != fam:
+            continue
+        if series is not None and r["method"] != series:
             continue
         o = study.outcome(r)
         if o.pruning_counts:
@@ -290,7 +295,7 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
     if study.primary:
         prim = []
         for m in models:
-            mine = {u: os for u, os in units(rows, study, m, "undistilled").items() if u[0] == study.primary}
+            mine = units(rows, study, m, "undistilled", study.primary)
             if mine:
                 prim.append(f"{name(m)} {of(unit_count(mine, 'ended')[0], len(mine), 'units')}")
         out.append(
@@ -562,11 +567,7 @@ def _stability(rows: list[dict], study: Study) -> list[str]:
     main = fams[0]
     primary, tested, missing = study.primary, us, None
     if primary:  # the spec names the one series claim 1 reads: its undistilled units alone are tested
-        tested = {
-            k: {u: os for u, os in v.items() if u[0] == primary}
-            for k, v in us.items()
-            if k[1] == "undistilled"
-        }
+        tested = {(m, "undistilled"): units(rows, study, m, "undistilled", primary) for m in PAIR}
         if not all(tested.get((m, "undistilled")) for m in PAIR):
             missing = "no undistilled pruned runs of both BERT and BERMo yet"
     if missing:
