@@ -23,7 +23,7 @@ from transformers import BertForSequenceClassification
 from bermo_prune.engine import prune
 from bermo_prune.optim import decay_groups
 from bermo_prune.pruners import get_pruner
-from bermo_prune.pruners.l0 import HardConcreteGate
+from bermo_prune.pruners.l0 import HardConcreteGate, uniform_noise
 from bermo_prune.schedule import Cubic, Scheduler
 
 from .conftest import tiny_config
@@ -353,8 +353,10 @@ def test_soft_movement_threshold_under_target_control_is_the_reference_ramp():
 
 # ---- L0 --------------------------------------------------------------------------------------------------------------
 def reference_sample_z(log_alpha, temperature=2 / 3, limit_a=-0.1, limit_b=1.1, epsilon=1e-6):
-    """CoFi l0_module._sample_z (Louizos et al.): the stretched, clamped hard-concrete sample."""
-    eps = torch.empty_like(log_alpha).uniform_(epsilon, 1 - epsilon)
+    """CoFi l0_module._sample_z (Louizos et al.): the stretched, clamped hard-concrete sample, on the engine's
+    uniform draws (CoFi draws torch's ``uniform_(epsilon, 1 - epsilon)``; the noise source is tested on its own in
+    tests/pruners/test_l0.py)."""
+    eps = uniform_noise(log_alpha, epsilon, 1 - epsilon)
     z = torch.sigmoid((torch.log(eps / (1 - eps)) + log_alpha) / temperature)
     z = z * (limit_b - limit_a) + limit_a
     return F.hardtanh(z, min_val=0.0, max_val=1.0)

@@ -2,10 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
-from bermo_prune.pruners.l0 import HardConcreteGate
+from bermo_prune.pruners.l0 import NOISE_CHUNK, HardConcreteGate, uniform_noise
 
 from ..conftest import STEPS
 from ..conftest import pruned_tiny as make
@@ -50,6 +52,57 @@ def test_fused_hard_concrete_gate_equals_the_composed_formula():
     torch.testing.assert_close(z, z_ref)
     torch.testing.assert_close(log_alpha.grad, a.grad)
     assert 100 < int((z == 0).sum()) < 400 and 100 < int((z == 1).sum()) < 400  # both clamps exercised
+
+
+def test_float32_gate_on_the_parallel_noise_equals_the_composed_formula_with_exact_zeros_at_the_clamps():
+    torch.manual_seed(0)
+    log_alpha = (torch.randn(3 * NOISE_CHUNK // 2) * 3).requires_grad_(True)  # two chunks of the noise fill
+    torch.manual_seed(1)
+    z = HardConcreteGate.apply(log_alpha, 2 / 3, -0.1, 1.1)
+    g = torch.randn(log_alpha.numel())
+    (z * g).sum().backward()
+    torch.manual_seed(1)
+    u = uniform_noise(log_alpha)
+    a = log_alpha.detach().clone().requires_grad_(True)
+    z_ref = (torch.sigmoid((torch.log(u) - torch.log1p(-u) + a) / (2 / 3)) * 1.2 - 0.1).clamp(0, 1)
+    (z_ref * g).sum().backward()
+    torch.testing.assert_close(z, z_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(log_alpha.grad, a.grad, rtol=1e-4, atol=1e-6)
+    clamped = (z == 0) | (z == 1)
+    # both clamps and the inside exercised
+    assert clamped.float().mean() > 0.2 and (~clamped).float().mean() > 0.2
+    assert torch.equal(log_alpha.grad[clamped].abs(), torch.zeros(int(clamped.sum())))  # exact zeros, no leak
+    assert bool((log_alpha.grad[~clamped] != 0).all())
+
+
+def test_uniform_noise_is_one_pcg64_stream_seeded_by_torch_whatever_the_thread_count():
+    n = 2 * NOISE_CHUNK + 3  # three chunks, the last one short and odd
+    before = torch.get_num_threads()
+    try:
+        draws = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            torch.manual_seed(5)
+            draws.append(uniform_noise(torch.empty(n)))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(draws[0], draws[1]) and torch.equal(draws[0], draws[2])
+    torch.manual_seed(5)
+    # the one draw it takes from torch's generator
+    seed = int(torch.randint(0, 2**62, (1,), dtype=torch.int64))
+    serial = np.random.Generator(np.random.PCG64(seed)).random(n, dtype=np.float32)
+    assert torch.equal(draws[0], torch.from_numpy(serial).clamp_(1e-6, 1 - 1e-6))
+    lo, hi = torch.tensor([1e-6, 1 - 1e-6])  # the bounds in float32
+    assert draws[0].min() >= lo and draws[0].max() <= hi
+    assert stats.kstest(draws[0][:200_000].double().numpy(), "uniform").pvalue > 1e-3  # seeded: not flaky
+    torch.manual_seed(5)
+    uniform_noise(torch.empty(4))
+    assert not torch.equal(uniform_noise(torch.empty(n)), draws[0])  # every call draws afresh
+    # another dtype (or a GPU) keeps torch's own generator
+    torch.manual_seed(5)
+    want = torch.empty(10, dtype=torch.float64).uniform_(0.25, 0.5)
+    torch.manual_seed(5)
+    assert torch.equal(uniform_noise(torch.empty(10, dtype=torch.float64), 0.25, 0.5), want)
 
 
 def test_l0_gates_are_stochastic_in_training_and_binary_at_eval():
