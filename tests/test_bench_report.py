@@ -136,6 +136,32 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     assert "(movement 0.1, 10.0% remaining; " in report
 
 
+def test_a_cell_with_two_paired_seeds_is_not_tested_even_when_its_two_differences_agree(tmp_path):
+    rows = [r for r in synthetic_results(tmp_path) if not (r["method"] == "movement" and r["seed"] == 2)]
+    for r in rows:  # two nearly equal differences: a 1-df t-test would call them significant
+        if r["method"] == "movement" and r["model"] == "bermo" and r["status"] == "ok":
+            r["final"] = next(
+                b["final"]
+                for b in rows
+                if b["model"] == "bert" and b["run"] == r["run"].replace("bermo", "bert")
+            ) + (0.011 if r["seed"] == 0 else 0.012)
+    assert stats.ttest_rel([0.011, 0.012], [0.0, 0.0]).pvalue < 0.05
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert (
+        "| movement | 0.1 | 0.100 / 0.100 | 2 | 0 / 0 | - | - | - | - | not tested: fewer than 3 paired seeds |"
+        in (report)
+    )
+    assert (
+        "| movement | 0.5 | 0.500 / 0.500 | 2 | 0 / 0 | - | - | - | - | not tested: fewer than 3 paired seeds |"
+        in (report)
+    )
+    assert "of 1 pruned (method, level) cells at equal remaining weights" in report  # only l0, with 3 seeds
+    paired = next(line for line in report.splitlines() if line.startswith("- BERMo vs BERT, paired by seed"))
+    assert "movement" not in paired
+
+
 def test_a_collapse_counts_as_recovered_only_when_the_run_ends_learned_again():
     """`recovered`: a collapse whose final evaluation lies at least the tracker's learned margin (0.1) above the
     evaluation that counted it; other kinds, or a collapse step without an evaluation, never count."""

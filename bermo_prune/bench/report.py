@@ -43,6 +43,9 @@ COLORS = {"bert": "tab:blue", "bermo": "tab:orange"}
 EXTRA_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 #: an optional hand-written file next to results.jsonl, included at the end of the report under its own heading
 NOTES = "notes.md"
+#: a (method, level) cell is tested BERMo vs BERT only with at least this many seeds in both models: a paired t-test
+#: on 2 pairs has 1 degree of freedom, so its p rests on how alike two differences happen to be
+MIN_PAIRED_SEEDS = 3
 MARKERS = {"magnitude": "o", "movement": "s", "soft_movement": "^", "l0": "D", "none": "*"}
 
 
@@ -518,7 +521,8 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         "",
         "Difference = BERMo - BERT in final dev metric, tested only in cells where no run of either model ended at "
         "chance (section 2): a t-test over a mix of collapsed and learned runs is not run, the counts are given "
-        "instead. Paired t-test (scipy `ttest_rel`; its 95% interval of the mean difference), effect size d_z = "
+        f"instead; and only where at least {MIN_PAIRED_SEEDS} seeds pair up (a t-test on 2 pairs has one degree of "
+        "freedom: its p rests on how alike two differences happen to be). Paired t-test (scipy `ttest_rel`; its 95% interval of the mean difference), effect size d_z = "
         "mean / sd of the differences; the exact Wilcoxon signed-rank test is run only where its n can reach "
         f'p < {ALPHA:g} (6 pairs; at 3 pairs its smallest p is 0.25, at 5 pairs 0.0625), else it says "cannot '
         'decide". "No significant difference" is a finding, not a failure, and a paired t on 3 pairs (2 degrees of '
@@ -542,10 +546,10 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         )
         chance = [sum(study.outcome(side[s]).ended for s in seeds) for side in (bert, bermo)]
         counted = f"{chance[0]} / {chance[1]}"
-        if len(seeds) < 2:
+        if len(seeds) < MIN_PAIRED_SEEDS:
             lines.append(
                 f"| {method} | {label} | {shares} | {len(seeds)} | {counted} | - | - | - | - | "
-                "fewer than 2 paired seeds |"
+                f"not tested: fewer than {MIN_PAIRED_SEEDS} paired seeds |"
             )
             continue
         if any(chance):
