@@ -53,6 +53,19 @@ FIVE = {0, 1, 2, 3, 4}
 SEEDS = {"movement": 6, "soft_movement": 3}
 
 
+def test_claim_two_keeps_its_place_and_says_why_when_the_sweep_has_no_dense_runs(tmp_path):
+    rows = [r for r in arms_rows({"bert": {}, "bermo": {}}, {"movement": 3}) if r["method"] != "none"]
+    write(tmp_path, rows)
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    claims = report[report.index("## The paper's claims") : report.index("## 1.")]
+    assert (
+        "2. *BERMo converges faster (1.67x on MNLI, 1.15x on QQP).* Not measured: the level each model is timed to "
+        "is taken from its dense (`none`) runs, and this sweep lacks them for BERT, BERMo or both: **inconclusive**."
+    ) in claims
+    assert claims.index("1. *BERMo prunes stably") < claims.index("2. *BERMo") < claims.index("3. *BERMo")
+
+
 def test_control_arms_section_counts_tests_and_reads_each_arm(tmp_path):
     """bermo_last ends at chance as often as BERT under movement (6 seeds): like BERT; bermo_first as rarely as
     BERMo: like BERMo; soft movement has 3 units a model, where no test can reach p < 0.05."""
