@@ -395,7 +395,8 @@ def test_l0_penalty_is_the_reference_per_matrix_expected_density():
 
 
 def test_l0_training_matches_a_reference_loop_with_cofi_sampling():
-    """Hard-concrete gates sampled once per forward for every matrix, the per-matrix L0 penalty, 25 steps."""
+    """Hard-concrete gates sampled once per forward for every matrix (CoFi's formula on the engine's uniform draws),
+    the per-matrix L0 penalty, 25 steps."""
     lam = 2.0
     schedule = Cubic(0.0, lam, total=20, warmup=2, cooldown=4)
     steps = 25

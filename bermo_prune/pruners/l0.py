@@ -11,8 +11,8 @@ gate z in [0, 1] with learnable log-alpha:
 with stretch l = -0.1, r = 1.1, temperature beta = 2/3 and eps = 1e-6. The sampling is CoFi's ``_sample_z``
 (Xia et al. 2022, ``models/l0_module.py``: ``uniform_(eps, 1 - eps)``, then the stretched, clamped sigmoid) and
 Louizos et al.'s; Sanh et al.'s ``emmental/modules/masked_nn.py`` draws ``uniform_()`` and clamps it to
-[1e-4, 1 - 1e-4] instead, which only trims the tails. The uniform draws here come from a PCG64 stream filled on
-several threads, clamped to [eps, 1 - eps] (:func:`uniform_noise`; torch's serial generator cost more than the
+[1e-4, 1 - 1e-4] instead, which only trims the tails. On CPU in float32 the uniform draws here come from a PCG64 stream
+filled on several threads, clamped to [eps, 1 - eps] (:func:`uniform_noise`; torch's serial generator cost more than the
 rest of the gate's forward). The penalty averages per-matrix expected densities, as Sanh
 et al.'s ``regularization(mode="l0")`` does, so its lambda values mean the same here.
 
@@ -62,12 +62,20 @@ from .base import Pruner, TargetControl, keep_top, lagrangian, sigmoid_dot
 
 #: values per chunk of :func:`uniform_noise`'s parallel fill (even, so every chunk starts on a 64-bit output)
 NOISE_CHUNK = 1 << 21
+assert NOISE_CHUNK % 2 == 0, (
+    "an odd chunk would start inside a 64-bit output and break the one-stream property"
+)
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    key = (os.getpid(), workers)  # a forked child gets its own pool (the parent's threads do not exist there)
+    pid = os.getpid()
+    key = (pid, workers)  # a forked child gets its own pool (the parent's threads do not exist there)
     if key not in _pools:
+        for stale in [
+            k for k in _pools if k[0] != pid
+        ]:  # inherited from a parent process: its threads are gone
+            del _pools[stale]
         _pools[key] = ThreadPoolExecutor(workers, thread_name_prefix="bermo-prune-noise")
     return _pools[key]
 
@@ -84,6 +92,8 @@ def uniform_noise(like: torch.Tensor, low: float = 1e-6, high: float = 1 - 1e-6)
     against about 15 ms for this fill on 2 threads. Values are numpy's 24-bit floats in [0, 1) clamped to
     [low, high] (as Sanh et al. clamp theirs; CoFi scales torch's draw into (eps, 1 - eps): the two differ only
     for draws within 1e-6 of an end). Elsewhere (a GPU, another dtype) it is torch's ``uniform_(low, high)``.
+    numpy promises the same stream only within one build of numpy, so a run repeats bit for bit (and resumes
+    exactly) in one environment; a test pins the first values to notice a change.
     """
     out = torch.empty(like.shape, dtype=like.dtype, device=like.device)
     if out.device.type != "cpu" or out.dtype != torch.float32 or out.numel() == 0:
