@@ -522,7 +522,8 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         "Difference = BERMo - BERT in final dev metric, tested only in cells where no run of either model ended at "
         "chance (section 2): a t-test over a mix of collapsed and learned runs is not run, the counts are given "
         f"instead; and only where at least {MIN_PAIRED_SEEDS} seeds pair up (a t-test on 2 pairs has one degree of "
-        "freedom: its p rests on how alike two differences happen to be). Paired t-test (scipy `ttest_rel`; its 95% interval of the mean difference), effect size d_z = "
+        "freedom: its p rests on how alike two differences happen to be). Paired t-test (scipy `ttest_rel`; its 95% "
+        "interval of the mean difference), effect size d_z = "
         "mean / sd of the differences; the exact Wilcoxon signed-rank test is run only where its n can reach "
         f'p < {ALPHA:g} (6 pairs; at 3 pairs its smallest p is 0.25, at 5 pairs 0.0625), else it says "cannot '
         'decide". "No significant difference" is a finding, not a failure, and a paired t on 3 pairs (2 degrees of '

@@ -820,7 +820,8 @@ def claims(
     else:
         out += [
             "2. *BERMo converges faster (1.67x on MNLI, 1.15x on QQP).* Not measured: the level each model is timed "
-            "to is taken from its dense (`none`) runs, and this sweep lacks them for BERT, BERMo or both: **inconclusive**.",
+            "to is taken from its dense (`none`) runs, and this sweep lacks them for BERT, BERMo or both: "
+            "**inconclusive**.",
             "",
         ]
     out += _efficiency(rows, study)

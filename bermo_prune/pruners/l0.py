@@ -62,9 +62,7 @@ from .base import Pruner, TargetControl, keep_top, lagrangian, sigmoid_dot
 
 #: values per chunk of :func:`uniform_noise`'s parallel fill (even, so every chunk starts on a 64-bit output)
 NOISE_CHUNK = 1 << 21
-assert NOISE_CHUNK % 2 == 0, (
-    "an odd chunk would start inside a 64-bit output and break the one-stream property"
-)
+assert NOISE_CHUNK % 2 == 0, "an odd chunk would start inside a 64-bit output of the stream"
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
@@ -72,9 +70,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     pid = os.getpid()
     key = (pid, workers)  # a forked child gets its own pool (the parent's threads do not exist there)
     if key not in _pools:
-        for stale in [
-            k for k in _pools if k[0] != pid
-        ]:  # inherited from a parent process: its threads are gone
+        # pools inherited from a parent process: their threads are gone
+        for stale in [k for k in _pools if k[0] != pid]:
             del _pools[stale]
         _pools[key] = ThreadPoolExecutor(workers, thread_name_prefix="bermo-prune-noise")
     return _pools[key]
