@@ -149,14 +149,8 @@ def test_a_cell_with_two_paired_seeds_is_not_tested_even_when_its_two_difference
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["report", str(tmp_path)]) == 0
     report = (tmp_path / "REPORT.md").read_text()
-    assert (
-        "| movement | 0.1 | 0.100 / 0.100 | 2 | 0 / 0 | - | - | - | - | not tested: fewer than 3 paired seeds |"
-        in (report)
-    )
-    assert (
-        "| movement | 0.5 | 0.500 / 0.500 | 2 | 0 / 0 | - | - | - | - | not tested: fewer than 3 paired seeds |"
-        in (report)
-    )
+    for cell in ("| movement | 0.1 | 0.100 / 0.100 |", "| movement | 0.5 | 0.500 / 0.500 |"):
+        assert f"{cell} 2 | 0 / 0 | - | - | - | - | not tested: fewer than 3 paired seeds |" in report
     assert "of 1 pruned (method, level) cells at equal remaining weights" in report  # only l0, with 3 seeds
     paired = next(line for line in report.splitlines() if line.startswith("- BERMo vs BERT, paired by seed"))
     assert "movement" not in paired
