@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from bermo_prune.bench.arms import BETWEEN, LIKE_BERMO, LIKE_BERT, place, placements
+from bermo_prune.bench.report import COLORS, EXTRA_COLORS
 from bermo_prune.bench.stats import fisher_greater
 from bermo_prune.bench.verdicts import Study
 from bermo_prune.cli import main
@@ -235,3 +236,41 @@ def test_claim_one_tests_the_series_the_spec_fixed_and_shows_the_pool_beside_it(
         "BERT and BERMo yet." in report
     )
     assert "Secondary outcome, at chance at some evaluation after pruning started" in report
+
+
+def test_figures_tell_the_arms_apart_and_label_a_single_level(tmp_path, monkeypatch):
+    """Every run at one level (an unfinished sweep: movement at 10% only): the Pareto plot's log axis is widened
+    around it and labels it (a log axis within a decade has no major tick); the mix plot draws bermo and
+    bermo_last in their Pareto colours, so two series of one method never look alike."""
+    from matplotlib.figure import Figure
+
+    rows = [
+        _row(model, "movement", 0.1, seed, LEARN)
+        for model in ("bert", "bermo", "bermo_last")
+        for seed in range(3)
+    ]
+    write(tmp_path, rows)
+    saved = {}
+    real_savefig = Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):
+        saved[str(path).rsplit("/", 1)[-1]] = fig
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    assert main(["report", str(tmp_path)]) == 0
+    (pareto,) = saved["fig_pareto.png"].axes
+    assert pareto.get_xlim() == pytest.approx((0.05, 0.2))
+    assert [t.get_text() for t in pareto.get_xticklabels()] == ["0.1"]
+    (mix,) = saved["fig_mix.png"].axes
+    series = {
+        line.get_label(): (line.get_color(), line.get_linestyle(), line.get_marker())
+        for line in mix.get_lines()
+        if not line.get_label().startswith("_")
+    }
+    assert set(series) == {"bermo movement 0.1", "bermo_last movement 0.1"}
+    assert len(set(series.values())) == 2, series
+    # the Pareto plot's colours: bermo's, and the third model's extra colour
+    assert series["bermo movement 0.1"][0] == COLORS["bermo"]
+    assert series["bermo_last movement 0.1"][0] == EXTRA_COLORS[2]
+    assert EXTRA_COLORS[2] in {line.get_color() for line in pareto.get_lines()}

@@ -201,6 +201,19 @@ def _fine_section(a, rows: list[dict], metric: str, out: Path, plt) -> list[str]
     return lines
 
 
+def _label_narrow_log_axis(ax, xs: list[float]) -> None:
+    """Within a decade a log axis has no major tick to label (and a single value gives it no width): widen it to
+    a factor of 2 either side and label the values drawn."""
+    from matplotlib.ticker import NullFormatter
+
+    if not xs or max(xs) / min(xs) >= 10:
+        return
+    ax.set_xlim(min(xs) / 2, max(xs) * 2)
+    ticks = sorted({round(x, 3) for x in xs})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     """Write REPORT.md and its figures next to ``results.jsonl``; returns the report path."""
     import matplotlib  # here: selecting the Agg backend must precede pyplot's import
@@ -251,6 +264,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     front_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    drawn_x: list[float] = []  # every remaining share drawn, for the axis
     for model in models:
         color = COLORS.get(model, EXTRA_COLORS[models.index(model) % len(EXTRA_COLORS)])
         for method in sorted({k[1] for k in groups if k[0] == model}):
@@ -290,6 +304,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
             first = groups[keys[0]][0]
             marker = MARKERS.get(method, MARKERS.get(first.get("pruning_method") or method, "x"))
             line = ":" if first.get("teacher") else "-"  # a distilled series: dotted, its method's marker
+            drawn_x += xs + [x for x, _ in chance_x]
             if xs:
                 ax.errorbar(
                     xs,
@@ -349,6 +364,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
             label=f"majority class {_levels(majority)}",
         )
     ax.set_xscale("log")
+    _label_narrow_log_axis(ax, drawn_x)
     ax.set_xlabel("remaining encoder linear weights (fraction, log scale)")
     ax.set_ylabel(f"dev {metric}")
     ax.set_title(
@@ -478,8 +494,15 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         key=lambda k: (models.index(k[0]), k[1], -(k[2] or 0)),
     )
     several = len({k[0] for k in mix_keys}) > 1
-    # one colour per method, one line style per level (densest solid), so no two series look alike
+    # One model: one colour per method. Several: each model's colour of the Pareto plot (methods apart by marker).
+    # Then one line style per level (densest solid) within a (model, method), so no two series look alike.
     hue = {m: plt.cm.tab10(i % 10) for i, m in enumerate(sorted({k[1] for k in mix_keys}))}
+
+    def colour(key):
+        if not several:
+            return hue[key[1]]
+        return COLORS.get(key[0], EXTRA_COLORS[models.index(key[0]) % len(EXTRA_COLORS)])
+
     style = {
         k: ("-", "--", ":", "-.")[[j for j in mix_keys if j[:2] == k[:2]].index(k) % 4] for k in mix_keys
     }
@@ -495,7 +518,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
             range(width),
             mean,
             marker=MARKERS.get(key[1], "x"),
-            color=hue[key[1]],
+            color=colour(key),
             linestyle=style[key],
             label=f"{key[0] + ' ' if several else ''}{key[1]} {target}",
         )
