@@ -422,6 +422,29 @@ def test_the_committed_real_encoder_report_is_what_report_writes_from_its_result
     assert "## Notes (written by hand, not generated)" in report
 
 
+def test_the_reference_pace_report_is_what_report_writes_from_its_results_so_far(tmp_path):
+    """benchmarks/sst2_minilm_ref (issue #26) runs in sittings: every committed row is a cell of its spec, once, and
+    ran the full 3 epochs; soft-movement rows are within 0.01 of their target; and REPORT.md is what `bermo-prune
+    report` writes from the committed rows, sweep log and notes (regenerated with every row committed)."""
+    from bermo_prune.bench.sweep import load_spec
+
+    from .conftest import ROOT
+
+    committed = ROOT / "benchmarks" / "sst2_minilm_ref"
+    spec = load_spec(committed / "spec.yaml")
+    assert len(spec.cells) == 45
+    rows = [json.loads(x) for x in (committed / "results.jsonl").read_text().splitlines()]
+    names = [r["run"] for r in rows]
+    assert len(names) == len(set(names)) and set(names) <= {c.name for c in spec.cells}
+    assert all(r["steps"] == 6315 for r in rows if r["status"] == "ok")
+    for r in rows:
+        if r["method"] == "soft_movement" and r["status"] == "ok":
+            assert abs(r["remaining"] - r["target"]) <= 0.01, r["run"]
+    report = _regenerate(committed, tmp_path)
+    assert f"{len(rows)} runs (" in report
+    assert "## Notes (written by hand, not generated)" in report
+
+
 def test_claim_two_is_inconclusive_when_every_pair_gives_the_same_ratio(tmp_path):
     """Steps to the level are multiples of the evaluation interval, so a few pairs can all give the same ratio; their
     Student-t interval then has no width and must not rule out the paper's speed-up."""
