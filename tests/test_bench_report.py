@@ -134,6 +134,11 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     assert report.index("## The paper's claims") < report.index("## 1.")
     assert "- Best BERT at <= 10% remaining, over cells where no run ended at chance:" in report
     assert "(movement 0.1, 10.0% remaining; " in report
+    # ... and how far below dense it is (item 6 of issue #26): the cell's median minus the dense runs' median
+    for model, label in (("bert", "BERT"), ("bermo", "BERMo")):
+        gap = np.median(finals(rows, model, "movement", 0.1)) - np.median(finals(rows, model, "none", None))
+        line = next(x for x in report.splitlines() if x.startswith(f"- Best {label} at <= 10%"))
+        assert line.endswith(f"; {gap:+.4f} against the median of its 3 dense runs).")
 
 
 def test_a_cell_with_two_paired_seeds_is_not_tested_even_when_its_two_differences_agree(tmp_path):

@@ -388,9 +388,16 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
                 if top_bow is not None
                 else ""
             )
+            dense_runs = groups.get((model, "none", None))
+            below = (
+                f"; {acc - median_range([r['final'] for r in dense_runs]).mean:+.4f} against the median of its "
+                f"{len(dense_runs)} dense run{'s' if len(dense_runs) != 1 else ''}"
+                if dense_runs
+                else ""
+            )
             out.append(
                 f"- Best {name(model)} at <= 10% remaining, over cells where no run ended at chance: {acc:.4f} "
-                f"median ({k[1]} {k[2]:g}, {rem:.1%} remaining{versus})."
+                f"median ({k[1]} {k[2]:g}, {rem:.1%} remaining{versus}{below})."
             )
     if ratios:
         above = sum(r.low > 1 for r in ratios if not math.isnan(r.low))
