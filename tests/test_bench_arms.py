@@ -274,3 +274,24 @@ def test_figures_tell_the_arms_apart_and_label_a_single_level(tmp_path, monkeypa
     assert series["bermo movement 0.1"][0] == COLORS["bermo"]
     assert series["bermo_last movement 0.1"][0] == EXTRA_COLORS[2]
     assert EXTRA_COLORS[2] in {line.get_color() for line in pareto.get_lines()}
+
+
+def test_every_run_is_tabled_by_seed_with_its_outcomes(tmp_path):
+    """Section 2's per-seed table: each run's final metric, C where it ended at chance, a where it was at chance
+    after pruning started and recovered, f where it was at chance before pruning started; - for a seed not run."""
+    rows = [
+        _row("bert", "movement", 0.1, 0, FALL),
+        _row("bert", "movement", 0.1, 1, [[100, 0.70], [200, 0.50], [300, 0.78], [400, 0.80]]),
+        _row("bert", "movement", 0.1, 2, [[50, 0.50], [100, 0.70], [200, 0.75], [400, 0.81]]),
+        _row("bermo", "movement", 0.1, 0, LEARN),
+        _row("bert", "none", None, 0, LEARN),
+    ]
+    write(tmp_path, rows)
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    table = report[report.index("### Every run, by seed") : report.index("## 3.")]
+    assert "| model | method | target | seed 0 | seed 1 | seed 2 |" in table
+    assert "| bert | movement | 0.1 | 0.500 **C** | 0.800 **a** | 0.810 **f** |" in table
+    assert "| bermo | movement | 0.1 | 0.800 | - | - |" in table
+    assert "| bert | none | dense | 0.800 | - | - |" in table
+    assert table.index("| bert | movement") < table.index("| bermo | movement") < table.index("| bert | none")

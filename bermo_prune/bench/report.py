@@ -214,6 +214,41 @@ def _label_narrow_log_axis(ax, xs: list[float]) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _by_seed(rows: list[dict], models: list[str], study) -> list[str]:
+    """Every run's final metric and outcomes, one row per (model, method, level), one column per seed."""
+    seeds = sorted({r["seed"] for r in rows})
+    cells: dict[tuple, dict[int, str]] = defaultdict(dict)
+    for r in rows:
+        key = (r["model"], r["method"], r["target"])
+        if r["status"] == "failed":
+            cells[key][r["seed"]] = "failed"
+            continue
+        o = study.outcome(r)
+        marks = "".join(
+            mark
+            for mark, on in (("C", o.ended), ("a", o.after and not o.ended), ("f", bool(o.finetune)))
+            if on
+        )
+        cells[key][r["seed"]] = f"{r['final']:.3f}" + (f" **{marks}**" if marks else "")
+    order = sorted(cells, key=lambda k: (k[1], models.index(k[0]), -(k[2] or 0)))
+    lines = [
+        "### Every run, by seed",
+        "",
+        "Final dev metric of each run; **C**: ended at chance (primary outcome), **a**: at chance at some evaluation "
+        "after pruning started but not at the end (secondary), **f**: at chance before pruning started (a "
+        "fine-tuning failure); -: not run (yet).",
+        "",
+        "| model | method | target | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|---|---|" + "---|" * len(seeds),
+    ]
+    for key in order:
+        target = "dense" if key[2] is None else f"{key[2]:g}"
+        lines.append(
+            f"| {key[0]} | {key[1]} | {target} | " + " | ".join(cells[key].get(s, "-") for s in seeds) + " |"
+        )
+    return [*lines, ""]
+
+
 def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     """Write REPORT.md and its figures next to ``results.jsonl``; returns the report path."""
     import matplotlib  # here: selecting the Agg backend must precede pyplot's import
@@ -436,6 +471,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     ]
     lines += [f"- `{k}`: {v}" for k, v in definition.items()]
     lines.append("")
+    lines += _by_seed(rows, models, study)
 
     # 3. Convergence speed -------------------------------------------------------------------------------------------
     fine = fine_analysis(rows, study)
