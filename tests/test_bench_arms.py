@@ -295,3 +295,30 @@ def test_every_run_is_tabled_by_seed_with_its_outcomes(tmp_path):
     assert "| bermo | movement | 0.1 | 0.800 | - | - |" in table
     assert "| bert | none | dense | 0.800 | - | - |" in table
     assert table.index("| bert | movement") < table.index("| bermo | movement") < table.index("| bert | none")
+
+
+def test_an_unfinished_sweep_says_so_first(tmp_path):
+    """sweep.json lists the runs the spec plans: while some have no row the report says how many, and which, before
+    any finding; once every planned run has a row, or where sweep.json predates the list, it says nothing."""
+    rows = [_row(model, "movement", 0.1, seed, LEARN) for model in ("bert", "bermo") for seed in range(2)]
+    write(tmp_path, rows)
+    planned = [r["run"] for r in rows] + [
+        f"{m}_movement_0.1_s{s}" for m in ("bert", "bermo") for s in (2, 3, 4, 5)
+    ]
+    planned += ["bert_none_None_s0"]
+    (tmp_path / "sweep.json").write_text(json.dumps({"sittings": [], "cells": planned}))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert (
+        "**Unfinished sweep: 4 of the 13 runs its spec plans have a row** (`sweep.json`); not yet run: "
+        "`bert_movement_0.1_s2`, `bert_movement_0.1_s3`, `bert_movement_0.1_s4`, `bert_movement_0.1_s5`, "
+        "`bermo_movement_0.1_s2`, `bermo_movement_0.1_s3` and 3 more. Every count, interval and verdict below is "
+        "over the rows there are, and may change as the rest come in."
+    ) in report
+    assert report.index("**Unfinished sweep") < report.index("## Findings")
+    (tmp_path / "sweep.json").write_text(json.dumps({"sittings": [], "cells": [r["run"] for r in rows]}))
+    assert main(["report", str(tmp_path)]) == 0
+    assert "Unfinished sweep" not in (tmp_path / "REPORT.md").read_text()
+    (tmp_path / "sweep.json").write_text(json.dumps({"sittings": []}))
+    assert main(["report", str(tmp_path)]) == 0
+    assert "Unfinished sweep" not in (tmp_path / "REPORT.md").read_text()

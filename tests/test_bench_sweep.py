@@ -165,6 +165,9 @@ def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_pa
     assert (
         meta["spec"] == str(path) and meta["spec_text"] == path.read_text() and meta["output_dir"] == str(out)
     )
+    assert (
+        meta["cells"] == [c.name for c in spec.cells] == [r["run"] for r in rows]
+    )  # the runs the spec plans
     assert [(s["ran"], s["skipped"]) for s in meta["sittings"]] == [(4, 0), (1, 3)]
     assert meta["elapsed_s"] == pytest.approx(sum(s["elapsed_s"] for s in meta["sittings"]), abs=0.2)
     assert all(s["workers"] == spec.workers and s["elapsed_s"] > 0 for s in meta["sittings"])

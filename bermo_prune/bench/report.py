@@ -214,6 +214,25 @@ def _label_narrow_log_axis(ax, xs: list[float]) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _completeness(rows: list[dict], planned: list[str] | None) -> list[str]:
+    """Where ``sweep.json`` lists the spec's runs (sweeps from this version on): an unfinished sweep says so first."""
+    if not planned:
+        return []
+    have = {r["run"] for r in rows}
+    missing = [name for name in planned if name not in have]
+    if not missing:
+        return []
+    shown = ", ".join(f"`{name}`" for name in missing[:6]) + (
+        f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+    )
+    return [
+        f"**Unfinished sweep: {len(planned) - len(missing)} of the {len(planned)} runs its spec plans have a "
+        f"row** (`sweep.json`); not yet run: {shown}. Every count, interval and verdict below is over the rows "
+        "there are, and may change as the rest come in.",
+        "",
+    ]
+
+
 def _by_seed(rows: list[dict], models: list[str], study) -> list[str]:
     """Every run's final metric and outcomes, one row per (model, method, level), one column per seed."""
     seeds = sorted({r["seed"] for r in rows})
@@ -258,7 +277,8 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
 
     out = Path(results_dir)
     rows = load_results(out)
-    study = Study(load_baselines(out), load_sweep_log(out).get("primary"))
+    sweep_log = load_sweep_log(out)
+    study = Study(load_baselines(out), sweep_log.get("primary"))
     groups = group_runs(rows)
     failed = [r for r in rows if r["status"] == "failed"]
     metric = next((r["metric"] for r in rows if r.get("metric")), "accuracy")
@@ -276,6 +296,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         "learned, clipped to [-1, 1].",
         "",
     ]
+    lines += _completeness(rows, sweep_log.get("cells"))
     stopped = sorted({(r["stopped_after"], r["planned_steps"]) for r in rows if r.get("stopped_after")})
     if stopped:
         at = ", ".join(f"step {a:,} of {b:,}" for a, b in stopped)
