@@ -138,7 +138,9 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     for model, label in (("bert", "BERT"), ("bermo", "BERMo")):
         gap = np.median(finals(rows, model, "movement", 0.1)) - np.median(finals(rows, model, "none", None))
         line = next(x for x in report.splitlines() if x.startswith(f"- Best {label} at <= 10%"))
-        assert line.endswith(f"; {gap:+.4f} against the median of its 3 dense runs).")
+        assert line.endswith(
+            f"; {gap:+.4f} against the median of its 3 dense runs that did not end at chance)."
+        )
 
 
 def test_a_cell_with_two_paired_seeds_is_not_tested_even_when_its_two_differences_agree(tmp_path):

@@ -133,7 +133,7 @@ def _accuracy(rows: list[dict], study: Study, arm: str, series: str, line: float
         versus = ""
         if line is not None:
             side = "above" if s.mean > line else "not above"
-            versus = f", {s.mean - line:+.4f} against the bag of words: median {side} the line; {median_against(kept, line)}"
+            versus = f", {s.mean - line:+.4f} against the bag of words: median {side} the line; {median_against(kept, line, study.dev_size())}"
         parts.append(
             f"at {target:g}, median {s.mean:.4f} over {of(len(kept), len(runs), 'runs')} ({spread}){versus}"
         )

@@ -206,6 +206,7 @@ def _label_narrow_log_axis(ax, xs: list[float]) -> None:
     a factor of 2 either side and label the values drawn."""
     from matplotlib.ticker import NullFormatter
 
+    xs = [x for x in xs if x > 0]  # (a log axis has no place for 0)
     if not xs or max(xs) / min(xs) >= 10:
         return
     ax.set_xlim(min(xs) / 2, max(xs) * 2)
@@ -214,48 +215,79 @@ def _label_narrow_log_axis(ax, xs: list[float]) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _planned(sweep_log: dict, study) -> list[str] | None:
+    """The runs the spec plans: ``sweep.json``'s list (sweeps from this version on), else ``baselines.json``'s runs
+    (written for every run of the spec when the sweep started); None where neither says."""
+    if sweep_log.get("cells"):
+        return list(sweep_log["cells"])
+    runs = study.baselines.get("runs")
+    return list(runs) if runs else None
+
+
 def _completeness(rows: list[dict], planned: list[str] | None) -> list[str]:
-    """Where ``sweep.json`` lists the spec's runs (sweeps from this version on): an unfinished sweep says so first."""
+    """An unfinished sweep says so first: how many planned runs have a row, which have not, which failed."""
     if not planned:
         return []
-    have = {r["run"] for r in rows}
-    missing = [name for name in planned if name not in have]
-    if not missing:
+    done = {r["run"] for r in rows if r["status"] != "failed"}
+    failed = [r["run"] for r in rows if r["status"] == "failed" and r["run"] in planned]
+    missing = [name for name in planned if name not in done and name not in failed]
+    if not missing and not failed:
         return []
-    shown = ", ".join(f"`{name}`" for name in missing[:6]) + (
-        f" and {len(missing) - 6} more" if len(missing) > 6 else ""
-    )
+
+    def names(xs):
+        return ", ".join(f"`{x}`" for x in xs[:6]) + (f" and {len(xs) - 6} more" if len(xs) > 6 else "")
+
     return [
-        f"**Unfinished sweep: {len(planned) - len(missing)} of the {len(planned)} runs its spec plans have a "
-        f"row** (`sweep.json`); not yet run: {shown}. Every count, interval and verdict below is over the rows "
-        "there are, and may change as the rest come in.",
+        f"**Unfinished sweep: {len(planned) - len(missing) - len(failed)} of the {len(planned)} runs its spec plans "
+        "have finished**"
+        + (f"; not yet run: {names(missing)}" if missing else "")
+        + (f"; failed (the next sitting runs them again): {names(failed)}" if failed else "")
+        + ". Every count, interval and verdict below is over the rows there are, and may change as the rest come in.",
         "",
     ]
 
 
-def _by_seed(rows: list[dict], models: list[str], study) -> list[str]:
+def _by_seed(rows: list[dict], study, planned: list[str] | None) -> list[str]:
     """Every run's final metric and outcomes, one row per (model, method, level), one column per seed."""
-    seeds = sorted({r["seed"] for r in rows})
+    import re
+
+    suffix = re.compile(r"_s(\d+)$")
+    seeds = sorted(
+        {r["seed"] for r in rows} | {int(m.group(1)) for m in map(suffix.search, planned or []) if m}
+    )
     cells: dict[tuple, dict[int, str]] = defaultdict(dict)
+    names: dict[tuple, str] = {}
     for r in rows:
         key = (r["model"], r["method"], r["target"])
+        names[key] = r["run"]
         if r["status"] == "failed":
             cells[key][r["seed"]] = "failed"
             continue
         o = study.outcome(r)
-        marks = "".join(
-            mark
-            for mark, on in (("C", o.ended), ("a", o.after and not o.ended), ("f", bool(o.finetune)))
-            if on
-        )
+        if o.finetune:  # a fine-tuning failure, counted apart whatever came after
+            marks = "f"
+        else:
+            marks = "C" if o.ended else "a" if o.after else ""
+        if r["status"] == "diverged-stopped":
+            marks += "s"
         cells[key][r["seed"]] = f"{r['final']:.3f}" + (f" **{marks}**" if marks else "")
+
+    def empty(key, seed):
+        if planned is None:
+            return "-"
+        return "-" if suffix.sub(f"_s{seed}", names[key]) in planned else "·"
+
+    models = model_order({k[0] for k in cells})
     order = sorted(cells, key=lambda k: (k[1], models.index(k[0]), -(k[2] or 0)))
     lines = [
         "### Every run, by seed",
         "",
         "Final dev metric of each run; **C**: ended at chance (primary outcome), **a**: at chance at some evaluation "
-        "after pruning started but not at the end (secondary), **f**: at chance before pruning started (a "
-        "fine-tuning failure); -: not run (yet).",
+        "after pruning started, not at the end (secondary), **f**: at chance at the last evaluation before pruning "
+        "started (a fine-tuning failure, counted apart whatever followed; a dense run: at its end), **s**: stopped "
+        "by the divergence tracker"
+        + ("; -: planned, not run yet; ·: not planned" if planned is not None else "; -: no run")
+        + ".",
         "",
         "| model | method | target | " + " | ".join(f"seed {s}" for s in seeds) + " |",
         "|---|---|---|" + "---|" * len(seeds),
@@ -263,7 +295,9 @@ def _by_seed(rows: list[dict], models: list[str], study) -> list[str]:
     for key in order:
         target = "dense" if key[2] is None else f"{key[2]:g}"
         lines.append(
-            f"| {key[0]} | {key[1]} | {target} | " + " | ".join(cells[key].get(s, "-") for s in seeds) + " |"
+            f"| {key[0]} | {key[1]} | {target} | "
+            + " | ".join(cells[key].get(s) or empty(key, s) for s in seeds)
+            + " |"
         )
     return [*lines, ""]
 
@@ -296,7 +330,8 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         "learned, clipped to [-1, 1].",
         "",
     ]
-    lines += _completeness(rows, sweep_log.get("cells"))
+    planned = _planned(sweep_log, study)
+    lines += _completeness(rows, planned)
     stopped = sorted({(r["stopped_after"], r["planned_steps"]) for r in rows if r.get("stopped_after")})
     if stopped:
         at = ", ".join(f"step {a:,} of {b:,}" for a, b in stopped)
@@ -316,7 +351,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     fig, ax = plt.subplots(figsize=(9.5, 5.2))
     table = [
         "| model | method | target | runs | remaining | ended at chance | final of the runs not at chance: median "
-        "(range) | vs bag of words | best of the same runs (median) |",
+        "(range) | vs bag of words | best evaluation of the same runs, any step (median) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     front_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -439,7 +474,9 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         f"{BAG_OF_WORDS['features']}; scikit-learn {study.baselines.get('scikit_learn', '?')}"
         + (f"; one value per training draw, {len(bow)} draws" if len(bow) > 1 else "")
         + "). *vs bag of words*: the median minus the bag-of-words accuracy (the highest, if several draws); a "
-        "pruned model at or below it has failed whatever its rank. The Pareto front is drawn over cells where no "
+        "pruned model at or below it has failed whatever its rank. *Best evaluation*: each run's highest dev "
+        "evaluation at any step (for a pruned run usually before or early in its ramp, with most weights still "
+        "there; picked on dev), not a result at the level. The Pareto front is drawn over cells where no "
         "run ended at chance."
         if bow
         else "No classification baselines (a regression task)."
@@ -471,16 +508,19 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         outcomes = [study.outcome(r) for r in runs]
         kinds = sorted({r["divergence_kind"] for r in runs if r.get("diverged")})
         target = "dense" if key[2] is None else f"{key[2]:g}"
-        steps = sorted({o.first_after for o in outcomes if o.first_after is not None})
+        steps = sorted({o.first_after for o in outcomes if o.first_after is not None and o.pruning_counts})
         after = (
             "-"
             if key[1] == "none"
-            else f"{sum(o.after for o in outcomes)}" + (f" ({', '.join(map(str, steps))})" if steps else "")
+            else f"{sum(o.after and o.pruning_counts for o in outcomes)}"
+            + (f" ({', '.join(map(str, steps))})" if steps else "")
         )
         seen = [o.finetune for o in outcomes if o.finetune is not None]
         ft = f"{sum(seen)}" if seen else "not seen"
+        # a fine-tuning failure is counted apart, not again as a pruning outcome (a dense run's is its only one)
+        ended = "-" if key[1] == "none" else f"{sum(o.ended and o.pruning_counts for o in outcomes)}"
         lines.append(
-            f"| {key[0]} | {key[1]} | {target} | {len(runs)} | {ft} | {after} | {sum(o.ended for o in outcomes)} | "
+            f"| {key[0]} | {key[1]} | {target} | {len(runs)} | {ft} | {after} | {ended} | "
             f"{sum(bool(r.get('diverged')) for r in runs)} ({', '.join(kinds) or '-'}) |"
         )
     lines += [
@@ -492,7 +532,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     ]
     lines += [f"- `{k}`: {v}" for k, v in definition.items()]
     lines.append("")
-    lines += _by_seed(rows, models, study)
+    lines += _by_seed(rows, study, planned)
 
     # 3. Convergence speed -------------------------------------------------------------------------------------------
     fine = fine_analysis(rows, study)

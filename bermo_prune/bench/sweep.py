@@ -401,7 +401,8 @@ class SweepLog:
         self.meta["spec"] = spec.source
         self.meta["spec_text"] = Path(spec.source).read_text(encoding="utf-8")
         self.meta["output_dir"] = str(spec.output_dir)
-        self.meta["cells"] = [c.name for c in spec.cells]  # the runs the spec plans (the report's completeness)
+        # the runs the spec plans (the report's completeness)
+        self.meta["cells"] = [c.name for c in spec.cells]
         self.meta.pop("primary", None)
         if spec.primary:
             self.meta["primary"] = spec.primary  # claim 1's series (bench/verdicts.py reads it from here)

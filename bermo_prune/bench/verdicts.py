@@ -165,6 +165,11 @@ class Study:
     def majority_accuracy(self) -> list[float]:
         return [d["majority"]["dev_accuracy"] for d in self.classification_draws()]
 
+    def dev_size(self) -> int | None:
+        """The dev set's size (the smallest, if several draws); None where baselines.json does not give it."""
+        sizes = [d["dev_size"] for d in self.classification_draws() if d.get("dev_size")]
+        return min(sizes) if sizes else None
+
     def bag_of_words(self) -> list[float]:
         return [d["bag_of_words"] for d in self.classification_draws()]
 
@@ -379,20 +384,23 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
         if sparse:
             acc, rem, k, finals = max(sparse, key=lambda x: x[:3])
             versus = (
-                f"; {acc - top_bow:+.4f} against the bag of words, {median_against(finals, top_bow)}"
+                f"; {acc - top_bow:+.4f} against the bag of words, {median_against(finals, top_bow, study.dev_size())}"
                 + (
-                    f"; the best of {len(sparse)} such cells, an interval not corrected for that choice"
-                    if len(sparse) > 1 and median_ci_rank(len(finals), CONFIDENCE) > 0
+                    f"; the best of {len(sparse)} such cells, picked on these dev results (nothing here corrects "
+                    "for that choice)"
+                    if len(sparse) > 1
                     else ""
                 )
                 if top_bow is not None
                 else ""
             )
-            dense_runs = groups.get((model, "none", None))
+            dense_finals = [
+                r["final"] for r in groups.get((model, "none", None), []) if not study.outcome(r).ended
+            ]  # dense runs that learned (one that ended at chance is a fine-tuning failure, counted apart)
             below = (
-                f"; {acc - median_range([r['final'] for r in dense_runs]).mean:+.4f} against the median of its "
-                f"{len(dense_runs)} dense run{'s' if len(dense_runs) != 1 else ''}"
-                if dense_runs
+                f"; {acc - median_range(dense_finals).mean:+.4f} against the median of its "
+                f"{len(dense_finals)} dense run{'s' if len(dense_finals) != 1 else ''} that did not end at chance"
+                if dense_finals
                 else ""
             )
             out.append(
@@ -418,28 +426,40 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
     return out
 
 
-def median_against(values: list[float], line: float) -> str:
-    """Where the line lies against the distribution-free 95% interval of the median of ``values``."""
+def median_against(values: list[float], line: float, dev_size: int | None = None) -> str:
+    """Where the line lies against the distribution-free 95% interval of the median of ``values``; with
+    ``dev_size``, also what that interval leaves out: it is over runs scored on one dev set, whose own sampling
+    error (a binomial standard error of an accuracy near the line) moves every run and the line alike."""
     ci, n = median_ci(values, CONFIDENCE), len(values)
     r = median_ci_rank(n, CONFIDENCE)
     if n == 1:
-        return "one run: no interval of the median"
-    if r == 0:
-        return (
-            f"too few runs for a {CONFIDENCE:.0%} interval of the median: their range covers "
-            f"{median_ci_coverage(n, 1):.1%}"
+        text = "one run: no interval of the median"
+    elif r == 0:
+        text = (
+            f"too few runs for a {CONFIDENCE:.0%} interval of the median: their range, min to max, is only a "
+            f"{median_ci_coverage(n, 1):.1%} interval"
         )
-    where = (
-        "lies above the line"
-        if line < ci.low
-        else "lies below the line"
-        if line > ci.high
-        else "holds the line: not separable from it"
-    )
-    return (
-        f"the {median_ci_coverage(n, r):.1%} interval of the median, {ci.low:.4f} to {ci.high:.4f} (order "
-        f"statistics {r} and {n + 1 - r} of {n}), {where}"
-    )
+    else:
+        where = (
+            "lies above the line"
+            if line < ci.low
+            else "lies below the line"
+            if line > ci.high
+            else "holds the line: not separable from it"
+        )
+        text = (
+            f"the {median_ci_coverage(n, r):.1%} interval of the median, {ci.low:.4f} to {ci.high:.4f} (order "
+            f"statistics {r} and {n + 1 - r} of {n}), {where}"
+        )
+    if dev_size:
+        se = math.sqrt(line * (1 - line) / dev_size)
+        margin = median_range(values).mean - line
+        text += (
+            f"; {'that interval is ' if n > 1 else ''}over runs on one dev set of {dev_size} examples, whose own "
+            f"sampling error it leaves out: one binomial SE at the line is {se:.4f}"
+            + (f"; the margin is within 2 SE ({2 * se:.4f})" if abs(margin) < 2 * se else "")
+        )
+    return text
 
 
 def dense_means(rows: list[dict]) -> dict[str, float]:
