@@ -133,6 +133,11 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     )
     assert report.index("## The paper's claims") < report.index("## 1.")
     assert "- Best BERT at <= 10% remaining, over cells where no run ended at chance:" in report
+    # section 4: the mean mix over runs, how many, and each run's heaviest state with its weight
+    assert (
+        "| bermo | movement | 0.5 | 3 | 0.200, 0.300, 0.500 | 1.100 | 0: 2 (0.50); 1: 2 (0.50); 2: 2 (0.50) |"
+        in report
+    )
     assert "(movement 0.1, 10.0% remaining; " in report
     # ... and how far below dense it is (item 6 of issue #26): the cell's median minus the dense runs' median
     for model, label in (("bert", "BERT"), ("bermo", "BERMo")):

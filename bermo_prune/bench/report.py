@@ -583,8 +583,9 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     fig, ax = plt.subplots(figsize=(9.5, 4.5))
     drawn = 0
     mix_rows = [
-        "| model | method | target | layer weights (embeddings first) | gamma |",
-        "|---|---|---|---|---|",
+        "| model | method | target | runs | layer weights, mean over runs (embeddings first) | gamma (mean) | "
+        "heaviest state of each run: seed: state (its weight) |",
+        "|---|---|---|---|---|---|---|",
     ]
     mix_keys = sorted(
         (k for k in groups if any(r.get("mix") for r in groups[k])),
@@ -619,8 +620,15 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
             linestyle=style[key],
             label=f"{key[0] + ' ' if several else ''}{key[1]} {target}",
         )
+        heaviest = "; ".join(
+            f"{r['seed']}: {max(range(width), key=lambda j: r['mix']['layer_weights'][j])} "
+            f"({max(r['mix']['layer_weights']):.2f})"
+            for r in sorted(groups[key], key=lambda r: r["seed"])
+            if r.get("mix")
+        )
         mix_rows.append(
-            f"| {key[0]} | {key[1]} | {target} | {', '.join(f'{w:.3f}' for w in mean)} | {gamma:.3f} |"
+            f"| {key[0]} | {key[1]} | {target} | {len(mixes)} | {', '.join(f'{w:.3f}' for w in mean)} | "
+            f"{gamma:.3f} | {heaviest} |"
         )
         drawn += 1
     ax.xaxis.get_major_locator().set_params(integer=True)
