@@ -428,8 +428,9 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
 
 def median_against(values: list[float], line: float, dev_size: int | None = None) -> str:
     """Where the line lies against the distribution-free 95% interval of the median of ``values``; with
-    ``dev_size``, also what that interval leaves out: it is over runs scored on one dev set, whose own sampling
-    error (a binomial standard error of an accuracy near the line) moves every run and the line alike."""
+    ``dev_size``, also what that interval leaves out: it is over runs scored on one dev set, so the set's own
+    sampling error (a binomial standard error of an accuracy near the line), which the runs and the line share, is
+    not in it."""
     ci, n = median_ci(values, CONFIDENCE), len(values)
     r = median_ci_rank(n, CONFIDENCE)
     if n == 1:
