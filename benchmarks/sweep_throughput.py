@@ -59,27 +59,15 @@ def worker(method: str, threads: int, batches: list[dict], barrier, results) -> 
     torch.set_num_threads(threads)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    from train_step import build
+    from train_step import build, train_step
 
     model, handle, opt = build(False, "warm" if method == "movement" else None)
-
-    def step(b) -> None:
-        loss = model(**b).loss
-        if handle is not None:
-            loss = loss + handle.penalty()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if handle is not None:
-            handle.step()
-
     for b in batches[:2]:
-        step(b)
+        train_step(model, handle, opt, b)
     barrier.wait()
     t0 = time.perf_counter()
     for b in batches:
-        step(b)
+        train_step(model, handle, opt, b)
     results.put(time.perf_counter() - t0)
 
 

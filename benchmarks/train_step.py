@@ -69,6 +69,24 @@ def build(freeze: bool, prune_with: str | None):
     return model, handle, make_optimizer([g for g in groups if g["params"]], 3e-5)
 
 
+def train_step(model, handle, opt, batch: dict, cast=None) -> float:
+    """One step as the Trainer takes it (forward under ``cast``, loss + penalty, backward, clipping, AdamW, then
+    ``handle.step()``); returns the seconds ``handle.step()`` took (0.0 for a dense model)."""
+    with cast if cast is not None else contextlib.nullcontext():
+        loss = model(**batch).loss
+        if handle is not None:
+            loss = loss + handle.penalty()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    if handle is None:
+        return 0.0
+    t0 = time.perf_counter()
+    handle.step()
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     args = step_timing_arguments(__doc__, steps=6)
     retain_freed_memory()  # as bermo-prune's training processes do (BERMO_PRUNE_MALLOC=system: without)
@@ -84,19 +102,10 @@ def main() -> None:
 
     def step(key, b) -> None:
         model, handle, opt = built[key]
-        cast = torch.autocast("cpu", dtype=torch.bfloat16) if VARIANTS[key][1] else contextlib.nullcontext()
-        with cast:
-            loss = model(**b).loss
-            if handle is not None:
-                loss = loss + handle.penalty()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        cast = torch.autocast("cpu", dtype=torch.bfloat16) if VARIANTS[key][1] else None
+        spent = train_step(model, handle, opt, b, cast)
         if handle is not None:
-            t0 = time.perf_counter()
-            handle.step()
-            in_handle[key].append(time.perf_counter() - t0)
+            in_handle[key].append(spent)
 
     for key in VARIANTS:
         for b in data[:2]:

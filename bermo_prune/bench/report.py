@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -249,8 +250,6 @@ def _completeness(rows: list[dict], planned: list[str] | None) -> list[str]:
 
 def _by_seed(rows: list[dict], study, planned: list[str] | None) -> list[str]:
     """Every run's final metric and outcomes, one row per (model, method, level), one column per seed."""
-    import re
-
     suffix = re.compile(r"_s(\d+)$")
     seeds = sorted(
         {r["seed"] for r in rows} | {int(m.group(1)) for m in map(suffix.search, planned or []) if m}
