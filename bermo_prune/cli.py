@@ -188,6 +188,20 @@ def _parser() -> argparse.ArgumentParser:
         default=3,
         help="probe seeds (intervals over them for a model with one run; 2 seeds give the range)",
     )
+    pst = sub.add_parser(
+        "probe-study",
+        help="a probing study of a sweep's models: probes those on this machine not yet probed, writes REPORT.md",
+        description="Probe every model of a study spec that exists here and is not yet in the study's results "
+        "(the pretrained encoder, finished sweep cells whose model/ is on disk): both poolings, logistic "
+        "regression at every layer, the MLP at what the classifier reads; rows are appended after every task, "
+        "and REPORT.md states the verdict on the claim by the spec's rule.",
+        epilog=EPILOG,
+    )
+    pst.add_argument("spec", help="study spec YAML (see bermo_prune/probe/study.py)")
+    pst.add_argument(
+        "--report-only", action="store_true", help="only rewrite REPORT.md from the committed rows"
+    )
+    pst.add_argument("--run", action="append", help="probe only this run (repeatable)")
     bas = sub.add_parser(
         "baselines",
         help="majority-class and bag-of-words baselines of a sweep (baselines.json, which report reads)",
@@ -427,6 +441,18 @@ def _probe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _probe_study(args: argparse.Namespace) -> int:
+    from .probe.study import load_study, read_rows, run_study
+    from .probe.study_report import write_study_report
+
+    study = load_study(args.spec)
+    if args.report_only:
+        print(f"wrote {write_study_report(study, read_rows(study.out))}")
+    else:
+        print(f"wrote {run_study(study, only=args.run)}")
+    return EXIT_OK
+
+
 def _baselines(args: argparse.Namespace) -> int:
     from .bench.baselines import write_baselines
     from .bench.sweep import load_spec
@@ -499,6 +525,7 @@ COMMANDS = {
     "bench": _bench,
     "probe-data": _probe_data,
     "probe": _probe,
+    "probe-study": _probe_study,
     "baselines": _baselines,
     "report": _report,
     "validate": _validate,

@@ -1,0 +1,200 @@
+"""The resumable probing study: it probes the models on this machine not yet probed, appends exact row counts,
+refuses a changed task file, states its verdict by the spec's rule, and regenerates its report byte for byte."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from bermo_prune.cli import EXIT_BAD_INPUT, main
+from bermo_prune.probe.probing import layer_features, pooled_features
+from bermo_prune.probe.study import read_rows
+from bermo_prune.probe.study_report import verdict
+
+from .conftest import QUICK, TINY
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """A BERT and a BERMo run of the tiny quick start (2 layers)."""
+    root = tmp_path_factory.mktemp("runs")
+    for arch in ("bert", "bermo"):
+        args = ["run", QUICK, *TINY, "train.max_steps=40", f"model.arch={arch}", "--quiet"]
+        assert main([*args, "--output-dir", str(root / arch)]) == 0
+    return root
+
+
+def _sweep_row(cell: str, arm: str, seed: int) -> dict:
+    mix = {"layer_weights": [0.2, 0.5, 0.3], "gamma": 1.1} if arm == "bermo" else None
+    return {
+        "run": cell,
+        "model": arm,
+        "seed": seed,
+        "status": "ok",
+        "final": 0.61,
+        "remaining": 1.0,
+        "mix": mix,
+    }
+
+
+def _study(tmp_path, tiny_runs, seeds=(0, 1)):
+    text = tmp_path / "text.txt"
+    words = "the a cat dog sat ran on under big small red blue".split()
+    rng = random.Random(0)
+    text.write_text(
+        "\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(5, 12))) + " ." for _ in range(600))
+    )
+    tasks = tmp_path / "tasks"
+    assert (
+        main(
+            [
+                "probe-data",
+                str(tasks),
+                "--text",
+                str(text),
+                "--tasks",
+                "sentence_length",
+                "bigram_shift",
+                "--max-per-label",
+                "60",
+            ]
+        )
+        == 0
+    )
+    sweep = tmp_path / "sweep"
+    (sweep / "runs").mkdir(parents=True)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"tasks_dir: {tasks}\n"
+        f"tasks_command: bermo-prune probe-data {tasks} --text {text}\n"
+        "tasks: [sentence_length, bigram_shift]\n"
+        "semantic: [bigram_shift]\n"
+        f"sweep: {sweep}\n"
+        "arms: [bert, bermo]\n"
+        "conditions:\n"
+        f"  dense: {{cell: '{{arm}}_none_dense_s{{seed}}', seeds: {list(seeds)}}}\n"
+        "claim: {condition: dense, pooling: cls, classifier: logreg}\n"
+        f"output_dir: {tmp_path / 'study'}\n"
+    )
+    return spec, sweep
+
+
+def _add_runs(sweep, tiny_runs, seed: int) -> None:
+    with open(sweep / "results.jsonl", "a") as f:
+        for arm in ("bert", "bermo"):
+            cell = f"{arm}_none_dense_s{seed}"
+            shutil.copytree(tiny_runs / arm, sweep / "runs" / cell)
+            f.write(json.dumps(_sweep_row(cell, arm, seed)) + "\n")
+
+
+def test_the_study_probes_what_is_here_appends_and_resumes(tmp_path, tiny_runs, capsys):
+    spec, sweep = _study(tmp_path, tiny_runs)
+    out = tmp_path / "study"
+    _add_runs(sweep, tiny_runs, 0)
+    assert main(["probe-study", str(spec)]) == 0
+    rows = read_rows(out)
+    # per model and task: 2 poolings x (logreg at layers 0-2 (+ mix) + the MLP at what the classifier reads)
+    per_task = {"bert": 2 * (3 + 1), "bermo": 2 * (4 + 2)}
+    for arm, n in per_task.items():
+        got = [r for r in rows if r["arm"] == arm]
+        assert len(got) == 2 * n, arm
+        assert {r["run"] for r in got} == {f"{arm}_none_dense_s0"} and {r["ft_seed"] for r in got} == {0}
+    mlp = {(r["arm"], r["layer"]) for r in rows if r.get("classifier") == "mlp"}
+    assert mlp == {("bert", "2"), ("bermo", "mix"), ("bermo", "2")}
+    assert len([r for r in rows if r["run"] == "majority"]) == 2
+    assert len([r for r in rows if r["run"] == "bag_of_words"]) == 2 * 3
+    report = (out / "REPORT.md").read_text()
+    assert (
+        "**Probed: 2 of 4 planned models.** Not yet probed: bert_none_dense_s1, bermo_none_dense_s1."
+        in report
+    )
+    assert (
+        "**Verdict on the claim: not decided yet** (1 of the 3 paired fine-tuning seeds the rule needs)."
+        in report
+    )
+    assert (out / "fig_layers.png").stat().st_size > 10_000
+    probed = json.loads((out / "probed.json").read_text())
+    assert probed["bermo_none_dense_s0"]["mix"]["layer_weights"] == [0.2, 0.5, 0.3]
+    assert "| bermo_none_dense_s0 | bermo | dense | 0 | 0.6100 | 1.000 | state 1 (0.50) |" in report
+
+    # nothing new here: nothing probed again, rows unchanged
+    before = (out / "results.jsonl").read_bytes()
+    assert main(["probe-study", str(spec)]) == 0
+    assert (out / "results.jsonl").read_bytes() == before
+    # the next seed's models appear: only they are probed
+    _add_runs(sweep, tiny_runs, 1)
+    capsys.readouterr()
+    assert main(["probe-study", str(spec)]) == 0
+    printed = capsys.readouterr().out
+    assert "probing bert_none_dense_s1" in printed and "probing bert_none_dense_s0" not in printed
+    rows2 = read_rows(out)
+    assert rows2[: len(rows)] == rows and len(rows2) == len(rows) + 2 * (per_task["bert"] + per_task["bermo"])
+    # the report is what the committed files say, byte for byte
+    text = (out / "REPORT.md").read_bytes()
+    assert main(["probe-study", str(spec), "--report-only"]) == 0
+    assert (out / "REPORT.md").read_bytes() == text
+    assert "**Probed: 4 of 4 planned models.**" in text.decode()
+
+    # a changed task file is refused, naming it and the command that makes it
+    task = tmp_path / "tasks" / "bigram_shift.txt"
+    task.write_text(task.read_text().replace("\tO\t", "\tI\t", 1))
+    assert main(["probe-study", str(spec)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        f"bermo-prune: error: {task}: not the file this study's rows were probed on (sha256 "
+    )
+    assert err.endswith(
+        f"regenerate it with: bermo-prune probe-data {tmp_path / 'tasks'} --text {tmp_path / 'text.txt'}"
+    )
+
+
+def test_a_bad_study_spec_names_every_key(tmp_path, capsys):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "tasks_dir: t\ntasks_command: x\ntasks: [a]\nsemantic: [b]\nsweep: s\narms: [bert, bert]\n"
+        "conditions:\n  dense: {cell: 'x_{seed}', seeds: [0]}\nclaim: {condition: sparse, pooling: max}\n"
+        "output_dir: o\n"
+    )
+    assert main(["probe-study", str(spec)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"bermo-prune: error: {spec}: ")
+    for problem in (
+        "claim.pooling: unknown value 'max'",
+        "semantic: 'b' is not one of tasks",
+        "arms: an arm is named twice",
+        "conditions.dense.cell: must hold {arm} and {seed}",
+        "claim.condition: 'sparse' is not one of conditions",
+    ):
+        assert problem in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("diffs", "word", "reason"),
+    [
+        ([0.05, 0.06, 0.04], "supported", "above 0 and reaching the claimed +0.0267"),
+        ([0.010, 0.012, 0.011], "not supported", "BERMo is ahead, by less than the claimed +0.0267"),
+        ([-0.02, -0.03, -0.025], "not supported", "BERT is ahead"),
+        ([-0.005, 0.004, 0.0], "not supported", "excludes the claimed +0.0267; no difference is shown"),
+        ([-0.05, 0.01, 0.06], "inconclusive", "holds both 0 and the claimed +0.0267"),
+        ([0.05, 0.06], "not decided yet", "2 of the 3 paired fine-tuning seeds the rule needs"),
+    ],
+)
+def test_the_verdict_rule(diffs, word, reason):
+    got = verdict(diffs, 0.0267)
+    assert got[0] == word and got[1].endswith(reason)
+
+
+def test_features_in_length_order_are_each_sentences_own(tiny_runs):
+    sentences = ["a b c d e f g h i j", "a", "the cat", "x y z", "a b c d e f g h i j k l m n o p q", "b b"]
+    both = pooled_features(tiny_runs / "bermo", sentences, ("cls", "mean"), batch_size=2)
+    for i, s in enumerate(sentences):
+        alone = pooled_features(tiny_runs / "bermo", [s], ("cls", "mean"), batch_size=1)
+        for pooling in ("cls", "mean"):
+            for layer in ("0", "1", "2", "mix"):
+                np.testing.assert_allclose(both[pooling][layer][i], alone[pooling][layer][0], atol=1e-5)
+    assert layer_features(tiny_runs / "bermo", sentences, "mean")["mix"].shape == (6, 32)
