@@ -12,8 +12,8 @@ import pytest
 
 from bermo_prune.cli import EXIT_BAD_INPUT, main
 from bermo_prune.probe.probing import layer_features, pooled_features
-from bermo_prune.probe.study import read_rows
-from bermo_prune.probe.study_report import verdict
+from bermo_prune.probe.study import load_study, read_rows
+from bermo_prune.probe.study_report import verdict, write_study_report
 
 from .conftest import QUICK, TINY
 
@@ -198,3 +198,25 @@ def test_features_in_length_order_are_each_sentences_own(tiny_runs):
             for layer in ("0", "1", "2", "mix"):
                 np.testing.assert_allclose(both[pooling][layer][i], alone[pooling][layer][0], atol=1e-5)
     assert layer_features(tiny_runs / "bermo", sentences, "mean")["mix"].shape == (6, 32)
+
+
+def test_the_committed_semantic_study_report_is_what_its_files_say(tmp_path, monkeypatch):
+    from .conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    study = load_study("benchmarks/probing_semantic/spec.yaml")
+    committed = study.out
+    rows = read_rows(committed)
+    planned = {p.run for p in study.planned}
+    probed = json.loads((committed / "probed.json").read_text())
+    assert set(probed) <= planned
+    for run in probed:  # every probed run has every task, at every pooling
+        got = {(r["task"], r["pooling"]) for r in rows if r["run"] == run}
+        assert got == {(t, p) for t in study.conf.tasks for p in study.conf.poolings}, run
+    assert {r["run"] for r in rows} == set(probed) | {"majority", "bag_of_words"}
+    for name in ("results.jsonl", "probed.json", "tasks.json", "notes.md"):
+        if (committed / name).is_file():
+            shutil.copy(committed / name, tmp_path / name)
+    study.conf.output_dir = str(tmp_path)
+    write_study_report(study, rows)
+    assert (tmp_path / "REPORT.md").read_text() == (committed / "REPORT.md").read_text()

@@ -169,7 +169,7 @@ def write_study_report(study: Study, rows: list[dict]) -> Path:
                 p = semantic_averages(study, rows, reads, PRETRAINED, PRETRAINED, pooling, classifier)
                 if p:
                     lines.append(
-                        f"| pretrained (no fine-tuning; last layer, over probe seeds) | {pooling} | {classifier} | "
+                        f"| pretrained (no fine-tuning; last layer) | {pooling} | {classifier} | "
                         f"{format_cell(list(p.values()))} | | | |"
                     )
             for cond in conf.conditions:
@@ -212,21 +212,20 @@ def write_study_report(study: Study, rows: list[dict]) -> Path:
         lines += [f"Baselines: {base_text or 'not yet computed'}.", ""]
         present = [cell for cell in cells if any(k[:3] == (task, *cell) for k in cell_rows)]
         for pooling in conf.poolings:
+            table = []
             for classifier in CLASSIFIERS:
-                table = []
                 for layer in layers_all:
                     values = []
                     for cond, arm in present:
                         runs = run_values(cell_rows.get((task, cond, arm, pooling, classifier, layer), []))
                         values.append(format_cell(list(runs.values())) if runs else "-")
                     if any(v != "-" for v in values):
-                        table.append(f"| {layer} | " + " | ".join(values) + " |")
-                if not table:
-                    continue
+                        label = layer if classifier == "logreg" else f"{classifier} at {layer}"
+                        table.append(f"| {label} | " + " | ".join(values) + " |")
+            if table:
                 lines += [
-                    f"`{pooling}` features, `{classifier}` probe"
-                    + (" (at what each classifier reads)" if classifier != "logreg" else "")
-                    + ":",
+                    f"`{pooling}` features: logistic regression per layer, then the MLP at what each classifier "
+                    "reads:",
                     "",
                     "| layer | "
                     + " | ".join(f"{arm} {cond}" if cond != PRETRAINED else arm for cond, arm in present)
