@@ -483,6 +483,11 @@ def _validate(args: argparse.Namespace) -> int:
 
                 print(f"{path}: ok ({len(load_spec(path).cells)} runs)")
                 continue
+            if isinstance(raw, dict) and "tasks_dir" in raw and "conditions" in raw:  # a probing study
+                from .probe.study import load_study
+
+                print(f"{path}: ok (a probing study of {len(load_study(path).planned)} models)")
+                continue
             parse = parse_pretrain_recipe if is_pretrain_recipe(raw) else parse_recipe
             parse(raw, path, args.overrides)
             print(f"{path}: ok")

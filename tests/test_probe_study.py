@@ -98,11 +98,28 @@ def test_the_study_probes_what_is_here_appends_and_resumes(tmp_path, tiny_runs, 
     assert main(["probe-study", str(spec)]) == 0
     rows = read_rows(out)
     # per model and task: 2 poolings x (logreg at layers 0-2 (+ mix) + the MLP at what the classifier reads)
-    per_task = {"bert": 2 * (3 + 1), "bermo": 2 * (4 + 2)}
+    # (the claim's cells, cls logreg at what the classifier reads, get 3 probe seeds: 2 more rows per layer)
+    per_task = {"bert": 2 * (3 + 1) + 2, "bermo": 2 * (4 + 2) + 2 * 2}
     for arm, n in per_task.items():
         got = [r for r in rows if r["arm"] == arm]
         assert len(got) == 2 * n, arm
         assert {r["run"] for r in got} == {f"{arm}_none_dense_s0"} and {r["ft_seed"] for r in got} == {0}
+    sizes = json.loads((out / "tasks.json").read_text())
+    for r in rows[-5:]:  # which test examples the probe got right: one bit each, in file order
+        n = sizes[r["task"]]["examples"]["te"]
+        bits = np.unpackbits(np.frombuffer(bytes.fromhex(r["te_correct"]), dtype=np.uint8))
+        assert len(bits) == 8 * ((n + 7) // 8) and bits[:n].mean() == pytest.approx(r["te"])
+    claim = [r for r in rows if r["arm"] == "bermo" and r["task"] == "bigram_shift" and r["pooling"] == "cls"]
+    assert sorted((r["classifier"], r["layer"], r["seed"]) for r in claim if r["layer"] in ("mix", "2")) == [
+        ("logreg", "2", 0),
+        ("logreg", "2", 1),
+        ("logreg", "2", 2),
+        ("logreg", "mix", 0),
+        ("logreg", "mix", 1),
+        ("logreg", "mix", 2),
+        ("mlp", "2", 0),
+        ("mlp", "mix", 0),
+    ]
     mlp = {(r["arm"], r["layer"]) for r in rows if r.get("classifier") == "mlp"}
     assert mlp == {("bert", "2"), ("bermo", "mix"), ("bermo", "2")}
     assert len([r for r in rows if r["run"] == "majority"]) == 2
@@ -113,8 +130,8 @@ def test_the_study_probes_what_is_here_appends_and_resumes(tmp_path, tiny_runs, 
         in report
     )
     assert (
-        "**Verdict on the claim: not decided yet** (1 of the 3 paired fine-tuning seeds the rule needs)."
-        in report
+        "**Verdict 1, read at what each classifier reads (BERMo's mix, BERT's last layer): not decided yet** "
+        "(1 of the 3 paired fine-tuning seeds the rule needs)." in report
     )
     assert (out / "fig_layers.png").stat().st_size > 10_000
     probed = json.loads((out / "probed.json").read_text())
@@ -139,6 +156,19 @@ def test_the_study_probes_what_is_here_appends_and_resumes(tmp_path, tiny_runs, 
     assert (out / "REPORT.md").read_bytes() == text
     assert "**Probed: 4 of 4 planned models.**" in text.decode()
 
+    assert (
+        "**Verdict 2, read at each run's best layer or mix on the validation split, per task: not decided "
+        "yet** (2 of the 3" in text.decode()
+    )
+    # a row given twice (two merged copies) is refused, not averaged
+    lines = (out / "results.jsonl").read_text().splitlines()
+    (out / "results.jsonl").write_text("\n".join([*lines, lines[0]]) + "\n")
+    assert main(["probe-study", str(spec), "--report-only"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.strip() == (
+        f"bermo-prune: error: {out / 'results.jsonl'}: line {len(lines) + 1}: the same row as line 1 "
+        "(sentence_length, majority, None, None, None, None)"
+    )
+    (out / "results.jsonl").write_text("\n".join(lines) + "\n")
     # a changed task file is refused, naming it and the command that makes it
     task = tmp_path / "tasks" / "bigram_shift.txt"
     task.write_text(task.read_text().replace("\tO\t", "\tI\t", 1))
@@ -162,6 +192,8 @@ def test_a_bad_study_spec_names_every_key(tmp_path, capsys):
     assert main(["probe-study", str(spec)]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"bermo-prune: error: {spec}: ")
+    assert main(["validate", str(spec)]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.strip() == err
     for problem in (
         "claim.pooling: unknown value 'max'",
         "semantic: 'b' is not one of tasks",
@@ -173,14 +205,17 @@ def test_a_bad_study_spec_names_every_key(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+NOT = "not reproduced at the claimed size"
+
+
 @pytest.mark.parametrize(
     ("diffs", "word", "reason"),
     [
         ([0.05, 0.06, 0.04], "supported", "above 0 and reaching the claimed +0.0267"),
-        ([0.010, 0.012, 0.011], "not supported", "BERMo is ahead, by less than the claimed +0.0267"),
-        ([-0.02, -0.03, -0.025], "not supported", "BERT is ahead"),
-        ([-0.005, 0.004, 0.0], "not supported", "excludes the claimed +0.0267; no difference is shown"),
-        ([-0.05, 0.01, 0.06], "inconclusive", "holds both 0 and the claimed +0.0267"),
+        ([0.010, 0.012, 0.011], NOT, "BERMo is ahead, by less than +0.0267"),
+        ([-0.02, -0.03, -0.025], NOT, "BERT is ahead"),
+        ([-0.005, 0.004, 0.0], NOT, "excludes +0.0267; no difference is shown"),
+        ([-0.05, 0.01, 0.06], "inconclusive", "holds both 0 and +0.0267"),
         ([0.05, 0.06], "not decided yet", "2 of the 3 paired fine-tuning seeds the rule needs"),
     ],
 )

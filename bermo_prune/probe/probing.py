@@ -136,20 +136,28 @@ def _train_one(
 
 
 def fit_probe(
-    features: dict[str, np.ndarray], labels: dict[str, np.ndarray], kind: str = "logreg", seed: int = 0
+    features: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    kind: str = "logreg",
+    seed: int = 0,
+    correct: bool = False,
 ) -> dict:
-    """Fit on ``tr``, select on ``va``, score on ``te``: ``{"va": ..., "te": ..., "config": ...}``."""
+    """Fit on ``tr``, select on ``va``, score on ``te``: ``{"va": ..., "te": ..., "config": ...}``; with
+    ``correct``, also ``te_correct``: which test examples it got right, a bit per example in file order, packed
+    big-endian into bytes and written as hex (so a bootstrap over test sentences can be run later)."""
     if kind not in ("logreg", "mlp"):
         raise InputError(f"classifier {kind!r}: use logreg or mlp")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matrices: one thread is fastest, and several thrash on a busy machine
     try:
-        return _fit(features, labels, kind, seed)
+        return _fit(features, labels, kind, seed, correct)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(features: dict[str, np.ndarray], labels: dict[str, np.ndarray], kind: str, seed: int) -> dict:
+def _fit(
+    features: dict[str, np.ndarray], labels: dict[str, np.ndarray], kind: str, seed: int, correct: bool
+) -> dict:
     xs = _standardise(features)
     ys = {k: torch.from_numpy(v).long() for k, v in labels.items()}
     n_classes = int(max(int(v.max()) for v in labels.values())) + 1
@@ -161,8 +169,11 @@ def _fit(features: dict[str, np.ndarray], labels: dict[str, np.ndarray], kind: s
             best = (va, net, {"hidden": hidden, "dropout": dropout, "l2": l2})
     va, net, config = best
     with torch.no_grad():
-        te = float((net(xs["te"]).argmax(1) == ys["te"]).float().mean())
-    return {"va": va, "te": te, "config": config}
+        right = (net(xs["te"]).argmax(1) == ys["te"]).numpy()
+    out = {"va": va, "te": float(right.mean(dtype=np.float32)), "config": config}
+    if correct:
+        out["te_correct"] = np.packbits(right).tobytes().hex()
+    return out
 
 
 def encode_labels(task: ProbeTask) -> dict[str, np.ndarray]:

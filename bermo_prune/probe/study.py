@@ -26,7 +26,10 @@ The spec (paths relative to where bermo-prune runs, the repository root, as a sw
 Probes per model and task: both poolings from one forward pass; logistic regression at every layer (and BERMo's
 mix), the MLP at what the model's classifier reads (the last layer; for BERMo its mix and its last layer).
 Fine-tuned models get ``probe_seeds`` probe seeds (default 1: the intervals are over fine-tuning seeds), the
-pretrained encoder ``pretrained_probe_seeds`` (default 3). A task file that differs from the one the rows were
+pretrained encoder ``pretrained_probe_seeds`` (default 3); the cells the verdicts read (the claim's pooling and
+classifier at what each classifier reads) get ``claim_probe_seeds`` (default 3), whose mean is the run's value.
+Every row keeps which test examples its probe got right (``te_correct``, hex bits), for a bootstrap over test
+sentences. A task file that differs from the one the rows were
 made on (``tasks.json`` keeps every file's sha256) is an error, not a silent mix of two task sets.
 """
 
@@ -88,6 +91,7 @@ class StudyConfig:
         None, kind="list_str", choices=POOLINGS, min_items=1
     )  # default: both
     probe_seeds: int = spec_key(1, min=1)
+    claim_probe_seeds: int = spec_key(3, min=1)  # probe seeds of the cells the verdicts read
     pretrained_probe_seeds: int = spec_key(3, min=1)
     claim: ClaimConfig = subsection(ClaimConfig)
     output_dir: str = spec_key(None, required=True)
@@ -157,10 +161,24 @@ def _sha256(path: Path) -> str:
 
 
 def read_rows(out: Path) -> list[dict]:
+    """The study's rows; InputError naming the file and line of a row given twice (two merged copies of the
+    file would otherwise be averaged silently)."""
     path = out / RESULTS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows, seen = [], {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        key = tuple(row.get(k) for k in ("task", "run", "pooling", "classifier", "layer", "seed"))
+        if key in seen:
+            raise InputError(
+                f"{path}: line {number}: the same row as line {seen[key]} ({', '.join(map(str, key))})"
+            )
+        seen[key] = number
+        rows.append(row)
+    return rows
 
 
 def _read_json(path: Path) -> dict:
@@ -233,15 +251,20 @@ def probe_model(study: Study, planned: Planned, directory: Path, task, log=print
         start += len(task.examples[split])
     labels = encode_labels(task)
     seeds = study.conf.pretrained_probe_seeds if planned.run == PRETRAINED else study.conf.probe_seeds
+    claim = study.conf.claim
     rows = []
     for pooling in study.conf.poolings:
         layers = list(feats[pooling])
         bermo = "mix" in layers
+        reads = read_layers(bermo, layers)
         for classifier in CLASSIFIERS:
-            for layer in layers if classifier == "logreg" else read_layers(bermo, layers):
+            for layer in layers if classifier == "logreg" else reads:
                 split_feats = {s: feats[pooling][layer][a:b] for s, (a, b) in bounds.items()}
-                for seed in range(seeds):
-                    r = fit_probe(split_feats, labels, classifier, seed)
+                n = seeds
+                if (pooling, classifier) == (claim.pooling, claim.classifier) and layer in reads:
+                    n = max(seeds, study.conf.claim_probe_seeds)  # the verdict's cells: more probe seeds
+                for seed in range(n):
+                    r = fit_probe(split_feats, labels, classifier, seed, correct=True)
                     rows.append(
                         {
                             "task": task.name,
