@@ -104,6 +104,8 @@ def test_generate_balances_labels_and_splits_80_10_10():
     all_rows = [r for rows in task.examples.values() for r in rows]
     assert sorted({label for label, _ in all_rows}) == ["0", "1"]
     assert sum(label == "0" for label, _ in all_rows) == 300
+    for split, n in (("tr", 240), ("va", 30), ("te", 30)):  # every split balanced, not only the whole
+        assert sum(label == "0" for label, _ in task.examples[split]) == n
     assert generate("sentence_length", sentences, seed=3).examples == task.examples  # deterministic
 
 

@@ -131,7 +131,7 @@ def _somo_corpus() -> list[Parsed]:
     return out
 
 
-def test_odd_man_out_replaces_one_noun_with_a_same_tag_word_of_the_partition():
+def test_odd_man_out_replaces_one_noun_with_a_same_tag_word_from_one_pool():
     parsed = _somo_corpus()
     rows = odd_man_out_rows(parsed, random.Random(0), semantic.LIMITS, somo_band=(5, 500))
     originals = {p.sentence: p for p in parsed}
@@ -154,7 +154,8 @@ def test_odd_man_out_replaces_one_noun_with_a_same_tag_word_of_the_partition():
         i = diff[0]
         assert original.tags[i] == "NN" and words[i].startswith("noun")  # a noun by a word tagged the same
         used.setdefault(words[i], set()).add(split)
-    assert used and all(len(s) == 1 for s in used.values())  # a replacement word in one partition only
+    # one pool for every partition (a pool split by partition made word identity a cue that reverses on test)
+    assert used and any(len(s) > 1 for s in used.values())
 
 
 def test_generate_semantic_is_deterministic_and_counts_what_it_wrote():

@@ -26,9 +26,12 @@ never a target or a replacement word): dropping those sentences would leave a th
   (the word's dominant tag in the corpus, at least 80% of its occurrences) and a similar corpus frequency (the
   same octave, ``floor(log2 count)``), such that the bigrams the replacement forms with the preceding and the
   following token have comparable corpus frequencies (the same ``floor(log2(1 + count))``) to the original's
-  bigrams, counted in the rest of the corpus (this sentence's own occurrence left out). Replacement words are split
-  across the partitions (a word replaces only in one of tr/va/te); every sentence appears once, original or
-  changed; a sentence with no valid replacement is used in neither class, so being replaceable is no cue.
+  bigrams, counted in the rest of the corpus (this sentence's own occurrence left out). Every partition draws
+  replacements from the same pool of words. (An earlier version split the pool across tr/va/te: a word that
+  replaced in training was then pushed towards "changed" there, and in test appeared only in its own sentences or
+  was replaced out of them, so word identity became a cue that reverses on test: the bag-of-words probe scored
+  0.4695, 2.9 SE below chance.) Every sentence appears once, original or changed; a sentence with no valid
+  replacement is used in neither class, so being replaceable is no cue.
 - ``dependency_tree_depth`` (labels: the depth): the depth of the sentence's dependency tree, the number of arcs
   on the longest path from the root to a token. SentEval's TreeDepth is the depth of the constituency tree
   (values 5-12); this is the dependency-tree variant, named so, and its values are not comparable. The classes are
@@ -40,8 +43,7 @@ never a target or a replacement word): dropping those sentences would leave a th
 
 Splits. Tense, SubjNum and ObjNum are split lexically, as SentEval's: a target form occurs in one partition only
 ("provided" only in training). Forms are assigned largest first to the partition furthest below its share of
-80/10/10 of its label's examples. A SOMO sentence goes to the partition furthest below its share among those
-whose replacement words fit it; TreeDepth's balanced cells are cut 80/10/10 after a seeded shuffle. Every task is
+80/10/10 of its label's examples. A SOMO sentence goes to the partition furthest below its share; TreeDepth's balanced cells are cut 80/10/10 after a seeded shuffle. Every task is
 balanced: in each partition and each text source (a file) each label gets the same number of examples, so neither
 the source (WikiText's past-tense history against SST-2's present-tense reviews) nor the partition's mix is a cue
 for the label. A partition holds at most 100k/10k/10k examples (SentEval's sizes); the local text gives fewer.
@@ -342,15 +344,14 @@ def odd_man_out_rows(
         bigrams.update(zip(lower, lower[1:], strict=False))
         for w, t in zip(lower, p.tags, strict=True):
             tags[w][t] += 1
-    # replacement words: lower-case alphabetic, in the band, one dominant noun/verb tag; split across partitions
-    pool: dict[tuple[str, str, int], list[str]] = defaultdict(list)
+    # replacement words: lower-case alphabetic, in the band, one dominant noun/verb tag; one pool for every
+    # partition (a pool split by partition made word identity a cue that reverses on test, see the docstring)
+    pool: dict[tuple[str, int], list[str]] = defaultdict(list)
     words = sorted(w for w in tags if w.isalpha() and w.islower() and lo <= unigrams[w] <= hi and len(w) > 1)
-    rng.shuffle(words)
-    for k, w in enumerate(words):
+    for w in words:
         tag, n = tags[w].most_common(1)[0]
         if tag in NOUN_VERB_TAGS and n >= 0.8 * unigrams[w]:
-            split = "tr" if k % 10 < 8 else "va" if k % 10 == 8 else "te"
-            pool[(split, tag, int(math.log2(unigrams[w])))].append(w)
+            pool[(tag, int(math.log2(unigrams[w])))].append(w)
     rows: list[Row] = []
     filled = dict.fromkeys(SPLITS, 0)
     for p in parsed:
@@ -364,26 +365,25 @@ def odd_man_out_rows(
             and lo <= unigrams[lower[i]] <= hi
         ]
         rng.shuffle(positions)
-        changed: dict[str, str] = {}
-        for split in SPLITS:  # a replacement from each partition's own words, where one fits
-            for i in positions:
-                o, before, after = lower[i], lower[i - 1], lower[i + 1]
-                want = (_bucket(bigrams[(before, o)] - 1), _bucket(bigrams[(o, after)] - 1))
-                options = pool.get((split, p.tags[i], int(math.log2(unigrams[o]))), [])
-                for r in rng.sample(options, min(tries, len(options))):
-                    if r != o and (_bucket(bigrams[(before, r)]), _bucket(bigrams[(r, after)])) == want:
-                        changed[split] = " ".join(p.words[:i] + (r,) + p.words[i + 1 :])
-                        break
-                if split in changed:
+        changed = None
+        for i in positions:
+            o, before, after = lower[i], lower[i - 1], lower[i + 1]
+            want = (_bucket(bigrams[(before, o)] - 1), _bucket(bigrams[(o, after)] - 1))
+            options = pool.get((p.tags[i], int(math.log2(unigrams[o]))), [])
+            for r in rng.sample(options, min(tries, len(options))):
+                if r != o and (_bucket(bigrams[(before, r)]), _bucket(bigrams[(r, after)])) == want:
+                    changed = " ".join(p.words[:i] + (r,) + p.words[i + 1 :])
                     break
-        if not changed:
+            if changed is not None:
+                break
+        if changed is None:
             continue
-        # the partition furthest below its share, among those with a replacement for this sentence
+        # the partition furthest below its share
         n = sum(filled.values()) + 1
-        split = max(changed, key=lambda s: (SHARES[s] * n - filled[s], -SPLITS.index(s)))
+        split = max(SPLITS, key=lambda s: (SHARES[s] * n - filled[s], -SPLITS.index(s)))
         filled[split] += 1
         if rng.random() < 0.5:
-            rows.append((split, "C", changed[split], p.source))
+            rows.append((split, "C", changed, p.source))
         else:
             rows.append((split, "O", p.sentence, p.source))
     return _balance(rows, ("C", "O"), rng, limits)

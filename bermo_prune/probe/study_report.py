@@ -83,9 +83,9 @@ def rule_text(study: Study) -> list[str]:
         f"over the paired seeds; the probe's value is the mean of {study.conf.claim_probe_seeds} probe seeds.",
         f"- **Verdict 1, the claim as stated**: the average read at {PICK_TEXT['reads']}. **Verdict 2, the "
         f"control**: the average read at {PICK_TEXT['best']}. BERMo's mix leans on lower layers (the reference "
-        "study's movement mixes put most weight on states 2-3), and on the pretrained encoder layer 3 beats "
-        "layer 6 by about 0.05 on these tasks, so verdict 1 can favour BERMo through where its classifier "
-        "reads alone; verdict 2 asks whether BERMo's layers hold more anywhere.",
+        "study's movement mixes put most weight on states 2-3), and on a first probe of the pretrained encoder "
+        "layer 3 was about 0.05 above layer 6 on these tasks, so verdict 1 can favour BERMo through where its "
+        "classifier reads alone; verdict 2 asks whether BERMo's layers hold more anywhere.",
         f"- Each verdict: **supported** if the interval lies above 0 and its upper end reaches +{c.size:.4f}; "
         f"**not reproduced at the claimed size** if its upper end is below +{c.size:.4f} (said whether BERMo is "
         f"ahead by less, BERT is ahead, or no difference is shown); **inconclusive** if it holds both 0 and "
@@ -93,7 +93,7 @@ def rule_text(study: Study) -> list[str]:
         'interval\'s half-width is 2.48 standard deviations of the per-seed differences: "not reproduced" '
         "at a true difference of 0 needs that deviation under about 0.011, so **inconclusive is the likely "
         "outcome** unless the differences are very consistent.",
-        "- Left out of the interval: the test sets' own sampling error (400-2,296 sentences per task; every run "
+        "- Left out of the interval: the test sets' own sampling error (400-2,230 sentences per task; every run "
         "is scored on the same sentences, so the pairing holds them fixed). Every row keeps which test examples "
         "it got right, for a bootstrap over sentences.",
         f"- Descriptive, without a verdict: the last layer of both, the average over the parsed tasks "

@@ -19,8 +19,8 @@ Generated tasks (:func:`generate`), deterministic for a seed, from whitespace-to
   (``I``), the others stay (``O``). A capitalised first word moves its capital to the new first word, so case is
   no cue. (SentEval selects clauses with a parser; this rule also takes some list coordinations, a noisier task.)
 
-Every task is balanced over its labels (as SentEval's are: each label capped at the rarest label's count) and split
-80/10/10 into tr/va/te after a seeded shuffle.
+Every task is balanced over its labels (as SentEval's are: each label capped at the rarest label's count), and
+each label's examples are cut 80/10/10 into tr/va/te after a seeded shuffle, so every split is balanced too.
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ GENERATORS = {
 def generate(
     name: str, sentences: list[str], seed: int = 0, max_per_label: int | None = None, **options
 ) -> ProbeTask:
-    """A generated task (see the module docstring): balanced over labels, shuffled, split 80/10/10."""
+    """A generated task (see the module docstring): balanced over labels, each label split 80/10/10."""
     if name not in GENERATORS:
         raise ValueError(f"unknown probing task {name!r}; generated tasks: {', '.join(GENERATED)}")
     rng = random.Random(f"{name}:{seed}")
@@ -269,8 +269,13 @@ def generate(
     cap = min(len(v) for v in by_label.values())
     if max_per_label:
         cap = min(cap, max_per_label)
-    balanced = [row for label in sorted(by_label) for row in rng.sample(by_label[label], cap)]
-    rng.shuffle(balanced)
-    n = len(balanced)
-    a, b = int(0.8 * n), int(0.9 * n)
-    return ProbeTask(name, {"tr": balanced[:a], "va": balanced[a:b], "te": balanced[b:]})
+    splits: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
+    a, b = int(0.8 * cap), int(0.9 * cap)
+    for label in sorted(by_label):  # each label cut 80/10/10 alike: every split is balanced too
+        chosen = rng.sample(by_label[label], cap)
+        splits["tr"] += chosen[:a]
+        splits["va"] += chosen[a:b]
+        splits["te"] += chosen[b:]
+    for rows_of_split in splits.values():
+        rng.shuffle(rows_of_split)
+    return ProbeTask(name, splits)
