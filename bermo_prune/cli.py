@@ -447,6 +447,10 @@ def _probe_study(args: argparse.Namespace) -> int:
 
     study = load_study(args.spec)
     if args.report_only:
+        if not (study.out / "results.jsonl").is_file():
+            raise InputError(
+                f"{study.out}: no results.jsonl yet; probe first: bermo-prune probe-study {args.spec}"
+            )
         print(f"wrote {write_study_report(study, read_rows(study.out))}")
     else:
         print(f"wrote {run_study(study, only=args.run)}")

@@ -94,6 +94,10 @@ def _add_runs(sweep, tiny_runs, seed: int) -> None:
 def test_the_study_probes_what_is_here_appends_and_resumes(tmp_path, tiny_runs, capsys):
     spec, sweep = _study(tmp_path, tiny_runs)
     out = tmp_path / "study"
+    assert main(["probe-study", str(spec), "--report-only"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.strip() == (
+        f"bermo-prune: error: {out}: no results.jsonl yet; probe first: bermo-prune probe-study {spec}"
+    )
     _add_runs(sweep, tiny_runs, 0)
     assert main(["probe-study", str(spec)]) == 0
     rows = read_rows(out)
