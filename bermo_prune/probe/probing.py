@@ -51,8 +51,8 @@ def pooled_features(
     max_length: int = 128,
 ) -> dict[str, dict[str, np.ndarray]]:
     """``{pooling: {layer: (n, hidden)}}`` from one forward pass per batch. Sentences are batched in order of
-    length (less padding: on 2 cores about 1.5x faster on WikiText's mixed lengths) and returned in their own
-    order."""
+    length (less padding: 26 s against 35 s for Tense's 4,302 sentences on 2 cores, in one ad hoc measurement)
+    and returned in their own order."""
     for pooling in poolings:
         if pooling not in ("cls", "mean"):
             raise InputError(f"pooling {pooling!r}: use cls or mean")
