@@ -163,6 +163,10 @@ def test_yaml_syntax_error_names_line_and_column(tmp_path):
         "line 4, column 1: YAML syntax error: expected ',' or ']', but got '<stream end>'"
     ]
     assert problems(tmp_path, "- a\n- b\n") == ["expected a mapping of sections at the top level, got list"]
+    # a key given twice is an error, not a silent override by the last one
+    assert problems(tmp_path, "task: sst2\ntrain:\n  lr: 1e-4\n  epochs: 2\n  lr: 3e-5\n") == [
+        "line 5, column 3: YAML syntax error: key 'lr' given twice (first on line 3)"
+    ]
 
 
 def test_validate_cli_exit_codes_and_one_line_errors(tmp_path, capsys):
