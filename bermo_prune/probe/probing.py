@@ -197,6 +197,28 @@ def bag_of_words(task: ProbeTask, max_words: int = 5000) -> dict[str, np.ndarray
     return out
 
 
+def baseline_rows(task: ProbeTask, seeds, ident) -> list[dict]:
+    """The task's majority-class row (with its ``examples`` per split) and a bag-of-words row per probe seed;
+    ``ident(name)`` gives the fields that name the baseline in the caller's rows (``{"model": name}``)."""
+    labels = encode_labels(task)
+    rows = [
+        {
+            "task": task.name,
+            **ident("majority"),
+            "layer": None,
+            "seed": None,
+            "va": task.majority_rate("va"),
+            "te": task.majority_rate("te"),
+            "examples": {s: len(task.examples[s]) for s in SPLITS},
+        }
+    ]
+    bow = bag_of_words(task)
+    for seed in seeds:
+        r = fit_probe(bow, labels, "logreg", seed)
+        rows.append({"task": task.name, **ident("bag_of_words"), "layer": None, "seed": seed, **r})
+    return rows
+
+
 def probe_task(
     task: ProbeTask,
     models: dict[str, str | list[str]],
@@ -210,21 +232,7 @@ def probe_task(
     ``examples`` per split). A model given as a list of directories is several fine-tuned runs of it (fine-tuning
     seeds), ``run`` 0, 1, ... in that order; the report's intervals are then over the runs."""
     labels = encode_labels(task)
-    rows = [
-        {
-            "task": task.name,
-            "model": "majority",
-            "layer": None,
-            "seed": None,
-            "va": task.majority_rate("va"),
-            "te": task.majority_rate("te"),
-            "examples": {s: len(task.examples[s]) for s in SPLITS},
-        }
-    ]
-    bow = bag_of_words(task)
-    for seed in seeds:
-        r = fit_probe(bow, labels, "logreg", seed)
-        rows.append({"task": task.name, "model": "bag_of_words", "layer": None, "seed": seed, **r})
+    rows = baseline_rows(task, seeds, lambda name: {"model": name})
     for name, paths in models.items():
         for run, path in enumerate([paths] if isinstance(paths, str | Path) else paths):
             per_split = {s: layer_features(path, [x for _, x in task.examples[s]], pooling) for s in SPLITS}

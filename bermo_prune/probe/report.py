@@ -214,6 +214,11 @@ def write_probe_report(out: str | Path, rows: list[dict], command: str | None = 
             ]
     if command:
         lines += ["## How to reproduce", "", "```", command, "```", ""]
+    return finish_report(out, lines)
+
+
+def finish_report(out: Path, lines: list[str]) -> Path:
+    """Append the directory's hand-written ``notes.md`` (under a heading that says so) and write REPORT.md."""
     notes = out / "notes.md"
     if notes.is_file():
         lines += [

@@ -47,7 +47,8 @@ from ..fields import key as spec_key
 from ..models import resolve_model_name
 from ..recipe import read_yaml
 from ..rundir import atomic_write, find_model
-from .probing import bag_of_words, encode_labels, fit_probe, pooled_features
+from .probing import baseline_rows, encode_labels, fit_probe, pooled_features
+from .report import BASELINES
 from .tasks import SPLITS, read_senteval
 
 POOLINGS = ("cls", "mean")
@@ -56,7 +57,6 @@ RESULTS = "results.jsonl"
 PROBED = "probed.json"
 TASKS = "tasks.json"
 PRETRAINED = "pretrained"  # the run, arm and condition name of the encoder before fine-tuning
-BASELINES = ("majority", "bag_of_words")
 
 
 @dataclass
@@ -290,37 +290,9 @@ def probe_model(study: Study, planned: Planned, directory: Path, task, log=print
     return rows
 
 
-def baseline_rows(task, seeds: int = 3) -> list[dict]:
-    """The task's majority-class and bag-of-words rows (as ``bermo-prune probe`` writes them)."""
-    labels = encode_labels(task)
-    rows = [
-        {
-            "task": task.name,
-            "run": "majority",
-            "arm": "majority",
-            "condition": None,
-            "layer": None,
-            "seed": None,
-            "va": task.majority_rate("va"),
-            "te": task.majority_rate("te"),
-            "examples": {s: len(task.examples[s]) for s in SPLITS},
-        }
-    ]
-    bow = bag_of_words(task)
-    for seed in range(seeds):
-        r = fit_probe(bow, labels, "logreg", seed)
-        rows.append(
-            {
-                "task": task.name,
-                "run": "bag_of_words",
-                "arm": "bag_of_words",
-                "condition": None,
-                "layer": None,
-                "seed": seed,
-                **r,
-            }
-        )
-    return rows
+def study_baselines(task, seeds: int = 3) -> list[dict]:
+    """The task's majority-class and bag-of-words rows, named as the study's rows are."""
+    return baseline_rows(task, range(seeds), lambda name: {"run": name, "arm": name, "condition": None})
 
 
 def _save(study: Study, rows: list[dict]) -> None:
@@ -354,7 +326,7 @@ def run_study(study: Study, log=print, only: list[str] | None = None) -> list[di
             continue
         tasks[name] = read_senteval(study.task_file(name))
         if (BASELINES[0], name) not in done_pairs:
-            rows += baseline_rows(tasks[name])
+            rows += study_baselines(tasks[name])
             _save(study, rows)
             done_pairs.add((BASELINES[0], name))
         recorded[name] = {**info[name], "examples": {s: len(tasks[name].examples[s]) for s in SPLITS}}

@@ -18,8 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..bench.stats import mean_ci
-from ..rundir import atomic_write
-from .report import format_cell, summarise
+from .report import finish_report, format_cell, summarise
 from .study import BASELINES, CLASSIFIERS, PRETRAINED, PROBED, TASKS, Study
 
 MIN_SEEDS = 3  # paired fine-tuning seeds the verdict needs
@@ -379,14 +378,4 @@ def write_study_report(study: Study, rows: list[dict]) -> Path:
         "```",
         "",
     ]
-    notes = out / "notes.md"
-    if notes.is_file():
-        lines += [
-            "## Notes (written by hand, not generated)",
-            "",
-            notes.read_text(encoding="utf-8").strip(),
-            "",
-        ]
-    path = out / "REPORT.md"
-    atomic_write(path, "\n".join(lines))
-    return path
+    return finish_report(out, lines)
