@@ -457,6 +457,31 @@ def test_the_reference_pace_report_is_what_report_writes_from_its_results_so_far
     assert "## Notes (written by hand, not generated)" in report
 
 
+def test_the_convergence_report_is_what_report_writes_from_its_results_so_far(tmp_path):
+    """benchmarks/sst2_convergence (issue #31) runs in sittings: every committed row is a cell of its spec, once,
+    stopped at step 1,500 with its subset curve to that step; REPORT.md is what `bermo-prune report` writes from the
+    committed rows, sweep log and notes, and it states claim 2's rule, the ratio over the counted units and the power
+    calculation."""
+    from bermo_prune.bench.sweep import load_spec
+
+    from .conftest import ROOT
+
+    committed = ROOT / "benchmarks" / "sst2_convergence"
+    spec = load_spec(committed / "spec.yaml")
+    assert len(spec.cells) == 12
+    rows = [json.loads(x) for x in (committed / "results.jsonl").read_text().splitlines()]
+    names = [r["run"] for r in rows]
+    assert len(names) == len(set(names)) and set(names) <= {c.name for c in spec.cells}
+    for r in rows:
+        assert r["steps"] == 1500, r["run"]
+        assert [p[0] for p in r["fine_curve"]] == list(range(0, 1501, 10)), r["run"]
+    report = _regenerate(committed, tmp_path)
+    assert f"{len(rows)} runs (" in report
+    assert "Rule (fixed before the numbers): supported only if the 95% t-interval" in report
+    assert "BERT/BERMo ratio of crossing steps over " in report and "Power (criterion fixed before" in report
+    assert "## Notes (written by hand, not generated)" in report
+
+
 def test_claim_two_is_inconclusive_when_every_pair_gives_the_same_ratio(tmp_path):
     """Steps to the level are multiples of the evaluation interval, so a few pairs can all give the same ratio; their
     Student-t interval then has no width and must not rule out the paper's speed-up."""

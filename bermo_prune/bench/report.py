@@ -179,7 +179,8 @@ def _fine_section(a, rows: list[dict], metric: str, out: Path, plt) -> list[str]
             mean([dict((int(s), v) for s, v in r["fine_curve"]).get(int(st), math.nan) for r in mine])
             for st in steps
         ]
-        left.plot(steps, ys, color=color, linestyle=style, label=f"{model} {method} ({len(mine)} runs)")
+        n = len(mine)
+        left.plot(steps, ys, color=color, linestyle=style, label=f"{model} {method} ({n} run{'s' * (n != 1)})")
         losses = [r["train_loss"][: a.horizon] for r in mine if r.get("train_loss")]
         if losses:
             width = min(len(x) for x in losses)
@@ -189,9 +190,11 @@ def _fine_section(a, rows: list[dict], metric: str, out: Path, plt) -> list[str]
             right.plot(range(1, width + 1), smooth, color=color, linestyle=style, label=f"{model} {method}")
     left.axhline(a.level, color="black", linewidth=1, linestyle="-.", label=f"level {a.level:.3f}")
     left.set_xlabel("step")
-    left.set_ylabel(f"{metric} on the dev subset (mean over runs)")
+    left.set_ylabel(metric)
+    left.set_title(f"{metric} on the dev subset, mean over runs", fontsize=9)
     right.set_xlabel("step")
-    right.set_ylabel("training loss (mean over runs, 10-step moving average)")
+    right.set_ylabel("training loss")
+    right.set_title("training loss, mean over runs, 10-step moving average", fontsize=9)
     for ax in (left, right):
         ax.grid(alpha=0.3)
     left.legend(fontsize=7)
