@@ -209,6 +209,15 @@ def test_divergence_is_one_definition_counted_per_independent_unit_with_distille
     assert "undistilled series BERT 2 of 3 units (4 of 9 runs), BERMo 1 of 3 units (3 of 9 runs)" in report
     assert p2 > 0.05
     assert "| bermo | movement | 0.5 | 3 | not seen | 1 (100) | 0 | 0 (-) |" in report
+    # the coarse steps-to-level finding counts only cells whose interval has width: at 0.1 one seed reached the
+    # level in both models (no interval); the dense seeds all reached it at the same evaluation (1.00 to 1.00)
+    assert "| movement | 0.1 | 1 / 3 | 300 | 200 | 1.50 (n/a, n/a) |" in report
+    assert "| none | dense | 3 / 3 | 300 | 300 | 1.00 (1.00, 1.00) |" in report
+    assert (
+        "- Steps to 95% of the dense accuracy (section 3): of 4 cells, 2 have an interval of nonzero width, BERMo "
+        "significantly faster in 0 of them, slower in 0 (2 without: fewer than 2 seeds reached the level in both "
+        "models, or every seed gives the same ratio on the evaluation grid)" in report
+    )
     assert "| bert | movement | 0.1 | 3 | not seen | 2 (200) | 2 | 2 (no_learning) |" in report
     assert (
         "the dense runs, which never prune, were at chance at an evaluation at or after step 100 in 0 of 6"

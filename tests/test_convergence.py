@@ -287,6 +287,10 @@ def test_claim_two_on_fine_curves_states_its_rule_then_the_interval_over_units_a
     assert f"Verdict: **supported**; 1.15x lies {inside}" in claim
     need = units_needed(logs.std(ddof=1))
     assert f"{logs.std(ddof=1):.3f}: {need} units ({need} seeds at 1 counted unit per seed)" in claim
+    assert (
+        "The t-test is symmetric: at the same SD, the same number of units gives the same power for the interval to "
+        "lie below 1.15 (not supported) when the true ratio is 1." in claim
+    )
     # section 3: the level, one row per unit with its interpolated crossing steps, the figure
     assert f"Level: accuracy {level:.4f}, 90% of the weaker model's dense mean" in report
     a, b = crossing_step(_curve(150), level), crossing_step(_curve(120), level)
@@ -395,7 +399,27 @@ def test_a_run_stopped_early_says_so_in_its_row_and_in_the_report(tmp_path):
     rows[0] = {**rows[0], "stopped_after": 1500, "planned_steps": 6315}
     (study / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["report", str(study)]) == 0
+    report = (study / "REPORT.md").read_text()
     assert (
         "**Runs stopped early** (`train.stop_after`: step 1,500 of 6,315). Every accuracy, remaining share, "
         "divergence count and verdict below describes the models at the step they stopped"
-    ) in (study / "REPORT.md").read_text()
+    ) in report
+    # one pruned run stopped early among finished ones: claims 1 and 3 are still judged on the rows
+    assert "not addressed by this sweep" not in report and "1. *BERMo prunes stably" in report
+    assert "a finished pruned model at or below it has failed whatever its rank (runs stopped early" in report
+    # every pruned run stopped early: they never reached their levels, so claims 1 and 3 are not addressed
+    rows = [
+        {**r, "stopped_after": 1500, "planned_steps": 6315} if r["method"] != "none" else r for r in rows
+    ]
+    (study / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["report", str(study)]) == 0
+    report = (study / "REPORT.md").read_text()
+    for claim in (
+        "1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.*",
+        "3. *BERMo is more parameter-efficient under penalty-based pruning.*",
+    ):
+        assert (
+            f"{claim} Verdict: **not addressed by this sweep**: every pruned run stopped early (`train.stop_after`: "
+            "step 1,500 of 6,315), before its schedule reached its level" in report
+        )
+    assert "Rule: supported if p < 0.05" not in report  # claim 1's test is not run

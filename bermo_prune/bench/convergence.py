@@ -249,5 +249,7 @@ def power_text(analysis: Analysis) -> str:
         f"(one-sample t-test power on the log ratios, noncentral t with noncentrality log({TARGET_RATIO:.2f}) "
         f"sqrt(n) / SD). At the SD of the {n} counted units' log ratios, {sd:.3f}: {seeds(need)}, against "
         f"{n} here (power now {power(sd, n):.2f}). At that SD's 80% upper confidence bound, {up:.3f} (an SD from "
-        f"{n} values is itself uncertain): {seeds(need_up)}."
+        f"{n} values is itself uncertain): {seeds(need_up)}. The t-test is symmetric: at the same SD, the same "
+        f"number of units gives the same power for the interval to lie below {TARGET_RATIO:.2f} (not supported) "
+        "when the true ratio is 1."
     )

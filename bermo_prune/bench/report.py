@@ -476,7 +476,13 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         f"{BAG_OF_WORDS['features']}; scikit-learn {study.baselines.get('scikit_learn', '?')}"
         + (f"; one value per training draw, {len(bow)} draws" if len(bow) > 1 else "")
         + "). *vs bag of words*: the median minus the bag-of-words accuracy (the highest, if several draws); a "
-        "pruned model at or below it has failed whatever its rank. *Best evaluation*: each run's highest dev "
+        + (
+            "pruned model at or below it has failed whatever its rank"
+            if not stopped
+            else "finished pruned model at or below it has failed whatever its rank (runs stopped early are not "
+            "finished: their margin is of the model where it stopped)"
+        )
+        + ". *Best evaluation*: each run's highest dev "
         "evaluation at any step (for a pruned run usually before or early in its ramp, with most weights still "
         "there; picked on dev), not a result at the level. The Pareto front is drawn over cells where no "
         "run ended at chance."

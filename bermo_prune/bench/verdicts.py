@@ -408,11 +408,28 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
                 f"median ({k[1]} {k[2]:g}, {rem:.1%} remaining{versus}{below})."
             )
     if ratios:
-        above = sum(r.low > 1 for r in ratios if not math.isnan(r.low))
-        below = sum(r.high < 1 for r in ratios if not math.isnan(r.high))
+        # a cell tests something only where its interval exists and has width: 2 or more seeds reached by both,
+        # not all at the same ratio (steps to the level are multiples of the evaluation interval)
+        testable = [r for r in ratios if not math.isnan(r.low) and not math.isnan(r.high) and r.low < r.high]
+        above = sum(r.low > 1 for r in testable)
+        below = sum(r.high < 1 for r in testable)
+        untested = len(ratios) - len(testable)
         out.append(
-            f"- Steps to {fraction:.0%} of the dense {metric} (section 3): BERMo significantly faster in {above} "
-            f"of {len(ratios)} cells, slower in {below}; geometric mean of the BERT/BERMo ratios "
+            f"- Steps to {fraction:.0%} of the dense {metric} (section 3): of {len(ratios)} cells, "
+            + (
+                f"{len(testable)} ha{'s' if len(testable) == 1 else 've'} an interval of nonzero width, BERMo "
+                f"significantly faster in {above} of "
+                f"them, slower in {below}"
+                if testable
+                else "none can be tested"
+            )
+            + (
+                f" ({untested} without: fewer than 2 seeds reached the level in both models, or every seed gives "
+                "the same ratio on the evaluation grid)"
+                if untested
+                else ""
+            )
+            + f"; geometric mean of the BERT/BERMo ratios "
             f"{math.exp(sum(math.log(r.mean) for r in ratios) / len(ratios)):.2f}."
         )
     fine = fine_analysis(rows, study)
@@ -802,7 +819,19 @@ def claims(
         "for this encoder, task and schedule only.",
         "",
     ]
-    out += _stability(rows, study)
+    stopped = sorted({(r["stopped_after"], r["planned_steps"]) for r in runs if r.get("stopped_after")})
+    early = bool(runs) and all(r.get("stopped_after") for r in runs)
+    if early:
+        # claims 1 and 3 are about models pruned to their level; a run stopped mid-schedule never got there
+        at = ", ".join(f"step {a:,} of {b:,}" for a, b in stopped)
+        not_addressed = (
+            f"Verdict: **not addressed by this sweep**: every pruned run stopped early (`train.stop_after`: {at}), "
+            "before its schedule reached its level, and the claim is about models pruned to their level (sections "
+            "1, 2 and 5 show the runs as they stopped)."
+        )
+        out += [f"1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.* {not_addressed}", ""]
+    else:
+        out += _stability(rows, study)
     # 2. convergence speed: on the early-phase curves where the rows carry them, else on the full-dev evaluations
     if fine_analysis(rows, study) is not None:
         out += _convergence(rows, metric, study)
@@ -852,5 +881,8 @@ def claims(
             "**inconclusive**.",
             "",
         ]
-    out += _efficiency(rows, study)
+    if early:
+        out += [f"3. *BERMo is more parameter-efficient under penalty-based pruning.* {not_addressed}", ""]
+    else:
+        out += _efficiency(rows, study)
     return out
