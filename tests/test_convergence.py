@@ -420,6 +420,7 @@ def test_a_run_stopped_early_says_so_in_its_row_and_in_the_report(tmp_path):
     ):
         assert (
             f"{claim} Verdict: **not addressed by this sweep**: every pruned run stopped early (`train.stop_after`: "
-            "step 1,500 of 6,315), before its schedule reached its level" in report
+            "step 1,500 of 6,315), before the end of its schedule, and the claim is about models at the end of theirs"
+            in report
         )
     assert "Rule: supported if p < 0.05" not in report  # claim 1's test is not run

@@ -822,12 +822,12 @@ def claims(
     stopped = sorted({(r["stopped_after"], r["planned_steps"]) for r in runs if r.get("stopped_after")})
     early = bool(runs) and all(r.get("stopped_after") for r in runs)
     if early:
-        # claims 1 and 3 are about models pruned to their level; a run stopped mid-schedule never got there
+        # claims 1 and 3 are about models at the end of their pruning schedules, which a stopped run never reached
         at = ", ".join(f"step {a:,} of {b:,}" for a, b in stopped)
         not_addressed = (
             f"Verdict: **not addressed by this sweep**: every pruned run stopped early (`train.stop_after`: {at}), "
-            "before its schedule reached its level, and the claim is about models pruned to their level (sections "
-            "1, 2 and 5 show the runs as they stopped)."
+            "before the end of its schedule, and the claim is about models at the end of theirs (sections 1, 2 and 5 "
+            "show the runs as they stopped)."
         )
         out += [f"1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.* {not_addressed}", ""]
     else:
