@@ -443,20 +443,27 @@ def test_the_committed_real_encoder_report_is_what_report_writes_from_its_result
     assert "## Notes (written by hand, not generated)" in report
 
 
-def test_the_reference_pace_report_is_what_report_writes_from_its_results_so_far(tmp_path):
-    """benchmarks/sst2_minilm_ref (issue #26) runs in sittings: every committed row is a cell of its spec, once, and
-    ran the full 3 epochs; soft-movement rows are within 0.01 of their target; and REPORT.md is what `bermo-prune
-    report` writes from the committed rows, sweep log and notes (regenerated with every row committed)."""
+def _sweep_in_sittings(name: str, planned: int):
+    """A committed study that runs in sittings: its spec plans ``planned`` cells and every committed row is one of
+    them, once. Returns the study's directory and its rows."""
     from bermo_prune.bench.sweep import load_spec
 
     from .conftest import ROOT
 
-    committed = ROOT / "benchmarks" / "sst2_minilm_ref"
+    committed = ROOT / "benchmarks" / name
     spec = load_spec(committed / "spec.yaml")
-    assert len(spec.cells) == 45
+    assert len(spec.cells) == planned
     rows = [json.loads(x) for x in (committed / "results.jsonl").read_text().splitlines()]
     names = [r["run"] for r in rows]
     assert len(names) == len(set(names)) and set(names) <= {c.name for c in spec.cells}
+    return committed, rows
+
+
+def test_the_reference_pace_report_is_what_report_writes_from_its_results_so_far(tmp_path):
+    """benchmarks/sst2_minilm_ref (issue #26) runs in sittings: every committed row is a cell of its spec, once, and
+    ran the full 3 epochs; soft-movement rows are within 0.01 of their target; and REPORT.md is what `bermo-prune
+    report` writes from the committed rows, sweep log and notes (regenerated with every row committed)."""
+    committed, rows = _sweep_in_sittings("sst2_minilm_ref", 45)
     assert all(r["steps"] == 6315 for r in rows if r["status"] == "ok")
     for r in rows:
         if r["method"] == "soft_movement" and r["status"] == "ok":
@@ -471,16 +478,7 @@ def test_the_convergence_report_is_what_report_writes_from_its_results_so_far(tm
     stopped at step 1,500 with its subset curve to that step; REPORT.md is what `bermo-prune report` writes from the
     committed rows, sweep log and notes, and it states claim 2's rule, the ratio over the counted units and the power
     calculation."""
-    from bermo_prune.bench.sweep import load_spec
-
-    from .conftest import ROOT
-
-    committed = ROOT / "benchmarks" / "sst2_convergence"
-    spec = load_spec(committed / "spec.yaml")
-    assert len(spec.cells) == 12
-    rows = [json.loads(x) for x in (committed / "results.jsonl").read_text().splitlines()]
-    names = [r["run"] for r in rows]
-    assert len(names) == len(set(names)) and set(names) <= {c.name for c in spec.cells}
+    committed, rows = _sweep_in_sittings("sst2_convergence", 12)
     for r in rows:
         assert r["steps"] == 1500, r["run"]
         assert [p[0] for p in r["fine_curve"]] == list(range(0, 1501, 10)), r["run"]

@@ -37,6 +37,7 @@ from .verdicts import (
     model_order,
     remaining_share,
     steps_to,
+    stopped_at,
 )
 
 COLORS = {"bert": "tab:blue", "bermo": "tab:orange"}
@@ -334,11 +335,10 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     ]
     planned = _planned(sweep_log, study)
     lines += _completeness(rows, planned)
-    stopped = sorted({(r["stopped_after"], r["planned_steps"]) for r in rows if r.get("stopped_after")})
+    stopped = stopped_at(rows)
     if stopped:
-        at = ", ".join(f"step {a:,} of {b:,}" for a, b in stopped)
         lines += [
-            f"**Runs stopped early** (`train.stop_after`: {at}). Every accuracy, remaining share, divergence "
+            f"**Runs stopped early** (`train.stop_after`: {stopped}). Every accuracy, remaining share, divergence "
             "count and verdict below describes the models at the step they stopped, not at the end of their "
             "schedules (a pruned run may be far from its target there); the early-phase convergence measurement is "
             "what such a study is for.",

@@ -88,6 +88,12 @@ def remaining_share(groups: dict[tuple, list[dict]], key: tuple) -> float | None
     return mean_ci([r["remaining"] for r in runs]).mean if runs else None
 
 
+def stopped_at(rows: list[dict]) -> str:
+    """Where the rows stopped by ``train.stop_after`` stopped ("step 1,500 of 6,315", joined); "" if none did."""
+    stops = sorted({(r["stopped_after"], r["planned_steps"]) for r in rows if r.get("stopped_after")})
+    return ", ".join(f"step {a:,} of {b:,}" for a, b in stops)
+
+
 def pairs_text(n: int) -> str:
     return f"{n} pair" + ("s" if n != 1 else "")
 
@@ -819,13 +825,12 @@ def claims(
         "for this encoder, task and schedule only.",
         "",
     ]
-    stopped = sorted({(r["stopped_after"], r["planned_steps"]) for r in runs if r.get("stopped_after")})
     early = bool(runs) and all(r.get("stopped_after") for r in runs)
     if early:
         # claims 1 and 3 are about models at the end of their pruning schedules, which a stopped run never reached
-        at = ", ".join(f"step {a:,} of {b:,}" for a, b in stopped)
         not_addressed = (
-            f"Verdict: **not addressed by this sweep**: every pruned run stopped early (`train.stop_after`: {at}), "
+            "Verdict: **not addressed by this sweep**: every pruned run stopped early (`train.stop_after`: "
+            f"{stopped_at(runs)}), "
             "before the end of its schedule, and the claim is about models at the end of theirs (sections 1, 2 and 5 "
             "show the runs as they stopped)."
         )
