@@ -408,9 +408,7 @@ def test_a_run_stopped_early_says_so_in_its_row_and_in_the_report(tmp_path):
     assert "not addressed by this sweep" not in report and "1. *BERMo prunes stably" in report
     assert "a finished pruned model at or below it has failed whatever its rank (runs stopped early" in report
     # every pruned run stopped early: they never reached their levels, so claims 1 and 3 are not addressed
-    rows = [
-        {**r, "stopped_after": 1500, "planned_steps": 6315} if r["method"] != "none" else r for r in rows
-    ]
+    rows = [{**r, "stopped_after": 1500, "planned_steps": 6315} if r["method"] != "none" else r for r in rows]
     (study / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["report", str(study)]) == 0
     report = (study / "REPORT.md").read_text()

@@ -181,7 +181,9 @@ def _fine_section(a, rows: list[dict], metric: str, out: Path, plt) -> list[str]
             for st in steps
         ]
         n = len(mine)
-        left.plot(steps, ys, color=color, linestyle=style, label=f"{model} {method} ({n} run{'s' * (n != 1)})")
+        left.plot(
+            steps, ys, color=color, linestyle=style, label=f"{model} {method} ({n} run{'s' * (n != 1)})"
+        )
         losses = [r["train_loss"][: a.horizon] for r in mine if r.get("train_loss")]
         if losses:
             width = min(len(x) for x in losses)

@@ -834,7 +834,10 @@ def claims(
             "before the end of its schedule, and the claim is about models at the end of theirs (sections 1, 2 and 5 "
             "show the runs as they stopped)."
         )
-        out += [f"1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.* {not_addressed}", ""]
+        out += [
+            f"1. *BERMo prunes stably on small data such as SST-2, where BERT diverges.* {not_addressed}",
+            "",
+        ]
     else:
         out += _stability(rows, study)
     # 2. convergence speed: on the early-phase curves where the rows carry them, else on the full-dev evaluations
