@@ -8,6 +8,13 @@ spread of the per-round ratios (min-max).
 
     .venv/bin/python benchmarks/speedup.py                       # bert-base shape (12 x 768), 2 threads
     .venv/bin/python benchmarks/speedup.py --layers 4 --hidden 256 --rounds 3   # quicker
+    .venv/bin/python benchmarks/speedup.py --profile                             # and where each model's time goes
+
+``--profile`` adds, per setting, one profiled forward of every model (``torch.profiler``, self CPU time by op),
+split into what compaction shrinks with the removed share (the linear layers' matmuls, attention's score and
+context products, softmax and per-head copies, the FFN's GELU) and what it cannot shrink (layer norms, residual adds, the embedding
+lookups, the classifier head, copies and views): the second part is a fixed per-call cost that keeps the speedup
+below the MAC ratio when the shrinking part gets small.
 """
 
 from __future__ import annotations
@@ -35,6 +42,43 @@ def build(cfg: BertConfig, removed: float):
     return model
 
 
+#: ops whose work shrinks with the heads and FFN neurons removed (everything else is a fixed cost per call)
+#: (``copy_`` is mostly attention's per-head transposes made contiguous, which shrink with the heads)
+SHRINKING = (
+    "addmm",
+    "mm",
+    "bmm",
+    "matmul",
+    "baddbmm",
+    "linear",
+    "softmax",
+    "gelu",
+    "scaled_dot_product",
+    "copy_",
+)
+
+
+@torch.inference_mode()
+def profile_split(model, ids, mask, forwards: int = 3) -> tuple[float, float, list[tuple[str, float]]]:
+    """Milliseconds of self CPU time per forward (mean of ``forwards``) in ops that shrink with compaction, in the
+    rest, and the rest by op (largest first)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(forwards):
+            model(input_ids=ids, attention_mask=mask)
+    shrinking, fixed = 0.0, {}
+    for event in prof.key_averages():
+        if not event.key.startswith("aten::"):
+            continue
+        ms = event.self_cpu_time_total / 1000 / forwards
+        if any(k in event.key for k in SHRINKING):
+            shrinking += ms
+        else:
+            fixed[event.key] = ms
+    return shrinking, sum(fixed.values()), sorted(fixed.items(), key=lambda kv: -kv[1])
+
+
 @torch.inference_mode()
 def once(model, ids, mask) -> float:
     t0 = time.perf_counter()
@@ -51,6 +95,7 @@ def main() -> None:
     ap.add_argument("--lengths", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds per setting (median)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--profile", action="store_true", help="print where each model's forward spends its time")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = BertConfig(
@@ -91,6 +136,14 @@ def main() -> None:
                     f"{med[i] * 1000:>9.1f} ({med[0] / med[i]:.2f}x, {min(per_round):.2f}-{max(per_round):.2f})"
                 )
             print(f"{batch:>5} {length:>6} {med[0] * 1000:>9.1f} " + " ".join(cells))
+            if args.profile:
+                splits = [profile_split(m, ids, mask) for m in models]
+                for s, (shrinking, fixed, by_op) in zip(variants, splits, strict=True):
+                    top = ", ".join(f"{k[6:]} {ms:.1f}" for k, ms in by_op[:4])
+                    print(
+                        f"{'':>13} profile, {s:.0%} removed: shrinking ops {shrinking:.1f} ms "
+                        f"(dense / this {splits[0][0] / shrinking:.2f}x), fixed ops {fixed:.1f} ms ({top})"
+                    )
 
 
 if __name__ == "__main__":

@@ -367,20 +367,20 @@ def _probe_data(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .probe.semantic import SEMANTIC, generate_semantic, load_parser, parse
+    from .probe.semantic import SPACY_TASKS, generate_semantic, load_parser, parse
     from .probe.tasks import GENERATED, generate, sentences_from_file, write_senteval
 
-    known = (*GENERATED, *SEMANTIC)
+    known = (*GENERATED, *SPACY_TASKS)
     tasks = args.tasks or list(known)
     unknown = [t for t in tasks if t not in known]
     if unknown:
         raise InputError(f"--tasks: unknown task {unknown[0]!r}; generated tasks: {', '.join(known)}")
     texts = {f: sentences_from_file(f) for f in args.text}  # every file checked before any work
-    nlp = load_parser() if any(t in SEMANTIC for t in tasks) else None  # the probe extra, checked up front
+    nlp = load_parser() if any(t in SPACY_TASKS for t in tasks) else None  # the probe extra, checked up front
     parsed = None
     out = Path(args.output)
     for name in tasks:
-        if name in SEMANTIC:
+        if name in SPACY_TASKS:
             if parsed is None:
                 pairs = [(f, s) for f, sentences in texts.items() for s in sentences]
                 print(f"parsing {len(pairs)} sentences with spaCy (5-28 tokens kept)")

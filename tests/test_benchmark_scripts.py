@@ -74,10 +74,18 @@ def test_step_profile_times_every_phase_under_both_malloc_settings():
 def test_speedup_prints_the_median_ratio_and_its_spread():
     text = run_script(
         "speedup.py", "--layers", "1", "--hidden", "128", "--sparsities", "0.5", "--batches", "1",
-        "--lengths", "16", "--rounds", "2", "--threads", "1",
+        "--lengths", "16", "--rounds", "2", "--threads", "1", "--profile",
     )  # fmt: skip
     (row,) = re.findall(r"^\s+1\s+16\s+[\d.]+\s+[\d.]+ \(([\d.]+)x, ([\d.]+)-([\d.]+)\)$", text, re.M)
     assert float(row[1]) <= float(row[2]) and float(row[0]) > 0
+    profiles = re.findall(
+        r"profile, (\d+)% removed: shrinking ops ([\d.]+) ms \(dense / this ([\d.]+)x\), fixed ops ([\d.]+) ms \((.+)\)$",
+        text,
+        re.M,
+    )
+    assert [p[0] for p in profiles] == ["0", "50"], text  # one per model: dense first
+    assert float(profiles[0][2]) == 1.0 and all(float(p[1]) > 0 and float(p[3]) > 0 for p in profiles)
+    assert "native_layer_norm" in profiles[0][4]  # a fixed op, named
 
 
 def test_every_benchmark_script_imports(monkeypatch):

