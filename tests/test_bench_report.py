@@ -504,3 +504,52 @@ def test_claim_two_is_inconclusive_when_every_pair_gives_the_same_ratio(tmp_path
         "Verdict: **inconclusive**: every pair gives the same ratio, so the interval has no width and bounds "
         "nothing; more pairs, or finer evaluation, are needed." in report
     )
+
+
+def test_the_report_opens_with_the_plain_answer_read_from_its_sections(tmp_path):
+    """Issue #26 item 6: per model and series, the units that ended at chance with their seeds (BERT's seed 0 at
+    every target, seed 1 at 0.1; BERMo's seed 0 dips after pruning starts and learns again), the control arm's
+    reading with its reason, each model's cells against the bag-of-words line and its dense median, and each
+    claim's verdict exactly as the claims section gives it."""
+    hand_made_study(tmp_path, extra=("bermo_last",))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    answer = report[report.index("## The answer, plainly") : report.index("## Findings")]
+    assert (
+        "   - BERT: movement, seeds 0-2: ended at chance in 2 of 3 (seeds 0, 1), at chance after pruning started "
+        "in 2 (seeds 0, 1)." in answer
+    )
+    assert (
+        "   - BERMo: movement, seeds 0-2: ended at chance in 0 of 3, at chance after pruning started in 1 (seed 0)."
+        in answer
+    )
+    assert (
+        "2. **Do the control arms (`bermo_last`) behave like BERT or like BERMo?** `bermo_last` under movement: "
+        "**in between or undecided** (undecided: BERT vs BERMo, vs BERT, vs BERMo cannot decide at these numbers "
+        "of units)" in answer
+    )
+    # BERT's learned runs end at 0.80 (LEARN), BERMo's at 0.80 + 0.01 * seed; the line is 0.79, dense 0.80
+    assert (
+        "   - BERMo: 3 pruned cells; above the line: 3 of 3; best movement 0.5, 0.8100 (+0.0200 against the line); "
+        "against its dense median (0.8000): +0.0100 for the best, +0.0100 to +0.0100 over the cells."
+        in answer
+    )
+    claims = report[report.index("## The paper's claims") :]
+    verdicts = [
+        line.split("Verdict: **")[1].split("**")[0]
+        for line in claims.splitlines()[:12]
+        if "Verdict: **" in line
+    ]
+    assert (
+        "4. **What remains of the paper's claims?** BERMo prunes stably where BERT diverges (claim 1): "
+        in answer
+    )
+    assert (
+        f"(claim 1): **{verdicts[0]}**;" in answer
+        and "converges faster (claim 2): **inconclusive**" in answer
+    )
+    assert (
+        report.index("## The answer, plainly")
+        < report.index("## Findings")
+        < report.index("## The paper's claims")
+    )

@@ -297,12 +297,16 @@ def test_claim_two_on_fine_curves_states_its_rule_then_the_interval_over_units_a
     assert f"| none s0 | 1 | {a:.1f} | {b:.1f} | {a / b:.3f} |" in report
     assert "| movement s0 | 1 |" in report and report.count("| no (warm-up) |") == 4
     assert (tmp_path / "fig_convergence.png").stat().st_size > 10_000
-    assert "- Convergence on the early-phase curves (section 3): BERT/BERMo ratio" in report
+    assert (
+        "- Convergence on the early-phase curves (section 3; claim 2 reads this, not the coarse line above): "
+        in report
+    )
+    assert f"BERT/BERMo ratio of the steps to accuracy {level:.4f}: " in report
 
 
 def test_claim_two_on_fine_curves_counts_pruned_units_that_cross_after_pruning_starts(tmp_path):
     """With pruning from step 100, the movement units cross after it: 3 dense and 3 movement units, 6 in all; the
-    AUC difference is a t-interval over the same units."""
+    AUC difference is a t-interval per series (not one over both: a pruned run shares its warm-up with the dense)."""
     speeds = {("none", s): v for s, v in enumerate([(150, 140), (160, 150), (170, 165)])}
     speeds.update({("movement", s): v for s, v in enumerate([(200, 190), (220, 180), (210, 205)])})
     report = _report(tmp_path, _rows(speeds), start=100)
@@ -310,20 +314,30 @@ def test_claim_two_on_fine_curves_counts_pruned_units_that_cross_after_pruning_s
     low, high = stats.t.interval(0.95, 5, loc=logs.mean(), scale=stats.sem(logs))
     assert f"Numbers: 6 counted units, BERT/BERMo ratio {math.exp(logs.mean()):.2f} (95% t-interval" in report
     assert f"{math.exp(low):.2f} to {math.exp(high):.2f}, 5 degrees of freedom" in report
-    aucs = [curve_auc(_curve(b), 300) - curve_auc(_curve(a), 300) for a, b in speeds.values()]
-    alow, ahigh = stats.t.interval(0.95, 5, loc=np.mean(aucs), scale=stats.sem(aucs))
-    assert (
-        f"AUC, BERMo - BERT over 6 units: {np.mean(aucs):+.4f} (95% t-interval {alow:.4f} to {ahigh:.4f}"
-        in report
-    )
+    for series in (
+        "none",
+        "movement",
+    ):  # one interval per series: a pruned run shares its warm-up with the dense
+        aucs = [
+            curve_auc(_curve(b), 300) - curve_auc(_curve(a), 300)
+            for (s, _), (a, b) in speeds.items()
+            if s == series
+        ]
+        alow, ahigh = stats.t.interval(0.95, 2, loc=np.mean(aucs), scale=stats.sem(aucs))
+        assert (
+            f"AUC, BERMo - BERT, {series} over 3 units: {np.mean(aucs):+.4f} (95% t-interval {alow:.4f} to "
+            f"{ahigh:.4f}" in report
+        )
     expected = "**supported**" if math.exp(low) > 1 else "**inconclusive**"
     assert f"Verdict: {expected}" in report
 
 
 def test_claim_two_on_fine_curves_not_supported_and_inconclusive(tmp_path):
     slower = {("none", s): v for s, v in enumerate([(100, 150), (100, 160), (100, 140), (100, 155)])}
-    assert "Verdict: **not supported**: the interval rules out a 1.15x speed-up." in _report(
-        tmp_path, _rows(slower)
+    text = _report(tmp_path, _rows(slower))
+    assert (
+        "Verdict: **not supported**: the interval excludes a 1.15x speed-up at 95% confidence, at this level."
+        in text
     )
     mixed = {("none", s): v for s, v in enumerate([(150, 100), (100, 150), (130, 120)])}
     assert "Verdict: **inconclusive**." in _report(tmp_path, _rows(mixed))
@@ -351,7 +365,9 @@ def test_the_convergence_specs_validate_offline(monkeypatch, capsys):
         ROOT / "benchmarks" / "paper_convergence" / "qqp.yaml",
     ]
     assert main(["validate", *map(str, paths)]) == 0
-    assert capsys.readouterr().out.count("ok (12 runs)") == 3
+    out = capsys.readouterr().out
+    assert "sst2_convergence/spec.yaml: ok (14 runs)" in out  # dense seeds 0-5 and movement seed 0, both models
+    assert out.count("ok (12 runs)") == 2
     for path, task, name, every in zip(
         paths,
         ("sst2", "mnli", "qqp"),
@@ -422,3 +438,48 @@ def test_a_run_stopped_early_says_so_in_its_row_and_in_the_report(tmp_path):
             in report
         )
     assert "Rule: supported if p < 0.05" not in report  # claim 1's test is not run
+
+
+def test_the_sensitivity_table_times_the_same_units_to_other_levels_and_says_it_is_exploratory(tmp_path):
+    """Each row's ratio is the t-interval of the log ratios of the linear curves at that row's level, computed
+    directly: shares of the weaker dense mean, one subset example (1/256) either side of the rule's level, and a
+    trailing running mean of 3 evaluations (on a linear curve it lags by one evaluation, 10 steps)."""
+    speeds = {("none", s): v for s, v in enumerate([(150, 140), (160, 120), (170, 165)])}
+    report = _report(tmp_path, _rows(speeds))
+    assert "### How the ratio depends on the level (exploratory)" in report
+    assert "added after the three-seed results were seen" in report
+    weaker = 0.86
+    for label, level in (
+        ("90.0% of dense (the rule's level)", 0.9 * weaker),
+        ("97.5% of dense", 0.975 * weaker),
+        ("90% of dense, one subset example lower", 0.9 * weaker - 1 / 256),
+        ("90% of dense, one subset example higher", 0.9 * weaker + 1 / 256),
+    ):
+        logs = _expected(list(speeds.values()), level)
+        low, high = stats.t.interval(0.95, 2, loc=logs.mean(), scale=stats.sem(logs))
+        faster = int((logs > 0).sum())
+        assert (
+            f"| {label} | {level:.4f} | 3 | {math.exp(logs.mean()):.3f} ({math.exp(low):.3f} to "
+            f"{math.exp(high):.3f}) | {faster} of 3 |" in report
+        ), label
+    # the running mean: on a linear rise the mean of the last 3 points is the value 10 steps back, so every
+    # crossing comes 10 steps later
+    smooth = [
+        math.log(
+            (crossing_step(_curve(a), 0.9 * weaker) + 10) / (crossing_step(_curve(b), 0.9 * weaker) + 10)
+        )
+        for a, b in speeds.values()
+    ]
+    row = f"| 90% of dense, running mean of 3 evaluations | {0.9 * weaker:.4f} | 3 | {math.exp(np.mean(smooth)):.3f} ("
+    assert row in report
+
+
+def test_a_model_at_the_level_at_step_zero_gives_no_ratio_and_is_not_counted_as_reaching_alone():
+    from bermo_prune.bench.convergence import analyse
+
+    rows = _rows({("none", 0): (150, 140), ("none", 1): (160, 150)})
+    rows[0]["fine_curve"] = [[0, 0.9], *rows[0]["fine_curve"][1:]]  # BERT seed 0 at the level before training
+    a = analyse(rows, 0.9 * 0.86, lambda r: None)
+    s0 = next(u for u in a.units if u.seed == 0)
+    assert (s0.at_start, s0.only, s0.log_ratios) == (1, None, [])
+    assert [u.seed for u in a.counted] == [1]

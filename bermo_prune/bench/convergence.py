@@ -24,6 +24,8 @@ from .stats import Interval, mean_ci
 
 #: the level both models are timed to: this fraction of the weaker model's dense metric (mean over seeds)
 LEVEL_FRACTION = 0.9
+#: the other shares of the weaker model's dense metric the report's sensitivity table times (exploratory)
+SENSITIVITY_FRACTIONS = (0.9, 0.925, 0.95, 0.975)
 #: the speed-up the power calculation sizes for (the smaller of the paper's two figures)
 TARGET_RATIO = 1.15
 #: the probability, at that speed-up, that the 95% interval lies above 1
@@ -125,6 +127,7 @@ class Unit:
         default_factory=list
     )  # the crossing steps of those pairs (the model that reached)
     neither: int = 0
+    at_start: int = 0  # pairs where a model was at the level at step 0 already (no ratio of steps)
     in_warmup: bool = False  # every crossing of the unit fell before its pruning started
     window_in_warmup: bool = False  # the AUC window ends before its pruning starts
     counted: bool = True  # False: folded into the dense unit of its seed
@@ -153,8 +156,8 @@ class Analysis:
     units: list[Unit]
     ratio: Interval | None
     sd: float | None  # SD of the counted units' log ratios
-    auc: Interval | None  # BERMo - BERT over units
-    loss: Interval | None  # BERMo - BERT mean training loss over units
+    auc: dict[str, Interval]  # series -> BERMo - BERT over its units (series with 2 or more)
+    loss: dict[str, Interval]  # series -> BERMo - BERT mean training loss over its units
     subset: dict | None  # the fine_eval record of the first row
 
     @property
@@ -184,6 +187,8 @@ def analyse(rows, level: float, start_of) -> Analysis:
             u.bert_steps.append(a)
             u.bermo_steps.append(b)
             u.log_ratios.append(math.log(a / b))
+        elif a == 0 or b == 0:  # at the level before any training step: no ratio, not "only one reached"
+            u.at_start += 1
         elif a is not None or b is not None:
             u.only = "bert" if a is not None else "bermo"
             u.alone.append(a if a is not None else b)
@@ -207,20 +212,70 @@ def analyse(rows, level: float, start_of) -> Analysis:
     ratio = log_ratio_interval(logs) if len(logs) >= 2 else None
     sd = float(stats.tstd(logs)) if len(logs) >= 2 else None
 
-    def diffs(attr):  # a pruned unit whose whole window lies in its warm-up is the dense unit's window again
-        vals = [
-            getattr(u, attr)
-            for (series, seed), u in units.items()
-            if getattr(u, attr) is not None
-            and not (series != "none" and u.window_in_warmup and seed in dense_seeds)
-        ]
-        return mean_ci(vals) if len(vals) >= 2 else None
+    def diffs(attr):
+        """Per series: its units' differences. Series apart, because a pruned run's window shares its warm-up steps
+        with the dense run of its seed (all of them when the window ends before pruning starts)."""
+        out = {}
+        for name in sorted({series for series, _ in units}, key=lambda x: (x != "none", x)):
+            vals = [getattr(u, attr) for (series, _), u in units.items() if series == name]
+            vals = [v for v in vals if v is not None]
+            if len(vals) >= 2:
+                out[name] = mean_ci(vals)
+        return out
 
     subset = next((r.get("fine_eval") for r in runs if r.get("fine_eval")), None)
     ordered = sorted(units.values(), key=lambda u: (u.series != "none", u.series, u.seed))
     return Analysis(
         level, horizon, ordered, ratio, sd, diffs("auc_difference"), diffs("loss_difference"), subset
     )
+
+
+def smoothed(rows, width: int = 3) -> list[dict]:
+    """Copies of ``rows`` whose ``fine_curve`` is a trailing running mean over ``width`` evaluations (a crossing then
+    needs the level held on average, not touched once by a noisy evaluation)."""
+    out = []
+    for r in rows:
+        curve = r.get("fine_curve")
+        if curve:
+            values = [v for _, v in curve]
+            mean = [
+                sum(values[max(0, i - width + 1) : i + 1]) / (i + 1 - max(0, i - width + 1))
+                for i in range(len(values))
+            ]
+            r = {**r, "fine_curve": [[s, m] for (s, _), m in zip(curve, mean, strict=True)]}
+        out.append(r)
+    return out
+
+
+def sensitivity(rows, dense_level: float, start_of, step: float | None = None) -> list[tuple[str, Analysis]]:
+    """The ratio at other definitions of "reached" (exploratory): other shares of the weaker model's dense mean,
+    the pre-registered level one subset example (``step``) lower and higher, and a running mean of 3 evaluations."""
+    variants = [
+        (
+            f"{f:.1%} of dense" + (" (the rule's level)" if f == LEVEL_FRACTION else ""),
+            analyse(rows, f * dense_level, start_of),
+        )
+        for f in SENSITIVITY_FRACTIONS
+    ]
+    base = LEVEL_FRACTION * dense_level
+    if step:
+        variants += [
+            (
+                f"{LEVEL_FRACTION:.0%} of dense, one subset example lower",
+                analyse(rows, base - step, start_of),
+            ),
+            (
+                f"{LEVEL_FRACTION:.0%} of dense, one subset example higher",
+                analyse(rows, base + step, start_of),
+            ),
+        ]
+    variants.append(
+        (
+            f"{LEVEL_FRACTION:.0%} of dense, running mean of 3 evaluations",
+            analyse(smoothed(rows), base, start_of),
+        )
+    )
+    return variants
 
 
 def power_text(analysis: Analysis) -> str:

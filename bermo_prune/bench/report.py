@@ -21,14 +21,17 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..tracking import DivergenceConfig, DivergenceTracker
+from .answer import plain_answer
 from .arms import control_arms
 from .baselines import BAG_OF_WORDS, load_baselines
-from .convergence import LEVEL_FRACTION, power_text
+from .convergence import LEVEL_FRACTION, power_text, sensitivity
 from .stats import mean_ci, median_range, paired_comparison, pareto_front, ratio_ci
 from .verdicts import (
     ALPHA,
     Study,
     claims,
+    convergence_verdict,
+    dense_means,
     findings,
     fine_analysis,
     fmt,
@@ -96,7 +99,59 @@ def _levels(values: list[float]) -> str:
     return f"{values[0]:.4f}" if len(set(values)) == 1 else f"{min(values):.4f} to {max(values):.4f}"
 
 
-def _fine_section(a, rows: list[dict], metric: str, out: Path, plt) -> list[str]:
+def _scale_note(a, rows: list[dict]) -> list[str]:
+    """Where the level sits: against the subset's own reading at the end of the window (the level is a share of
+    full-dev accuracy, applied to the subset's curve) and against the bag-of-words line."""
+    dense = [r for r in rows if r.get("status") != "failed" and r["method"] == "none" and r.get("fine_curve")]
+    if not dense:
+        return []
+    subset_end = sum(r["fine_curve"][-1][1] for r in dense) / len(dense)
+    full_end = sum(r["final"] for r in dense) / len(dense)
+    crossings = [x for u in a.counted for x in (*u.bert_steps, *u.bermo_steps)]
+    text = (
+        f"Scale of the level: it is a share of the dense runs' full-dev {dense[0].get('metric', 'accuracy')} "
+        f"(mean {full_end:.4f} at step {a.horizon}) applied to the subset's curve, which reads {subset_end:.4f} on "
+        f"average at its last evaluation: the level is {a.level / subset_end:.1%} of the subset's own end value."
+    )
+    if crossings:
+        text += (
+            f" The counted crossings fall at steps {min(crossings):.0f} to {max(crossings):.0f} of a {a.horizon}-step "
+            "window: the measurement times the start of fine-tuning, not the approach to its final accuracy."
+        )
+    return [text, ""]
+
+
+def _sensitivity_table(a, rows: list[dict], study) -> list[str]:
+    """The ratio at other definitions of the level (exploratory, chosen after the first results; not judged)."""
+    dense = dense_means(rows)
+    if len(dense) < 2:
+        return []
+    size = (a.subset or {}).get("size")
+    variants = sensitivity(rows, min(dense.values()), study.start, 1 / size if size else None)
+    lines = [
+        "### How the ratio depends on the level (exploratory)",
+        "",
+        "Not part of the rule, and added after the three-seed results were seen: the same units timed to other "
+        'levels, to show how much the verdict depends on where "reached" is put. The rule\'s reading of each row is '
+        "given for comparison only; the pre-registered verdict is claim 2's, at the first row's level.",
+        "",
+        "| level | value | counted units | BERT/BERMo (95% t-interval) | units where BERMo is faster | rule's reading |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, v in variants:
+        r = v.ratio
+        faster = sum(u.log_ratio > 0 for u in v.counted)
+        reading = convergence_verdict(v).split(":")[0].split(";")[0]
+        lines.append(
+            f"| {label} | {v.level:.4f} | {len(v.counted)} | "
+            + (f"{r.mean:.3f} ({fmt(r.low, 3)} to {fmt(r.high, 3)})" if r is not None else "-")
+            + f" | {faster} of {len(v.counted)} | {reading} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _fine_section(a, rows: list[dict], metric: str, out: Path, plt, study) -> list[str]:
     """Section 3 on the early-phase curves (:mod:`.convergence`): definitions, one row per unit, the intervals, the
     power calculation and ``fig_convergence.png``."""
     sub = a.subset or {}
@@ -155,13 +210,16 @@ def _fine_section(a, rows: list[dict], metric: str, out: Path, plt) -> list[str]
         )
     else:
         lines.append("BERT/BERMo ratio: fewer than 2 counted units reached the level in both models.")
-    for label, ci in (("AUC, BERMo - BERT", a.auc), ("Mean training loss, BERMo - BERT", a.loss)):
-        if ci is not None:
+    for label, cis in (("AUC, BERMo - BERT", a.auc), ("Mean training loss, BERMo - BERT", a.loss)):
+        for series, ci in cis.items():
             lines.append(
-                f"{label} over {ci.n} units: {ci.mean:+.4f} (95% t-interval {fmt(ci.low)} to {fmt(ci.high)}; "
-                "reported, not judged)."
+                f"{label}, {series} over {ci.n} units: {ci.mean:+.4f} (95% t-interval {fmt(ci.low)} to "
+                f"{fmt(ci.high)}; reported, not judged; each series apart: a pruned run's window shares its warm-up "
+                "steps with the dense run of its seed)."
             )
     lines += ["", power_text(a), ""]
+    lines += _scale_note(a, rows)
+    lines += _sensitivity_table(a, rows, study)
 
     # the figure: mean subset curve and smoothed training loss per model and series, over seeds
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -547,7 +605,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
     # 3. Convergence speed -------------------------------------------------------------------------------------------
     fine = fine_analysis(rows, study)
     if fine is not None:  # the early-phase curves (train.early_eval), then the coarse table for reference
-        lines += _fine_section(fine, rows, metric, out, plt)
+        lines += _fine_section(fine, rows, metric, out, plt, study)
         lines += [
             f"### Steps to {fraction:.0%} of the dense {metric} on the full-dev evaluations (coarse)",
             "",
@@ -749,9 +807,11 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
             "",
         ]
     level = {m: fraction * dense[m].mean for m in dense} if len(dense) == 2 else None
+    claim_lines = claims(rows, dense, level, metric, fraction, study)
     lines[summary_at:summary_at] = [
+        *plain_answer(rows, study, claim_lines, bool(_completeness(rows, planned)), stopped),
         *findings(groups, paired_results, ratios, metric, fraction, study),
-        *claims(rows, dense, level, metric, fraction, study),
+        *claim_lines,
         *control_arms(rows, study),
     ]
     path = out / "REPORT.md"
