@@ -478,7 +478,7 @@ def test_the_convergence_report_is_what_report_writes_from_its_results_so_far(tm
     stopped at step 1,500 with its subset curve to that step; REPORT.md is what `bermo-prune report` writes from the
     committed rows, sweep log and notes, and it states claim 2's rule, the ratio over the counted units and the power
     calculation."""
-    committed, rows = _sweep_in_sittings("sst2_convergence", 12)
+    committed, rows = _sweep_in_sittings("sst2_convergence", 14)
     for r in rows:
         assert r["steps"] == 1500, r["run"]
         assert [p[0] for p in r["fine_curve"]] == list(range(0, 1501, 10)), r["run"]
@@ -487,6 +487,10 @@ def test_the_convergence_report_is_what_report_writes_from_its_results_so_far(tm
     assert "Rule (fixed before the numbers): supported only if the 95% t-interval" in report
     assert "BERT/BERMo ratio of crossing steps over " in report and "Power (criterion fixed before" in report
     assert "## Notes (written by hand, not generated)" in report
+    # complete: six dense pairs counted, the verdict by the rule, and the exploratory table beside it
+    assert "Unfinished sweep" not in report and "over 6 counted units" in report
+    assert "Verdict: **not supported**: the interval excludes a 1.15x speed-up at 95% confidence" in report
+    assert "### How the ratio depends on the level (exploratory)" in report
 
 
 def test_claim_two_is_inconclusive_when_every_pair_gives_the_same_ratio(tmp_path):
