@@ -549,7 +549,7 @@ def test_the_report_opens_with_the_plain_answer_read_from_its_sections(tmp_path)
         in answer
     )
     assert (
-        f"(claim 1): **{verdicts[0]}**;" in answer
+        f"(claim 1): **{verdicts[0]}**: cannot decide: 3 units against 3 cannot reach p < 0.05" in answer
         and "converges faster (claim 2): **inconclusive**" in answer
     )
     assert (

@@ -366,7 +366,8 @@ def test_the_convergence_specs_validate_offline(monkeypatch, capsys):
     ]
     assert main(["validate", *map(str, paths)]) == 0
     out = capsys.readouterr().out
-    assert "sst2_convergence/spec.yaml: ok (14 runs)" in out  # dense seeds 0-5 and movement seed 0, both models
+    # dense seeds 0-5 and movement seed 0, both models
+    assert "sst2_convergence/spec.yaml: ok (14 runs)" in out
     assert out.count("ok (12 runs)") == 2
     for path, task, name, every in zip(
         paths,

@@ -23,7 +23,9 @@ from .verdicts import Study, learned_finals, model_order, name, of, units
 #: a claim's paragraph in the claims section ("1. *BERMo prunes ...") and how its verdict is written there (the
 #: bold phrase after "Verdict:", or the paragraph's last bold phrase where it has no "Verdict:")
 CLAIM = re.compile(r"^([123])\. \*")
-VERDICT = re.compile(r"Verdict: \*\*([^*]+)\*\*")
+VERDICT = re.compile(
+    r"Verdict: \*\*([^*]+)\*\*((?:[^.]|\.(?=\S))*)"
+)  # the tail ends at a full stop and a space
 BOLD = re.compile(r"\*\*([^*]+)\*\*")
 #: the claims' short names, in the claims section's order
 CLAIMS = (
@@ -177,12 +179,16 @@ def plain_answer(
     verdicts = []
     for line in claim_lines:
         if CLAIM.match(line):
-            found = VERDICT.search(line) or ([*BOLD.finditer(line)] or [None])[-1]
-            verdicts.append(found.group(1) if found else "no verdict")
+            found = VERDICT.search(line)
+            if found:  # the verdict with its qualifier, as the claim states it ("... at this level")
+                verdicts.append(f"**{found.group(1)}**{found.group(2).rstrip()}")
+                continue
+            found = ([*BOLD.finditer(line)] or [None])[-1]
+            verdicts.append(f"**{found.group(1)}**" if found else "no verdict")
     if len(verdicts) == len(CLAIMS):
         out.append(
             f"{4 if arms else 3}. **What remains of the paper's claims?** BERMo "
-            + "; ".join(f"{c}: **{v}**" for c, v in zip(CLAIMS, verdicts, strict=True))
+            + "; ".join(f"{c}: {v}" for c, v in zip(CLAIMS, verdicts, strict=True))
             + " (section: the paper's claims, one by one)."
         )
     out.append("")
