@@ -13,12 +13,11 @@ numbers and rule (nothing here is computed a second way, and nothing is typed in
 
 from __future__ import annotations
 
-import math
 import re
 
 from .arms import extra_arms, place, placements
 from .stats import median_range
-from .verdicts import Study, learned_finals, model_order, name, of, units
+from .verdicts import Study, binomial_se, learned_finals, model_order, name, of, units
 
 #: a claim's paragraph in the claims section ("1. *BERMo prunes ...") and how its verdict is written there (the
 #: bold phrase after "Verdict:", or the paragraph's last bold phrase where it has no "Verdict:")
@@ -65,7 +64,7 @@ def _divergence(rows: list[dict], study: Study, models: list[str]) -> list[str]:
 def _se(study: Study) -> float | None:
     """One binomial standard error of an accuracy at the bag-of-words line on the dev set (None: no line)."""
     bow, dev = study.bag_of_words(), study.dev_size()
-    return math.sqrt(max(bow) * (1 - max(bow)) / dev) if bow and dev else None
+    return binomial_se(max(bow), dev) if bow and dev else None
 
 
 def _accuracy(rows: list[dict], study: Study, models: list[str]) -> list[str]:

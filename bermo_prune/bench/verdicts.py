@@ -450,6 +450,11 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
     return out
 
 
+def binomial_se(accuracy: float, n: int) -> float:
+    """One binomial standard error of an accuracy measured on ``n`` examples."""
+    return math.sqrt(accuracy * (1 - accuracy) / n)
+
+
 def median_against(values: list[float], line: float, dev_size: int | None = None) -> str:
     """Where the line lies against the distribution-free 95% interval of the median of ``values``; with
     ``dev_size``, also what that interval leaves out: it is over runs scored on one dev set, so the set's own
@@ -477,7 +482,7 @@ def median_against(values: list[float], line: float, dev_size: int | None = None
             f"statistics {r} and {n + 1 - r} of {n}), {where}"
         )
     if dev_size:
-        se = math.sqrt(line * (1 - line) / dev_size)
+        se = binomial_se(line, dev_size)
         margin = median_range(values).mean - line
         text += (
             f"; {'that interval is ' if n > 1 else ''}over runs on one dev set of {dev_size} examples, whose own "
