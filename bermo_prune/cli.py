@@ -133,6 +133,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("spec", nargs="+", help="sweep spec YAML (several: run one after the other)")
     bench.add_argument("--workers", type=int, help="parallel runs (default: the spec's, else cores // 2)")
     bench.add_argument(
+        "--cells",
+        nargs="+",
+        metavar="PATTERN",
+        help="run only the runs whose names match (shell-style, e.g. '*_movement_0.1_s5'; quote it) and the "
+        "teachers they need; the rest wait for a later sitting",
+    )
+    bench.add_argument(
         "--backend",
         choices=("local", "ray"),
         default="local",
@@ -330,36 +337,43 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     """Each spec in turn (all validated first); stops at the first that does not finish."""
-    from .bench.sweep import load_spec
+    from .bench.sweep import load_spec, select_cells
 
     specs = [load_spec(path) for path in args.spec]
-    for spec in specs:
-        code = _bench_one(spec, args)
+    chosen = select_cells(specs, args.cells) if args.cells else [None] * len(specs)
+    for spec, only in zip(specs, chosen):
+        code = _bench_one(spec, args, only)
         if code != EXIT_OK:
             return code
     return EXIT_OK
 
 
-def _bench_one(spec, args: argparse.Namespace) -> int:
+def _bench_one(spec, args: argparse.Namespace, only: set[str] | None) -> int:
     from .bench.sweep import run_sweep
 
     if args.workers:
         spec.workers = args.workers
-    print(f"{len(spec.cells)} runs, {spec.workers} workers ({args.backend}) -> {spec.output_dir}")
+    chose = "" if only is None else f" (--cells: {len(only)} of them)"
+    print(f"{len(spec.cells)} runs{chose}, {spec.workers} workers ({args.backend}) -> {spec.output_dir}")
     from .bench.baselines import ensure_baselines
 
     ensure_baselines(spec)
-    rows = run_sweep(spec, backend=args.backend, address=args.address)
+    rows = run_sweep(spec, backend=args.backend, address=args.address, only=only)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     print("results: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    missing = len(spec.cells) - len(rows)
+    have = {r["run"] for r in rows}
+    missing = [c.name for c in spec.cells if c.name not in have and (only is None or c.name in only)]
     if missing:
         print(
-            f"stopped by a signal: {missing} of {len(spec.cells)} runs not finished; run the sweep again to continue"
+            f"stopped by a signal: {len(missing)} of {len(spec.cells)} runs not finished; run the sweep again to "
+            "continue"
         )
         return EXIT_INTERRUPTED
+    left = len(spec.cells) - len(rows)
+    if left:
+        print(f"{left} of {len(spec.cells)} runs not in --cells wait for a later sitting")
     return EXIT_OK
 
 

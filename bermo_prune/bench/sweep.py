@@ -32,7 +32,10 @@ recorded, never dropped. Runs go seed by seed (every cell of the first seed firs
 whole grid at one seed before adding seeds; with ``order: series`` they go series by series (every seed of the first
 series in ``methods``, seed by seed, then the next), so a study's primary series is complete first; the order
 changes no run. Distilled runs go last, after their teachers, and a teacher known only
-from ``results.jsonl`` is run again first (its model directory is needed; same seed, same model).
+from ``results.jsonl`` is run again first (its model directory is needed; same seed, same model). ``bench --cells
+PATTERN`` runs only the cells whose names match (shell-style patterns, e.g. ``'*_movement_0.1_s5'``) and the teachers
+they need, in the same order; the others wait for a later sitting, and the sitting's entry in ``sweep.json`` records
+the runs they chose.
 
 Length (about 400 lines): the spec and its validation, the grid, the plan and the results/sitting records of one
 resumable sweep; where runs execute is :mod:`.backends`.
@@ -40,6 +43,7 @@ resumable sweep; where runs execute is :mod:`.backends`.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import time
@@ -47,7 +51,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import RecipeError
+from ..errors import InputError, RecipeError
 from ..fields import build, check_sections, schema, section_map
 from ..fields import key as spec_key
 from ..pruners import available_pruners
@@ -388,12 +392,13 @@ def _fine_fields(summary: dict) -> dict:
 class SweepLog:
     """``OUTPUT/sweep.json``: the spec (path and text) and one entry per sitting (one ``bench`` invocation): start
     and latest time, workers and threads, the device, runs finished in it and runs skipped as already finished.
-    The sitting's entry is rewritten after every run, so a killed sitting is logged up to its last finished run.
+    The sitting's entry is rewritten after every run, so a killed sitting is logged up to its last finished run;
+    a sitting limited by ``bench --cells`` lists the runs it was limited to.
     ``elapsed_s`` sums the sittings: the sweep's wall-clock time however many times it was resumed."""
 
     STAMP = "%Y-%m-%dT%H:%M:%S%z"
 
-    def __init__(self, spec: Spec, threads: int, device: str):
+    def __init__(self, spec: Spec, threads: int, device: str, only: set[str] | None = None):
         self.path = spec.output_dir / SWEEP_LOG
         self.meta = (
             json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {"sittings": []}
@@ -415,6 +420,8 @@ class SweepLog:
             "ran": 0,
             "skipped": 0,
         }
+        if only is not None:  # bench --cells: the runs this sitting was limited to, in grid order
+            self.sitting["cells"] = [c.name for c in spec.cells if c.name in only]
         self.meta["sittings"].append(self.sitting)
 
     def update(self, ran: int, skipped: int) -> dict:
@@ -446,12 +453,30 @@ def write_results(spec: Spec, rows: dict[str, dict]) -> list[dict]:
     return ordered
 
 
-def plan(spec: Spec, recorded: dict[str, dict]) -> tuple[list[Cell], list[Cell], list[Cell]]:
+def select_cells(specs: list[Spec], patterns: list[str]) -> list[set[str]]:
+    """Per spec, the names of the cells matching any of ``patterns`` (``bench --cells``) and the teachers those need;
+    a pattern that matches no cell of any spec is an error (a typo would otherwise run nothing)."""
+    chosen = [{c.name for c in spec.cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)} for spec in specs]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(c.name, pattern) for spec in specs for c in spec.cells):
+            names = [c.name for c in specs[0].cells]
+            example = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            raise InputError(f"--cells: {pattern!r} matches no run of {specs[0].source} (its runs: {example})")
+    for spec, names in zip(specs, chosen):
+        teachers = {c.teacher for c in spec.cells if c.name in names and c.teacher}
+        names |= teachers
+    return chosen
+
+
+def plan(
+    spec: Spec, recorded: dict[str, dict], only: set[str] | None = None
+) -> tuple[list[Cell], list[Cell], list[Cell]]:
     """(cells already finished per ``results.jsonl``, cells to run first, distilled cells to run after them).
 
     The cells to run go seed by seed in grid order (with ``order: series``, series by series and seed by seed
     within each); a finished teacher of a distilled cell still to run is run
-    again when its run directory holds no model (a fresh machine resuming from committed results)."""
+    again when its run directory holds no model (a fresh machine resuming from committed results). With ``only``
+    (names from :func:`select_cells`), cells outside it are left for a later sitting."""
     runs = spec.output_dir / "runs"
     done = {c.name for c in spec.cells if recorded.get(c.name, {}).get("status", "failed") != "failed"}
     needed = {c.teacher for c in spec.cells if c.teacher and c.name not in done}
@@ -462,26 +487,29 @@ def plan(spec: Spec, recorded: dict[str, dict]) -> tuple[list[Cell], list[Cell],
     series_rank = {s: i for i, s in enumerate(dict.fromkeys(c.series for c in spec.cells))}
     by_series = spec.order == "series"
     todo = sorted(
-        (c for c in spec.cells if c.name not in done),
+        (c for c in spec.cells if c.name not in done and (only is None or c.name in only)),
         key=lambda c: (series_rank[c.series] if by_series else 0, seed_rank[c.seed]),  # stable: grid order
     )
     finished = [c for c in spec.cells if c.name in done]
     return finished, [c for c in todo if not c.teacher], [c for c in todo if c.teacher]
 
 
-def run_sweep(spec: Spec, log=print, backend: str = "local", address: str | None = None) -> list[dict]:
-    """Run (or resume) every cell on ``backend`` (``local`` or ``ray``, see :mod:`.backends`); returns the results
-    rows in grid order. ``results.jsonl`` and the sitting's entry in ``sweep.json`` are rewritten after each run."""
+def run_sweep(
+    spec: Spec, log=print, backend: str = "local", address: str | None = None, only: set[str] | None = None
+) -> list[dict]:
+    """Run (or resume) every cell on ``backend`` (``local`` or ``ray``, see :mod:`.backends`), or only the cells
+    named in ``only``; returns the results rows in grid order. ``results.jsonl`` and the sitting's entry in
+    ``sweep.json`` are rewritten after each run."""
     runs = (spec.output_dir / "runs").resolve()
     runs.mkdir(parents=True, exist_ok=True)
     recorded = read_results(spec.output_dir)
-    finished, first, students = plan(spec, recorded)
+    finished, first, students = plan(spec, recorded, only)
     # Every recorded row of the grid stays until its cell's new run replaces it: a teacher run again for its model
     # (or a failed cell run again) keeps its row if this sitting is stopped before that run ends.
     rows: dict[str, dict] = {c.name: recorded[c.name] for c in spec.cells if c.name in recorded}
     skipped, ran = len(finished), 0
     with make_backend(backend, spec.workers, address) as pool, StopSignals(pool.stop) as stop:
-        sweep_log = SweepLog(spec, pool.threads, pool.describe())
+        sweep_log = SweepLog(spec, pool.threads, pool.describe(), only)
         for cell in finished:
             log(f"{cell.name}: skipped (finished)")
         sweep_log.update(ran, skipped)
