@@ -341,7 +341,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     specs = [load_spec(path) for path in args.spec]
     chosen = select_cells(specs, args.cells) if args.cells else [None] * len(specs)
-    for spec, only in zip(specs, chosen):
+    for spec, only in zip(specs, chosen, strict=True):
         code = _bench_one(spec, args, only)
         if code != EXIT_OK:
             return code

@@ -246,6 +246,48 @@ def test_distilled_cells_resume_on_a_fresh_machine_from_committed_results(tmp_pa
     assert [(s["ran"], s["skipped"]) for s in meta["sittings"]] == [(4, 0), (2, 1)]
 
 
+def test_cells_runs_only_the_matching_runs_and_a_later_sitting_runs_the_rest(tmp_path, capsys):
+    """``bench --cells``: a sitting limited to the runs matching a pattern (the rest wait, exit 0, and the sitting
+    lists its runs); the next sitting without it runs the rest; a distilled run brings its teacher; a pattern that
+    matches nothing is one line, exit 2, before any run."""
+    from bermo_prune.bench.sweep import plan, select_cells
+
+    path = write_spec(tmp_path, workers=1)
+    assert main(["bench", str(path), "--cells", "bermo_*"]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs (--cells: 2 of them)" in out and "results: 2 ok" in out
+    assert "2 of 4 runs not in --cells wait for a later sitting" in out
+    bench = tmp_path / "bench"
+    rows = [json.loads(x)["run"] for x in (bench / "results.jsonl").read_text().splitlines()]
+    assert rows == ["bermo_none_dense_s0", "bermo_movement_0.5_s0"]
+    assert not (bench / "runs" / "bert_none_dense_s0").exists()
+    assert main(["bench", str(path)]) == 0
+    assert "results: 4 ok" in capsys.readouterr().out
+    meta = json.loads((bench / "sweep.json").read_text())
+    assert [(s["ran"], s["skipped"], s.get("cells")) for s in meta["sittings"]] == [
+        (2, 0, ["bermo_none_dense_s0", "bermo_movement_0.5_s0"]),
+        (2, 2, None),
+    ]
+    # a distilled run chosen alone brings the teacher it needs; the order is the plan's
+    methods = {
+        "none": {},
+        "movement": {"targets": [0.5]},
+        "movement_kd": {"method": "movement", "targets": [0.5], "distill": True},
+    }
+    spec = load_spec(write_spec(tmp_path / "kd", models=["bert"], methods=methods))
+    only = select_cells([spec], ["*_kd_*"])[0]
+    assert only == {"bert_movement_kd_0.5_s0", "bert_none_dense_s0"}
+    _, first, students = plan(spec, {}, only)
+    assert [c.name for c in first] == ["bert_none_dense_s0"] and [c.name for c in students] == [
+        "bert_movement_kd_0.5_s0"
+    ]
+    assert main(["bench", str(path), "--cells", "bert_movment_*"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"bermo-prune: error: --cells: 'bert_movment_*' matches no run of {path} (its runs: bert_none_dense_s0, "
+        "bermo_none_dense_s0, bert_movement_0.5_s0, ...)"
+    )
+
+
 def test_spec_method_entries_are_checked(tmp_path):
     with pytest.raises(RecipeError) as info:
         load_spec(

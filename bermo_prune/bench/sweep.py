@@ -456,13 +456,18 @@ def write_results(spec: Spec, rows: dict[str, dict]) -> list[dict]:
 def select_cells(specs: list[Spec], patterns: list[str]) -> list[set[str]]:
     """Per spec, the names of the cells matching any of ``patterns`` (``bench --cells``) and the teachers those need;
     a pattern that matches no cell of any spec is an error (a typo would otherwise run nothing)."""
-    chosen = [{c.name for c in spec.cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)} for spec in specs]
+    chosen = [
+        {c.name for c in spec.cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)}
+        for spec in specs
+    ]
     for pattern in patterns:
         if not any(fnmatch.fnmatchcase(c.name, pattern) for spec in specs for c in spec.cells):
             names = [c.name for c in specs[0].cells]
             example = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-            raise InputError(f"--cells: {pattern!r} matches no run of {specs[0].source} (its runs: {example})")
-    for spec, names in zip(specs, chosen):
+            raise InputError(
+                f"--cells: {pattern!r} matches no run of {specs[0].source} (its runs: {example})"
+            )
+    for spec, names in zip(specs, chosen, strict=True):
         teachers = {c.teacher for c in spec.cells if c.name in names and c.teacher}
         names |= teachers
     return chosen
