@@ -261,3 +261,53 @@ def test_the_committed_semantic_study_report_is_what_its_files_say(tmp_path, mon
     study.conf.output_dir = str(tmp_path)
     write_study_report(study, rows)
     assert (tmp_path / "REPORT.md").read_text() == (committed / "REPORT.md").read_text()
+
+
+def test_the_interval_over_test_sentences_is_the_paired_difference_and_its_sampling_error(monkeypatch):
+    """On the committed rows: the bootstrap's centre is the table's paired difference, and its 95% interval is the
+    normal one from the per-sentence differences (their variance over each task's n sentences) within a few
+    percent; two arms that got the same sentences right have a zero-width interval at 0."""
+    from bermo_prune.probe.study_report import _pick, semantic_averages, sentence_interval
+
+    from .conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    study = load_study("benchmarks/probing_semantic/spec.yaml")
+    rows = read_rows(study.out)
+    sizes = json.loads((study.out / "tasks.json").read_text())
+    for how in ("reads", "best", "last"):
+        args = ("movement_10", "cls", "logreg", how)
+        a = semantic_averages(study, rows, *args[:1], "bert", *args[1:])
+        b = semantic_averages(study, rows, *args[:1], "bermo", *args[1:])
+        paired = sorted(set(a) & set(b))
+        assert paired == [3, 4]
+        mean, low, high = sentence_interval(study, rows, *args)
+        assert mean == pytest.approx(sum(b[k] - a[k] for k in paired) / len(paired), abs=1e-6)
+        assert low < mean < high
+        # the normal interval: per task, the seed-averaged per-sentence differences' variance / n
+        var = 0.0
+        for task in study.conf.semantic:
+            n = sizes[task]["examples"]["te"]
+            per_seed = []
+            for k in paired:
+                bits = {}
+                for arm in ("bert", "bermo"):
+                    run = f"{arm}_movement_0.1_s{k}"
+                    mine = [
+                        r for r in rows if r["run"] == run and r["task"] == task and r["pooling"] == "cls"
+                    ]
+                    mine = [r for r in mine if r["classifier"] == "logreg"]
+                    bits[arm] = np.mean(
+                        [
+                            np.unpackbits(np.frombuffer(bytes.fromhex(r["te_correct"]), dtype=np.uint8))[:n]
+                            for r in _pick(mine, how)
+                        ],
+                        axis=0,
+                    )
+                per_seed.append(bits["bermo"] - bits["bert"])
+            var += np.var(np.mean(per_seed, axis=0)) / n
+        half = 1.96 * np.sqrt(var) / len(study.conf.semantic)
+        assert (high - low) / 2 == pytest.approx(half, rel=0.1)
+    same = [dict(r, arm="bermo", run=r["run"].replace("bert_", "bermo_")) for r in rows if r["arm"] == "bert"]
+    twin = [r for r in rows if r["arm"] != "bermo"] + same
+    assert sentence_interval(study, twin, "movement_10", "cls", "logreg", "last") == (0.0, 0.0, 0.0)

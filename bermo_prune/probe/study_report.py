@@ -8,7 +8,8 @@ interval: a 95% t interval clipped to [0, 1] for 3 or more values, the range for
 (:func:`.report.format_cell`). A run's semantic average is the mean of its test accuracies over the spec's
 semantic tasks, read where its classifier reads (the last layer; BERMo's mix). BERMo minus BERT pairs runs by
 fine-tuning seed; the interval is over seeds only: every run is scored on the same test sentences, which the
-pairing holds fixed, and the test sets' own sampling error is not in it.
+pairing holds fixed, and the test sets' own sampling error is not in it. Beside it, a second interval holds that
+error alone (seeds fixed, each task's test sentences resampled: :func:`sentence_interval`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 from ..bench.stats import mean_ci
 from .report import finish_report, format_cell, summarise
@@ -117,6 +120,27 @@ def _pick(rows: list[dict], how: str) -> list[dict]:
     return by[layer]
 
 
+def _picked(study, rows, condition, arm, pooling, classifier, how, tasks) -> dict[object, list[list[dict]]]:
+    """``{fine-tuning seed (the run for the pretrained encoder): per task, the rows (probe seeds) at the layer how
+    picks}`` for the runs of one cell that have every one of ``tasks``."""
+    per: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    key: dict[str, object] = {}
+    for r in rows:
+        if (
+            r["run"] not in BASELINES
+            and r["task"] in tasks
+            and (r["condition"], r["arm"], r["pooling"], r["classifier"])
+            == (condition, arm, pooling, classifier)
+        ):
+            per[(r["run"], r["task"])].append(r)
+            key[r["run"]] = r["ft_seed"] if r["ft_seed"] is not None else r["run"]
+    return {
+        key[run]: [_pick(per[(run, t)], how) for t in tasks]
+        for run in key
+        if all((run, t) in per for t in tasks)
+    }
+
+
 def semantic_averages(
     study: Study,
     rows: list[dict],
@@ -131,23 +155,65 @@ def semantic_averages(
     that have every task (default: the semantic ones), each task's accuracy the mean over probe seeds at the
     layer ``how`` picks (:data:`PICKS`)."""
     tasks = tuple(tasks or study.conf.semantic)
-    per: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    key: dict[str, object] = {}
-    for r in rows:
-        if (
-            r["run"] not in BASELINES
-            and r["task"] in tasks
-            and (r["condition"], r["arm"], r["pooling"], r["classifier"])
-            == (condition, arm, pooling, classifier)
-        ):
-            per[(r["run"], r["task"])].append(r)
-            key[r["run"]] = r["ft_seed"] if r["ft_seed"] is not None else r["run"]
-    out = {}
-    for run in key:
-        if all((run, t) in per for t in tasks):
-            values = [_pick(per[(run, t)], how) for t in tasks]
-            out[key[run]] = sum(sum(r["te"] for r in v) / len(v) for v in values) / len(tasks)
-    return out
+    picked = _picked(study, rows, condition, arm, pooling, classifier, how, tasks)
+    return {
+        k: sum(sum(r["te"] for r in v) / len(v) for v in values) / len(tasks) for k, values in picked.items()
+    }
+
+
+#: resamples of the test sentences in :func:`sentence_interval`
+RESAMPLES = 2000
+
+
+def _correct(rows: list[dict], n: int) -> np.ndarray:
+    """Per test sentence (``n`` of them: the bits are padded to whole bytes), the share of these rows (probe
+    seeds) that got it right."""
+    bits = [np.unpackbits(np.frombuffer(bytes.fromhex(r["te_correct"]), dtype=np.uint8))[:n] for r in rows]
+    for r, b in zip(rows, bits, strict=True):
+        if len(b) != n or abs(b.mean() - r["te"]) > 1e-6:
+            raise ValueError(
+                f"{r['run']} {r['task']}: te_correct does not give its test accuracy over {n} sentences"
+            )
+    return np.mean(bits, axis=0)
+
+
+def sentence_interval(
+    study: Study,
+    rows: list[dict],
+    condition: str,
+    pooling: str,
+    classifier: str,
+    how: str = "reads",
+    tasks: tuple[str, ...] | None = None,
+    resamples: int = RESAMPLES,
+) -> tuple[float, float, float] | None:
+    """The second arm minus the first, the semantic average's difference averaged over the paired fine-tuning seeds
+    (the tables' mean), with a 95% percentile interval from resampling each task's test sentences with
+    replacement: one resample per task shared by every run, so the pairing holds; the seeds are held fixed, so the
+    interval is the test sets' sampling error alone, the part the t interval over seeds leaves out. ``(mean, low,
+    high)``, or None where a paired run lacks its rows' ``te_correct`` or no seed is paired."""
+    tasks = tuple(tasks or study.conf.semantic)
+    base, other = study.conf.arms[0], study.conf.arms[1]
+    a = _picked(study, rows, condition, base, pooling, classifier, how, tasks)
+    b = _picked(study, rows, condition, other, pooling, classifier, how, tasks)
+    seeds = sorted(set(a) & set(b), key=str)
+    sizes = json.loads((study.out / TASKS).read_text()) if (study.out / TASKS).is_file() else {}
+    if (
+        not seeds
+        or any(t not in sizes for t in tasks)
+        or any("te_correct" not in r for k in seeds for v in (*a[k], *b[k]) for r in v)
+    ):
+        return None
+    rng = np.random.default_rng(0)
+    total, draws = 0.0, np.zeros(resamples)
+    for i, task in enumerate(tasks):
+        n = sizes[task]["examples"]["te"]
+        # per sentence, the difference averaged over the paired seeds
+        diff = np.mean([_correct(b[k][i], n) - _correct(a[k][i], n) for k in seeds], axis=0)
+        total += diff.mean()
+        draws += diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    low, high = np.percentile(draws / len(tasks), [2.5, 97.5])
+    return total / len(tasks), float(low), float(high)
 
 
 def _difference_row(study, rows, label, cond, pooling, classifier, how, tasks=None) -> str | None:
@@ -157,10 +223,15 @@ def _difference_row(study, rows, label, cond, pooling, classifier, how, tasks=No
     if not a and not b:
         return None
     d = [b[k] - a[k] for k in sorted(set(a) & set(b), key=str)]
+    boot = sentence_interval(study, rows, cond, pooling, classifier, how, tasks) if d else None
     return (
         f"| {label} | {format_cell(list(a.values())) if a else '-'} | {format_cell(list(b.values())) if b else '-'}"
-        f" | {format_cell(d, signed=True) if d else '-'} | {len(d)} |"
+        f" | {format_cell(d, signed=True) if d else '-'} | {_format_boot(boot)} | {len(d)} |"
     )
+
+
+def _format_boot(boot: tuple[float, float, float] | None) -> str:
+    return "-" if boot is None else f"({boot[1]:+.4f}, {boot[2]:+.4f})"
 
 
 def write_study_report(study: Study, rows: list[dict]) -> Path:
@@ -201,8 +272,18 @@ def write_study_report(study: Study, rows: list[dict]) -> Path:
         a = semantic_averages(study, rows, c.condition, base, c.pooling, c.classifier, how)
         b = semantic_averages(study, rows, c.condition, other, c.pooling, c.classifier, how)
         word, reason = verdict([b[k] - a[k] for k in sorted(set(a) & set(b), key=str)], c.size)
-        lines += [f"**Verdict {number}, read at {PICK_TEXT[how]}: {word}** ({reason}).", ""]
-    head = [f"| {{}} | {base} | {other} | {other} - {base} | seeds |", "|---|---|---|---|---|"]
+        boot = sentence_interval(study, rows, c.condition, c.pooling, c.classifier, how)
+        beside = "" if boot is None else f"; over test sentences, seeds fixed: {_format_boot(boot)}"
+        lines += [f"**Verdict {number}, read at {PICK_TEXT[how]}: {word}** ({reason}{beside}).", ""]
+    lines += [
+        f"Beside each difference, a 95% interval over test sentences (added after the rule was fixed, "
+        f"descriptive; it decides nothing): each task's test set resampled {RESAMPLES:,} times with replacement, "
+        "one resample shared by every run so the pairing holds, the fine-tuning seeds held fixed "
+        "(`sentence_interval`). It is the test sets' sampling error alone, which the t interval over seeds leaves "
+        "out; neither interval holds the other's source of error.",
+        "",
+    ]
+    head = [f"| {{}} | {base} | {other} | {other} - {base} | over test sentences | seeds |", ""]
     table = []
     for how in PICKS:
         for pooling in conf.poolings:
@@ -212,7 +293,7 @@ def write_study_report(study: Study, rows: list[dict]) -> Path:
                     if cond == PRETRAINED:
                         p = semantic_averages(study, rows, cond, cond, pooling, classifier, how)
                         if p:
-                            table.append(f"| {label} | {format_cell(list(p.values()))} | | | |")
+                            table.append(f"| {label} | {format_cell(list(p.values()))} | | | | |")
                         continue
                     row = _difference_row(study, rows, label, cond, pooling, classifier, how)
                     if row:
@@ -222,7 +303,7 @@ def write_study_report(study: Study, rows: list[dict]) -> Path:
         f"{other} column):",
         "",
         head[0].format("read at | condition | features | probe"),
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
         *table,
         "",
     ]
@@ -240,7 +321,7 @@ def write_study_report(study: Study, rows: list[dict]) -> Path:
             f"Average over the parsed tasks only ({', '.join(parsed)}; `{c.pooling}`, `{c.classifier}`):",
             "",
             head[0].format("read at | condition"),
-            "|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|",
             *rows_parsed,
             "",
         ]
