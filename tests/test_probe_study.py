@@ -135,7 +135,7 @@ def test_the_study_probes_what_is_here_appends_and_resumes(tmp_path, tiny_runs, 
     )
     assert (
         "**Verdict 1, read at what each classifier reads (BERMo's mix, BERT's last layer): not decided yet** "
-        "(1 of the 3 paired fine-tuning seeds the rule needs)." in report
+        "(1 of the 3 paired fine-tuning seeds the rule needs; over test sentences, seeds fixed: (" in report
     )
     assert (out / "fig_layers.png").stat().st_size > 10_000
     probed = json.loads((out / "probed.json").read_text())
