@@ -87,14 +87,17 @@ def test_the_forward_during_the_warm_up_equals_the_dense_one(case):
         assert not torch.equal(scores_at_warmup_end, scores_at_start)
 
 
-def _warm_up(method: str | None, clip: float) -> tuple[dict[str, torch.Tensor], list[float], float]:
+def _warm_up(
+    method: str | None, clip: float, init: float = 0.02
+) -> tuple[dict[str, torch.Tensor], list[float], float, torch.Tensor]:
     """8 warm-up steps with the trainer's optimizer groups and gradient-norm clip (over ``model.parameters()``,
-    which holds the pruning scores): the weights after them, the clipped norms, and the scores' share of the first."""
+    which holds the pruning scores): the weights after them, the clipped norms, the scores' gradient norm at the first
+    step, and the first step's clipped gradient of one encoder matrix."""
     from bermo_prune.optim import decay_groups
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(
-        tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, initializer_range=init)
     ).train()
     groups = decay_groups(model.parameters(), 1e-3, 0.01)
     handle = None
@@ -112,25 +115,40 @@ def _warm_up(method: str | None, clip: float) -> tuple[dict[str, torch.Tensor], 
         if step == 0 and scores is not None and scores.grad is not None:
             score_norm = float(scores.grad.norm())
         norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip)))
+        if step == 0:
+            first_grad = model.bert.encoder.layer[0].attention.self.query.weight.grad.clone()
         opt.step()
         opt.zero_grad()
         if handle is not None:
             handle.step()
     weights = {k: v for k, v in model.state_dict().items() if not k.startswith(STATE_NAME)}
-    return weights, norms, score_norm
+    return weights, norms, score_norm, first_grad
 
 
 def test_movement_warm_up_steps_the_weights_as_dense_but_its_scores_share_the_clipped_norm():
     """While the gradient-norm clip is inactive, movement's warm-up takes the dense run's weight steps bit for bit.
     Its scores train in the warm-up and, as in the reference (``masked_run_glue.py`` clips ``model.parameters()``,
     which hold its ``mask_scores``), their gradients count in the clipped norm: at the first step the norm is the
-    dense one plus the scores' share, so where the clip is active the weights' steps are scaled slightly differently
-    (benchmarks/sst2_minilm_ref/notes.md, thirteenth sitting). Magnitude, with no trained scores, has the dense norm."""
-    dense, dense_norms, _ = _warm_up(None, 1e3)
-    movement, movement_norms, score_norm = _warm_up("movement", 1e3)
-    assert all(torch.equal(dense[k], movement[k]) for k in dense)
+    dense one plus the scores' share, so where the clip is active the weights' gradients are scaled by a smaller
+    factor than the dense run's (benchmarks/sst2_minilm_ref/notes.md, thirteenth sitting). Magnitude, with no
+    trained scores, has the dense norm. The clip here is called as the trainer calls it (``bermo_prune/train.py``:
+    ``clip_grad_norm_(model.parameters(), max_grad_norm)``); the test shows what that call sees."""
+    dense, dense_norms, _, dense_grad = _warm_up(None, 1e3)
+    movement, movement_norms, score_norm, movement_grad = _warm_up("movement", 1e3)
+    assert all(torch.equal(dense[k], movement[k]) for k in dense) and torch.equal(dense_grad, movement_grad)
     assert max(dense_norms) < 1e3 and score_norm > 0.0
     assert movement_norms[0] > dense_norms[0]
     assert movement_norms[0] ** 2 == pytest.approx(dense_norms[0] ** 2 + score_norm**2, rel=1e-5)
-    magnitude, magnitude_norms, _ = _warm_up("magnitude", 1e3)
+    magnitude, magnitude_norms, _, _ = _warm_up("magnitude", 1e3)
     assert magnitude_norms == dense_norms and all(torch.equal(dense[k], magnitude[k]) for k in dense)
+    # With an active clip (0.05, below every step's norm) the same gradient is scaled by clip / norm, and the
+    # movement run's norm holds the scores' share: its clipped weight gradients are smaller by the norms' ratio.
+    # The score gradient is the weight gradient times the weight, so its share grows with the weights' size: at
+    # this tiny model's default init (0.02) it moves the norm by about one float32 ulp; weights of a pretrained
+    # encoder's size (init 0.1) make it visible.
+    _, dense_norms, _, dense_grad = _warm_up(None, 0.05, init=0.1)
+    _, movement_norms, _, movement_grad = _warm_up("movement", 0.05, init=0.1)
+    assert min(dense_norms) > 0.05 and not torch.equal(dense_grad, movement_grad)
+    ratio = dense_norms[0] / movement_norms[0]
+    assert ratio < 1.0
+    torch.testing.assert_close(movement_grad, dense_grad * ratio, rtol=1e-4, atol=1e-9)
