@@ -557,3 +557,37 @@ def test_the_report_opens_with_the_plain_answer_read_from_its_sections(tmp_path)
         < report.index("## Findings")
         < report.index("## The paper's claims")
     )
+
+
+def test_claim_two_says_when_every_crossing_falls_before_pruning_starts(tmp_path):
+    """Where every pair reaches its level inside the pruning warm-up, the pruned runs have not pruned yet: claim 2's
+    verdict (the rule's, unchanged) is qualified as timing dense fine-tuning, with the crossing steps, the pruning
+    start and each model's own level; one crossing at or after the start drops the qualifier."""
+    rows = synthetic_results(tmp_path)
+    # the synthetic curves: BERMo evaluates every 100 steps, BERT every 150; BERT's dense mean is the lower
+    write_baselines_json(tmp_path, rows, start=1000)
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    dense = {m: np.mean(finals(rows, m, "none", None)) for m in ("bert", "bermo")}
+    ok = {(r["model"], r["method"], r["target"], r["seed"]): r for r in rows if r["status"] == "ok"}
+    steps = []
+    for (model, method, target, seed), r in ok.items():
+        other = ok.get(("bermo", method, target, seed))
+        if model == "bert" and method != "none" and other:
+            a, b = steps_to(r["curve"], 0.95 * dense["bert"]), steps_to(other["curve"], 0.95 * dense["bermo"])
+            steps += [a, b] if a and b else []
+    assert (min(steps), max(steps)) == (200, 450)  # BERMo's curve reaches its level first, at step 200
+    qualifier = (
+        "Verdict: **supported**, for dense fine-tuning only: every crossing (steps 200 to 450) falls before its "
+        "run's pruning starts (step 1,000), where no pruned run has pruned yet (the dense forward, the data order "
+        "of its seed), so it times dense fine-tuning on the evaluation grid, not convergence under pruning, and the "
+        "runs of one seed share those steps; each model is timed to its own dense mean (levels BERT "
+        f"{0.95 * dense['bert']:.4f}, BERMo {0.95 * dense['bermo']:.4f})."
+    )
+    assert qualifier in report
+    # the opening answer carries the qualified verdict too
+    assert "converges faster (claim 2): **supported**, for dense fine-tuning only: every crossing" in report
+    write_baselines_json(tmp_path, rows, start=450)  # BERT's latest crossing is at step 450
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "lies below 1.15. Verdict: **supported**." in report and "for dense fine-tuning only" not in report
