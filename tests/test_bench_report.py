@@ -371,6 +371,11 @@ def test_report_states_the_sweep_time_from_its_log(tmp_path):
 def test_steps_to_and_missing_results(tmp_path, capsys):
     assert steps_to([[100, 0.5], [200, 0.8], [300, 0.9]], 0.8) == 200
     assert steps_to([[100, 0.5]], 0.8) is None
+    # 90% of the mean of 700/1000 and 840/1000 is 693/1000 exactly, but it rounds one ulp above 0.693: a tie is reached
+    level = 0.9 * float(np.mean([0.700, 0.840]))
+    assert level > 0.693
+    assert steps_to([[100, 0.692], [200, 0.693], [300, 0.7]], level) == 200
+    assert steps_to([[100, 0.692], [200, 0.6929999]], level) is None
     assert main(["report", str(tmp_path)]) == EXIT_BAD_INPUT
     assert "no results.jsonl" in capsys.readouterr().err
 
