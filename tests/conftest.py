@@ -267,7 +267,8 @@ def hand_made_study(tmp_path, extra=()):
                     curve = FALL if seed == 0 or (seed == 1 and target == 0.1) else LEARN
                 else:
                     curve = DIP if seed == 0 else [[s, v + 0.01 * seed] for s, v in LEARN]
-                    if seed == 1:  # below the 0.76 level at step 200, where seed 2 reaches it: the ratios differ
+                    # seed 1 is below the 0.76 level at step 200, where seed 2 reaches it: the ratios differ
+                    if seed == 1:
                         curve[1][1] = 0.755
                 rows.append(study_row(model, "movement", target, seed, curve))
         for seed in range(3):
