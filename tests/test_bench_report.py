@@ -376,6 +376,7 @@ def test_steps_to_and_missing_results(tmp_path, capsys):
     assert level > 0.693
     assert steps_to([[100, 0.692], [200, 0.693], [300, 0.7]], level) == 200
     assert steps_to([[100, 0.692], [200, 0.6929999]], level) is None
+    assert steps_to([[100, 0.693 - 2e-9]], level) is None  # past the slack: a near miss is no tie
     assert main(["report", str(tmp_path)]) == EXIT_BAD_INPUT
     assert "no results.jsonl" in capsys.readouterr().err
 

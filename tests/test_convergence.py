@@ -36,6 +36,11 @@ def test_crossing_step_is_interpolated_between_evaluations():
     assert crossing_step([[0, 0.5], [10, 0.9], [20, 0.6], [30, 0.9]], 0.8) == pytest.approx(
         0 + 0.3 / 0.4 * 10
     )
+    # a tie that rounds one ulp below the level is reached at its own step, as in verdicts.steps_to
+    level = 0.9 * float(np.mean([0.700, 0.840]))
+    assert level > 0.693
+    assert crossing_step([[0, 0.5], [10, 0.693], [20, 0.8]], level) == 10.0
+    assert crossing_step([[0, 0.5], [10, 0.693 - 2e-9], [20, 0.8]], level) > 10.0
 
 
 def test_auc_is_the_mean_of_the_curve_up_to_a_fixed_step():

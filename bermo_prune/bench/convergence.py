@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from scipy import stats
 
-from .stats import Interval, mean_ci
+from .stats import LEVEL_TOLERANCE, Interval, mean_ci
 
 #: the level both models are timed to: this fraction of the weaker model's dense metric (mean over seeds)
 LEVEL_FRACTION = 0.9
@@ -38,8 +38,8 @@ def crossing_step(curve, level: float) -> float | None:
     None if it never does."""
     prev = None
     for step, value in curve:
-        if value >= level:
-            if prev is None or value == prev[1]:
+        if value >= level - LEVEL_TOLERANCE:  # a tie is reached whatever the float rounding
+            if prev is None or value == prev[1] or value <= level:
                 return float(step)
             s0, v0 = prev
             return float(s0 + (level - v0) / (value - v0) * (step - s0))

@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..tracking import DivergenceConfig
 from .convergence import LEVEL_FRACTION, Analysis, analyse, has_fine_curves, power_text
 from .stats import (
+    LEVEL_TOLERANCE,
     Fisher,
     fisher_greater,
     mean_ci,
@@ -58,15 +59,9 @@ def fmt(x: float, digits: int = 4) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-#: A level is reached up to this float slack: a level such as 95% of a mean of k/n accuracies can equal some j/n in
-#: exact arithmetic yet round one ulp above it (0.9 * mean(0.700, 0.840) = 0.6930000000000001), and a tie must count as
-#: reached whatever the rounding. Far below any one-example step (1/n for n up to 10^8).
-LEVEL_TOLERANCE = 1e-9
-
-
 def steps_to(curve: list[list[float]], level: float) -> int | None:
     """First evaluation step whose metric reaches ``level`` (None if never); ties count as reached, see
-    ``LEVEL_TOLERANCE``."""
+    :data:`~bermo_prune.bench.stats.LEVEL_TOLERANCE`."""
     return next((int(step) for step, value in curve if value >= level - LEVEL_TOLERANCE), None)
 
 
