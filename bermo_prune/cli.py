@@ -140,6 +140,13 @@ def _parser() -> argparse.ArgumentParser:
         "teachers they need; the rest wait for a later sitting",
     )
     bench.add_argument(
+        "--retrain",
+        action="store_true",
+        help="with --cells: train again the finished runs it names whose model is not on disk (a fresh machine; "
+        "e.g. to probe them); their rows in results.jsonl stay, the new runs go to OUTPUT/retrained.jsonl beside "
+        "the recorded ones",
+    )
+    bench.add_argument(
         "--backend",
         choices=("local", "ray"),
         default="local",
@@ -340,6 +347,8 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench.sweep import load_spec, select_cells
 
     specs = [load_spec(path) for path in args.spec]
+    if args.retrain and not args.cells:
+        raise InputError("--retrain: name the finished runs to train again with --cells")
     chosen = select_cells(specs, args.cells) if args.cells else [None] * len(specs)
     for spec, only in zip(specs, chosen, strict=True):
         code = _bench_one(spec, args, only)
@@ -358,7 +367,22 @@ def _bench_one(spec, args: argparse.Namespace, only: set[str] | None) -> int:
     from .bench.baselines import ensure_baselines
 
     ensure_baselines(spec)
-    rows = run_sweep(spec, backend=args.backend, address=args.address, only=only)
+    retrained: list[dict] = []
+    rows = run_sweep(
+        spec, backend=args.backend, address=args.address, only=only, retrain=args.retrain, retrained=retrained
+    )
+    if args.retrain:
+        from .bench.sweep import RETRAINED, has_model
+
+        ended = {e["run"] for e in retrained}  # finished or failed in this sitting
+        missing = sorted(name for name in only or () if not has_model(spec, name) and name not in ended)
+        if missing:
+            print(
+                f"stopped by a signal: {', '.join(missing)} not retrained; run the same command again to continue"
+            )
+            return EXIT_INTERRUPTED
+        print(f"retrained runs: {spec.output_dir / RETRAINED} (results.jsonl unchanged)")
+        return EXIT_OK
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -288,6 +288,56 @@ def test_cells_runs_only_the_matching_runs_and_a_later_sitting_runs_the_rest(tmp
     )
 
 
+def test_retrain_trains_a_finished_run_again_for_its_model_and_keeps_its_recorded_row(tmp_path, capsys):
+    """``bench --cells PATTERN --retrain`` on a fresh machine (committed results only): the named finished run is
+    trained again into its run directory, results.jsonl and sweep.json stay byte for byte, and retrained.jsonl gets
+    the new row beside the recorded one (same seed, same machine: every evaluation equal). A run whose model is
+    here is kept; a run without a finished row, or --retrain without --cells, is one line, exit 2."""
+    import shutil
+
+    methods = {"none": {}, "movement": {"targets": [0.5]}}
+    path = write_spec(tmp_path, models=["bert"], methods={"movement": methods["movement"]}, workers=1)
+    assert main(["bench", str(path)]) == 0
+    bench = tmp_path / "bench"
+    path = write_spec(
+        tmp_path, models=["bert"], methods=methods, workers=1
+    )  # a dense cell added, not run yet
+    results, log = (bench / "results.jsonl").read_bytes(), (bench / "sweep.json").read_bytes()
+    recorded = {json.loads(x)["run"]: json.loads(x) for x in results.decode().splitlines()}
+    shutil.rmtree(bench / "runs")  # a fresh machine with the committed files only
+    capsys.readouterr()
+    assert main(["bench", str(path), "--cells", "bert_movement_*", "--retrain"]) == 0
+    out = capsys.readouterr().out
+    run = "bert_movement_0.5_s0"
+    final = recorded[run]["final"]
+    assert f"{run}: retrained: final {final:.4f} (recorded {final:.4f}), 2 of 2 evaluations equal" in out
+    assert (bench / "results.jsonl").read_bytes() == results and (bench / "sweep.json").read_bytes() == log
+    assert (bench / "runs" / run / "model" / "config.json").is_file()
+    assert not (bench / "runs" / "bert_none_dense_s0").exists()  # not named (and not finished): not trained
+    (entry,) = [json.loads(x) for x in (bench / "retrained.jsonl").read_text().splitlines()]
+    assert entry["run"] == run and entry["curve"] == recorded[run]["curve"]
+    assert entry["recorded"] == {"final": final, "best": recorded[run]["best"]}
+    assert (entry["final_minus_recorded"], entry["same_evaluations"], entry["evaluations"]) == (0.0, 2, 2)
+    assert entry["max_abs_curve_difference"] == 0.0
+    # again: its model is here now, so nothing is trained and nothing appended
+    assert main(["bench", str(path), "--cells", "bert_movement_*", "--retrain"]) == 0
+    assert f"{run}: kept (its model is here; --retrain trains only runs whose model is missing)" in (
+        capsys.readouterr().out
+    )
+    assert len((bench / "retrained.jsonl").read_text().splitlines()) == 1
+    # bad uses: one line, exit 2, nothing trained
+    assert main(["bench", str(path), "--cells", "bert_none_*", "--retrain"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"bermo-prune: error: --retrain: bert_none_dense_s0 has no finished row in {bench / 'results.jsonl'} "
+        "(run it without --retrain)"
+    )
+    assert main(["bench", str(path), "--retrain"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "bermo-prune: error: --retrain: name the finished runs to train again with --cells"
+    )
+    assert len((bench / "retrained.jsonl").read_text().splitlines()) == 1
+
+
 def test_spec_method_entries_are_checked(tmp_path):
     with pytest.raises(RecipeError) as info:
         load_spec(

@@ -35,7 +35,10 @@ changes no run. Distilled runs go last, after their teachers, and a teacher know
 from ``results.jsonl`` is run again first (its model directory is needed; same seed, same model). ``bench --cells
 PATTERN`` runs only the cells whose names match (shell-style patterns, e.g. ``'*_movement_0.1_s5'``) and the teachers
 they need, in the same order; the others wait for a later sitting, and the sitting's entry in ``sweep.json`` records
-the runs they chose.
+the runs they chose. ``bench --cells PATTERN --retrain`` trains again the finished cells it names whose run directory
+holds no model (a fresh machine, where a later study, such as probing, needs the model): their rows in
+``results.jsonl`` stay as recorded, and each new run's row goes to ``OUTPUT/retrained.jsonl`` with how far it lies
+from the recorded one (same seed; equal where the machine and the code give the same arithmetic).
 
 Length (about 400 lines): the spec and its validation, the grid, the plan and the results/sitting records of one
 resumable sweep; where runs execute is :mod:`.backends`.
@@ -119,6 +122,9 @@ SPEC_SCHEMA = schema(SpecConfig)
 
 RESULTS = "results.jsonl"
 SWEEP_LOG = "sweep.json"
+RETRAINED = (
+    "retrained.jsonl"  # bench --retrain: finished cells trained again for their models, one row per run
+)
 
 
 @dataclass(frozen=True)
@@ -437,6 +443,13 @@ class SweepLog:
         return self.meta
 
 
+class _Unlogged:
+    """The sitting log of ``bench --retrain``: nothing is written to ``sweep.json``."""
+
+    def update(self, ran: int, skipped: int) -> dict:
+        return {}
+
+
 def read_results(output_dir: Path) -> dict[str, dict]:
     """The rows of an earlier sitting's ``results.jsonl`` by run name (empty if there is none)."""
     path = output_dir / RESULTS
@@ -473,20 +486,28 @@ def select_cells(specs: list[Spec], patterns: list[str]) -> list[set[str]]:
     return chosen
 
 
+def has_model(spec: Spec, name: str) -> bool:
+    """Whether the run directory of cell ``name`` holds its trained model."""
+    return (spec.output_dir / "runs" / name / "model" / "config.json").is_file()
+
+
 def plan(
-    spec: Spec, recorded: dict[str, dict], only: set[str] | None = None
+    spec: Spec, recorded: dict[str, dict], only: set[str] | None = None, retrain: bool = False
 ) -> tuple[list[Cell], list[Cell], list[Cell]]:
     """(cells already finished per ``results.jsonl``, cells to run first, distilled cells to run after them).
 
     The cells to run go seed by seed in grid order (with ``order: series``, series by series and seed by seed
     within each); a finished teacher of a distilled cell still to run is run
     again when its run directory holds no model (a fresh machine resuming from committed results). With ``only``
-    (names from :func:`select_cells`), cells outside it are left for a later sitting."""
-    runs = spec.output_dir / "runs"
+    (names from :func:`select_cells`), cells outside it are left for a later sitting; with ``retrain`` too, the
+    finished cells in ``only`` whose run directory holds no model are run again (:func:`run_sweep` keeps their
+    recorded rows)."""
     done = {c.name for c in spec.cells if recorded.get(c.name, {}).get("status", "failed") != "failed"}
     needed = {c.teacher for c in spec.cells if c.teacher and c.name not in done}
+    if retrain and only is not None:
+        needed |= only
     for name in needed & done:
-        if not (runs / name / "model" / "config.json").is_file():
+        if not has_model(spec, name):
             done.discard(name)
     seed_rank = {s: i for i, s in enumerate(dict.fromkeys(c.seed for c in spec.cells))}
     series_rank = {s: i for i, s in enumerate(dict.fromkeys(c.series for c in spec.cells))}
@@ -499,22 +520,80 @@ def plan(
     return finished, [c for c in todo if not c.teacher], [c for c in todo if c.teacher]
 
 
+def retrained_row(row: dict, recorded: dict) -> dict:
+    """A cell's new run (``bench --retrain``) beside its recorded row: the new row, the recorded final and best,
+    and their differences; ``same_evaluations`` counts the evaluation steps both curves have where the metric is
+    equal to 1e-12, out of ``evaluations`` (the steps of either)."""
+    new = dict(row.get("curve") or [])
+    old = dict(recorded.get("curve") or [])
+    both = [s for s in new if s in old]
+    diff = lambda a, b: None if a is None or b is None else a - b  # noqa: E731
+    return {
+        **row,
+        "recorded": {"final": recorded.get("final"), "best": recorded.get("best")},
+        "final_minus_recorded": diff(row.get("final"), recorded.get("final")),
+        "best_minus_recorded": diff(row.get("best"), recorded.get("best")),
+        "same_evaluations": sum(abs(new[s] - old[s]) <= 1e-12 for s in both),
+        "evaluations": len(set(new) | set(old)),
+        "max_abs_curve_difference": max((abs(new[s] - old[s]) for s in both), default=None),
+        "retrained": time.strftime(SweepLog.STAMP, time.localtime()),
+    }
+
+
+def _retrained_text(entry: dict) -> str:
+    if entry["status"] not in ("ok", "diverged-stopped"):
+        return f"retrained: {entry['status']} ({entry.get('error', '')})"
+    return (
+        f"retrained: final {entry['final']:.4f} (recorded {entry['recorded']['final']:.4f}), "
+        f"{entry['same_evaluations']} of {entry['evaluations']} evaluations equal"
+    )
+
+
 def run_sweep(
-    spec: Spec, log=print, backend: str = "local", address: str | None = None, only: set[str] | None = None
+    spec: Spec,
+    log=print,
+    backend: str = "local",
+    address: str | None = None,
+    only: set[str] | None = None,
+    retrain: bool = False,
+    retrained: list[dict] | None = None,
 ) -> list[dict]:
     """Run (or resume) every cell on ``backend`` (``local`` or ``ray``, see :mod:`.backends`), or only the cells
     named in ``only``; returns the results rows in grid order. ``results.jsonl`` and the sitting's entry in
-    ``sweep.json`` are rewritten after each run."""
+    ``sweep.json`` are rewritten after each run. With ``retrain`` (and ``only``), the finished cells of ``only``
+    whose model is not on disk are trained again: their recorded rows stay, and the new rows are appended to
+    ``retrained.jsonl`` (:func:`retrained_row`) and to ``retrained`` when given."""
     runs = (spec.output_dir / "runs").resolve()
     runs.mkdir(parents=True, exist_ok=True)
     recorded = read_results(spec.output_dir)
-    finished, first, students = plan(spec, recorded, only)
+    again: set[str] = set()  # --retrain: the finished cells trained again (their recorded rows stay)
+    if retrain:
+        if only is None:
+            raise InputError("--retrain: name the finished runs to train again with --cells")
+        unfinished = [
+            c.name
+            for c in spec.cells
+            if c.name in only and recorded.get(c.name, {}).get("status", "failed") == "failed"
+        ]
+        if unfinished:
+            raise InputError(
+                f"--retrain: {', '.join(unfinished)} has no finished row in {spec.output_dir / RESULTS} "
+                "(run it without --retrain)"
+            )
+        for c in spec.cells:
+            if c.name in only and has_model(spec, c.name):
+                log(f"{c.name}: kept (its model is here; --retrain trains only runs whose model is missing)")
+    finished, first, students = plan(spec, recorded, only, retrain)
+    if retrain:
+        again = {c.name for c in first + students}
+        finished = []  # a retrain sitting lists only what it trains
     # Every recorded row of the grid stays until its cell's new run replaces it: a teacher run again for its model
     # (or a failed cell run again) keeps its row if this sitting is stopped before that run ends.
     rows: dict[str, dict] = {c.name: recorded[c.name] for c in spec.cells if c.name in recorded}
     skipped, ran = len(finished), 0
     with make_backend(backend, spec.workers, address) as pool, StopSignals(pool.stop) as stop:
-        sweep_log = SweepLog(spec, pool.threads, pool.describe(), only)
+        # a retrain sitting adds no result, so it is not one of the sweep's sittings (retrained.jsonl times it)
+        sweep_log = _Unlogged() if retrain else SweepLog(spec, pool.threads, pool.describe(), only)
         for cell in finished:
             log(f"{cell.name}: skipped (finished)")
         sweep_log.update(ran, skipped)
@@ -546,6 +625,16 @@ def run_sweep(
                 if outcome["status"] == "interrupted":
                     log(f"{cell.name}: interrupted ({outcome['error']})")
                     stop.received = stop.received or "a signal to a run"
+                    continue
+                if cell.name in again:  # its recorded row stays; the new run is logged beside it
+                    entry = retrained_row(_row(cell, outcome), recorded[cell.name])
+                    with open(spec.output_dir / RETRAINED, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(entry) + "\n")
+                    if retrained is not None:
+                        retrained.append(entry)
+                    ran += 1
+                    log(f"{cell.name}: {_retrained_text(entry)}")
+                    sweep_log.update(ran, skipped)
                     continue
                 rows[cell.name] = _row(cell, outcome)
                 if outcome.get("skipped"):
