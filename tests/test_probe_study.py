@@ -146,11 +146,30 @@ def test_the_study_probes_what_is_here_appends_and_resumes(tmp_path, tiny_runs, 
     before = (out / "results.jsonl").read_bytes()
     assert main(["probe-study", str(spec)]) == 0
     assert (out / "results.jsonl").read_bytes() == before
-    # the next seed's models appear: only they are probed
+    # the next seed's models appear: only they are probed; BERT's was trained again on this machine (bench
+    # --retrain), so its new row describes the model probed, with the recorded accuracy beside it
     _add_runs(sweep, tiny_runs, 1)
+    again = {
+        **_sweep_row("bert_none_dense_s1", "bert", 1),
+        "final": 0.64,
+        "retrained": "2026-12-04T09:00:00+0000",
+    }
+    (sweep / "retrained.jsonl").write_text(json.dumps({**again, "final": 0.5, "status": "failed"}) + "\n")
+    with open(sweep / "retrained.jsonl", "a") as f:  # the last row of a run is the model on disk
+        f.write(json.dumps(again) + "\n")
     capsys.readouterr()
     assert main(["probe-study", str(spec)]) == 0
     printed = capsys.readouterr().out
+    probed = json.loads((out / "probed.json").read_text())
+    assert (probed["bert_none_dense_s1"]["dev_accuracy"], probed["bert_none_dense_s1"]["retrained"]) == (
+        0.64,
+        "2026-12-04T09:00:00+0000",
+    )
+    assert probed["bert_none_dense_s1"]["recorded_dev_accuracy"] == 0.61
+    assert "retrained" not in probed["bermo_none_dense_s1"]
+    assert "| bert_none_dense_s1 | bert | dense | 1 | 0.6400 (retrained; recorded 0.6100) | 1.000 |" in (
+        (out / "REPORT.md").read_text()
+    )
     assert "probing bert_none_dense_s1" in printed and "probing bert_none_dense_s0" not in printed
     rows2 = read_rows(out)
     assert rows2[: len(rows)] == rows and len(rows2) == len(rows) + 2 * (per_task["bert"] + per_task["bermo"])

@@ -54,6 +54,7 @@ from .tasks import SPLITS, read_senteval
 POOLINGS = ("cls", "mean")
 CLASSIFIERS = ("logreg", "mlp")
 RESULTS = "results.jsonl"
+RETRAINED = "retrained.jsonl"  # the sweep's runs trained again for their models (bench --retrain)
 PROBED = "probed.json"
 TASKS = "tasks.json"
 PRETRAINED = "pretrained"  # the run, arm and condition name of the encoder before fine-tuning
@@ -185,12 +186,26 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _sweep_rows(study: Study) -> dict[str, dict]:
-    path = Path(study.conf.sweep) / RESULTS
+def _sweep_rows(study: Study, name: str = RESULTS) -> dict[str, dict]:
+    """The sweep's rows by run (the last row of a run wins)."""
+    path = Path(study.conf.sweep) / name
     if not path.is_file():
         return {}
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return {r["run"]: r for r in rows}
+
+
+def _model_row(study: Study, sweep: dict[str, dict], run: str) -> tuple[dict, dict]:
+    """The row of the model on disk for ``run``, and what probed.json adds about it: a run trained again on this
+    machine (``bench --retrain``, whose last row in the sweep's ``retrained.jsonl`` is the model now on disk) gives
+    its new row, with the recorded dev accuracy beside it; otherwise the sweep's row."""
+    again = _sweep_rows(study, RETRAINED).get(run)
+    if again is None or again.get("status") != "ok":
+        return sweep.get(run, {}), {}
+    return again, {
+        "retrained": again.get("retrained"),
+        "recorded_dev_accuracy": sweep.get(run, {}).get("final"),
+    }
 
 
 def available(study: Study, done: set[str]) -> tuple[list[tuple[Planned, Path]], list[str]]:
@@ -340,7 +355,7 @@ def run_study(study: Study, log=print, only: list[str] | None = None) -> list[di
             rows += probe_model(study, planned, directory, tasks[name], log)
             _save(study, rows)
             done_pairs.add((planned.run, name))
-        row = sweep.get(planned.run, {})
+        row, extra = _model_row(study, sweep, planned.run)
         probed[planned.run] = {
             "arm": planned.arm,
             "condition": planned.condition,
@@ -349,6 +364,7 @@ def run_study(study: Study, log=print, only: list[str] | None = None) -> list[di
             "remaining": row.get("remaining"),
             "mix": row.get("mix"),
             "probed_on": datetime.date.today().isoformat(),
+            **extra,
         }
         atomic_write(out / PROBED, json.dumps(probed, indent=1, sort_keys=True) + "\n")
     return write_study_report(study, rows)

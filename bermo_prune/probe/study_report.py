@@ -444,6 +444,9 @@ def write_study_report(study: Study, rows: list[dict]) -> Path:
             j = max(range(len(weights)), key=lambda i: weights[i])
             heavy = f"state {j} ({weights[j]:.2f})"
         dev = f"{m['dev_accuracy']:.4f}" if m.get("dev_accuracy") is not None else "-"
+        if m.get("retrained"):  # the model probed is a retrained run: its recorded row's accuracy beside it
+            recorded = m.get("recorded_dev_accuracy")
+            dev += f" (retrained; recorded {'-' if recorded is None else f'{recorded:.4f}'})"
         rem = f"{m['remaining']:.3f}" if m.get("remaining") is not None else "-"
         lines.append(
             f"| {p.run} | {p.arm} | {p.condition} | {'-' if p.ft_seed is None else p.ft_seed} | {dev} | {rem} | "
