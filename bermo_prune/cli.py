@@ -143,8 +143,9 @@ def _parser() -> argparse.ArgumentParser:
         "--retrain",
         action="store_true",
         help="with --cells: train again the finished runs it names whose model is not on disk (a fresh machine; "
-        "e.g. to probe them); their rows in results.jsonl stay, the new runs go to OUTPUT/retrained.jsonl beside "
-        "the recorded ones",
+        "e.g. to probe them), and the teachers they distill from where those models are missing too; every named "
+        "run needs a finished row; results.jsonl and sweep.json are not written, the new runs go to "
+        "OUTPUT/retrained.jsonl beside the recorded ones; exit 1 if one fails",
     )
     bench.add_argument(
         "--backend",
@@ -349,7 +350,13 @@ def _bench(args: argparse.Namespace) -> int:
     specs = [load_spec(path) for path in args.spec]
     if args.retrain and not args.cells:
         raise InputError("--retrain: name the finished runs to train again with --cells")
-    chosen = select_cells(specs, args.cells) if args.cells else [None] * len(specs)
+    # --retrain brings a named run's teacher only where its model is needed and missing (retrain_plan)
+    chosen = select_cells(specs, args.cells, teachers=not args.retrain) if args.cells else [None] * len(specs)
+    if args.retrain:  # every spec's selection is checked before anything runs
+        from .bench.sweep import retrain_plan
+
+        for spec, only in zip(specs, chosen, strict=True):
+            retrain_plan(spec, only)
     for spec, only in zip(specs, chosen, strict=True):
         code = _bench_one(spec, args, only)
         if code != EXIT_OK:
@@ -374,15 +381,22 @@ def _bench_one(spec, args: argparse.Namespace, only: set[str] | None) -> int:
     if args.retrain:
         from .bench.sweep import RETRAINED, has_model
 
-        ended = {e["run"] for e in retrained}  # finished or failed in this sitting
-        missing = sorted(name for name in only or () if not has_model(spec, name) and name not in ended)
+        ok = [e["run"] for e in retrained if e["status"] in ("ok", "diverged-stopped")]
+        failed = [e["run"] for e in retrained if e["run"] not in ok]
+        kept = [
+            name for name in only or () if name not in ok and name not in failed and has_model(spec, name)
+        ]
+        missing = sorted(name for name in only or () if not has_model(spec, name) and name not in failed)
+        print(
+            f"retrained: {len(ok)} trained again, {len(failed)} failed, {len(kept)} kept (model here); new rows in "
+            f"{spec.output_dir / RETRAINED}, results.jsonl unchanged"
+        )
         if missing:
             print(
                 f"stopped by a signal: {', '.join(missing)} not retrained; run the same command again to continue"
             )
             return EXIT_INTERRUPTED
-        print(f"retrained runs: {spec.output_dir / RETRAINED} (results.jsonl unchanged)")
-        return EXIT_OK
+        return EXIT_ERROR if failed else EXIT_OK
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -288,30 +288,46 @@ def test_cells_runs_only_the_matching_runs_and_a_later_sitting_runs_the_rest(tmp
     )
 
 
-def test_retrain_trains_a_finished_run_again_for_its_model_and_keeps_its_recorded_row(tmp_path, capsys):
+def test_retrain_trains_a_finished_run_again_for_its_model_and_keeps_its_recorded_row(
+    tmp_path, capsys, monkeypatch
+):
     """``bench --cells PATTERN --retrain`` on a fresh machine (committed results only): the named finished run is
-    trained again into its run directory, results.jsonl and sweep.json stay byte for byte, and retrained.jsonl gets
-    the new row beside the recorded one (same seed, same machine: every evaluation equal). A run whose model is
-    here is kept; a run without a finished row, or --retrain without --cells, is one line, exit 2."""
+    trained again into its run directory; results.jsonl and sweep.json are never written (a row a running sitting
+    adds meanwhile survives); retrained.jsonl gets the new row beside the recorded one (same seed, same machine:
+    every evaluation equal). A run whose model is here is kept; a named run without a finished row, a run directory
+    with a summary but no model, or --retrain without --cells is one line, exit 2."""
     import shutil
+
+    from bermo_prune.bench import sweep as sweep_module
 
     methods = {"none": {}, "movement": {"targets": [0.5]}}
     path = write_spec(tmp_path, models=["bert"], methods={"movement": methods["movement"]}, workers=1)
     assert main(["bench", str(path)]) == 0
     bench = tmp_path / "bench"
-    path = write_spec(
-        tmp_path, models=["bert"], methods=methods, workers=1
-    )  # a dense cell added, not run yet
+    # a dense cell added to the spec, not run yet
+    path = write_spec(tmp_path, models=["bert"], methods=methods, workers=1)
     results, log = (bench / "results.jsonl").read_bytes(), (bench / "sweep.json").read_bytes()
     recorded = {json.loads(x)["run"]: json.loads(x) for x in results.decode().splitlines()}
     shutil.rmtree(bench / "runs")  # a fresh machine with the committed files only
+    other = json.dumps({"run": "bert_none_dense_s0", "status": "ok"}) + "\n"
+    original = sweep_module.retrained_row
+
+    def meanwhile(row, old):  # a sitting of the sweep writes a row while the retrain runs
+        with open(bench / "results.jsonl", "a") as f:
+            f.write(other)
+        return original(row, old)
+
+    monkeypatch.setattr(sweep_module, "retrained_row", meanwhile)
     capsys.readouterr()
     assert main(["bench", str(path), "--cells", "bert_movement_*", "--retrain"]) == 0
     out = capsys.readouterr().out
     run = "bert_movement_0.5_s0"
     final = recorded[run]["final"]
     assert f"{run}: retrained: final {final:.4f} (recorded {final:.4f}), 2 of 2 evaluations equal" in out
-    assert (bench / "results.jsonl").read_bytes() == results and (bench / "sweep.json").read_bytes() == log
+    assert "retrained: 1 trained again, 0 failed, 0 kept (model here); new rows in " in out
+    assert (bench / "results.jsonl").read_bytes() == results + other.encode()
+    assert (bench / "sweep.json").read_bytes() == log
+    (bench / "results.jsonl").write_bytes(results)
     assert (bench / "runs" / run / "model" / "config.json").is_file()
     assert not (bench / "runs" / "bert_none_dense_s0").exists()  # not named (and not finished): not trained
     (entry,) = [json.loads(x) for x in (bench / "retrained.jsonl").read_text().splitlines()]
@@ -321,9 +337,9 @@ def test_retrain_trains_a_finished_run_again_for_its_model_and_keeps_its_recorde
     assert entry["max_abs_curve_difference"] == 0.0
     # again: its model is here now, so nothing is trained and nothing appended
     assert main(["bench", str(path), "--cells", "bert_movement_*", "--retrain"]) == 0
-    assert f"{run}: kept (its model is here; --retrain trains only runs whose model is missing)" in (
-        capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert f"{run}: kept (its model is here; --retrain trains only runs whose model is missing)" in out
+    assert "retrained: 0 trained again, 0 failed, 1 kept (model here)" in out
     assert len((bench / "retrained.jsonl").read_text().splitlines()) == 1
     # bad uses: one line, exit 2, nothing trained
     assert main(["bench", str(path), "--cells", "bert_none_*", "--retrain"]) == 2
@@ -335,7 +351,57 @@ def test_retrain_trains_a_finished_run_again_for_its_model_and_keeps_its_recorde
     assert capsys.readouterr().err.strip() == (
         "bermo-prune: error: --retrain: name the finished runs to train again with --cells"
     )
+    shutil.rmtree(bench / "runs" / run / "model")  # its summary stays: training there would only read it back
+    assert main(["bench", str(path), "--cells", "bert_movement_*", "--retrain"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"bermo-prune: error: --retrain: {bench / 'runs' / run} holds a finished run's summary.json but no "
+        "model/: move the directory away to train the run again"
+    )
     assert len((bench / "retrained.jsonl").read_text().splitlines()) == 1
+    assert (bench / "results.jsonl").read_bytes() == results
+
+
+def test_retrain_brings_a_teacher_only_where_a_run_it_retrains_needs_its_model(tmp_path):
+    """``retrain_plan``: a named distilled run whose model is missing brings its teacher when the teacher's model
+    is missing too, not otherwise; a named run whose model is here brings nothing; a needed teacher without a
+    finished row is refused."""
+    from bermo_prune.bench.sweep import retrain_plan
+    from bermo_prune.errors import InputError
+
+    methods = {"none": {}, "movement_kd": {"method": "movement", "targets": [0.5], "distill": True}}
+    spec = load_spec(write_spec(tmp_path, models=["bert"], seeds=[0, 1], methods=methods, workers=1))
+    bench = tmp_path / "bench"
+    names = [c.name for c in spec.cells]
+    assert names == [
+        "bert_none_dense_s0",
+        "bert_none_dense_s1",
+        "bert_movement_kd_0.5_s0",
+        "bert_movement_kd_0.5_s1",
+    ]
+    bench.mkdir()
+    (bench / "results.jsonl").write_text(
+        "".join(json.dumps({"run": n, "status": "ok"}) + "\n" for n in names)
+    )
+
+    def model(name):
+        (bench / "runs" / name / "model").mkdir(parents=True)
+        (bench / "runs" / name / "model" / "config.json").write_text("{}")
+
+    model("bert_none_dense_s1")  # seed 1's teacher is here, seed 0's is not
+    model("bert_movement_kd_0.5_s1")
+    students = {"bert_movement_kd_0.5_s0", "bert_movement_kd_0.5_s1"}
+    assert retrain_plan(spec, students) == (
+        {"bert_movement_kd_0.5_s0", "bert_none_dense_s0"},
+        ["bert_movement_kd_0.5_s1"],
+    )
+    assert retrain_plan(spec, {"bert_movement_kd_0.5_s1"}) == (set(), ["bert_movement_kd_0.5_s1"])
+    (bench / "results.jsonl").write_text(
+        "".join(json.dumps({"run": n, "status": "ok"}) + "\n" for n in names if n != "bert_none_dense_s0")
+    )
+    with pytest.raises(
+        InputError, match="bert_none_dense_s0 has no finished row in .*a run to retrain distills"
+    ):
+        retrain_plan(spec, students)
 
 
 def test_spec_method_entries_are_checked(tmp_path):

@@ -156,7 +156,9 @@ def test_the_study_probes_what_is_here_appends_and_resumes(tmp_path, tiny_runs, 
     }
     (sweep / "retrained.jsonl").write_text(json.dumps({**again, "final": 0.5, "status": "failed"}) + "\n")
     with open(sweep / "retrained.jsonl", "a") as f:  # the last row of a run is the model on disk
-        f.write(json.dumps(again) + "\n")
+        f.write(json.dumps({**again, "status": "diverged-stopped"}) + "\n")  # a stopped run keeps its model
+        # BERMo's retrain failed: no new model, so its recorded row still describes the model on disk
+        f.write(json.dumps({**_sweep_row("bermo_none_dense_s1", "bermo", 1), "status": "failed"}) + "\n")
     capsys.readouterr()
     assert main(["probe-study", str(spec)]) == 0
     printed = capsys.readouterr().out

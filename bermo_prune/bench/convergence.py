@@ -34,7 +34,7 @@ POWER = 0.8
 
 def crossing_step(curve, level: float) -> float | None:
     """The step at which ``curve`` ([[step, value], ...], in step order) first reaches ``level``: the first point at or
-    above it, interpolated linearly between it and the point before (the point's own step when it is the first one).
+    above it (up to :data:`~bermo_prune.bench.stats.LEVEL_TOLERANCE`, so a tie counts whatever the rounding), interpolated linearly between it and the point before (the point's own step when it is the first one).
     None if it never does."""
     prev = None
     for step, value in curve:

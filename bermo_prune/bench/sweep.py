@@ -40,7 +40,7 @@ holds no model (a fresh machine, where a later study, such as probing, needs the
 ``results.jsonl`` stay as recorded, and each new run's row goes to ``OUTPUT/retrained.jsonl`` with how far it lies
 from the recorded one (same seed; equal where the machine and the code give the same arithmetic).
 
-Length (about 400 lines): the spec and its validation, the grid, the plan and the results/sitting records of one
+Length (about 680 lines): the spec and its validation, the grid, the plan and the results/sitting records of one
 resumable sweep; where runs execute is :mod:`.backends`.
 """
 
@@ -466,9 +466,10 @@ def write_results(spec: Spec, rows: dict[str, dict]) -> list[dict]:
     return ordered
 
 
-def select_cells(specs: list[Spec], patterns: list[str]) -> list[set[str]]:
-    """Per spec, the names of the cells matching any of ``patterns`` (``bench --cells``) and the teachers those need;
-    a pattern that matches no cell of any spec is an error (a typo would otherwise run nothing)."""
+def select_cells(specs: list[Spec], patterns: list[str], teachers: bool = True) -> list[set[str]]:
+    """Per spec, the names of the cells matching any of ``patterns`` (``bench --cells``) and, with ``teachers``, the
+    teachers those need; a pattern that matches no cell of any spec is an error (a typo would otherwise run
+    nothing)."""
     chosen = [
         {c.name for c in spec.cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)}
         for spec in specs
@@ -481,8 +482,8 @@ def select_cells(specs: list[Spec], patterns: list[str]) -> list[set[str]]:
                 f"--cells: {pattern!r} matches no run of {specs[0].source} (its runs: {example})"
             )
     for spec, names in zip(specs, chosen, strict=True):
-        teachers = {c.teacher for c in spec.cells if c.name in names and c.teacher}
-        names |= teachers
+        if teachers:
+            names |= {c.teacher for c in spec.cells if c.name in names and c.teacher}
     return chosen
 
 
@@ -518,6 +519,50 @@ def plan(
     )
     finished = [c for c in spec.cells if c.name in done]
     return finished, [c for c in todo if not c.teacher], [c for c in todo if c.teacher]
+
+
+def retrain_plan(spec: Spec, only: set[str]) -> tuple[set[str], list[str]]:
+    """``bench --cells ... --retrain``: (the finished cells to train again, the named cells kept because their model
+    is on disk). A named cell whose model is missing is trained again, and so is the teacher it distills from when
+    that teacher's model is missing too. Raises :class:`InputError` (before anything runs) for a named run or needed
+    teacher without a finished row, and for a run directory that holds a finished run's ``summary.json`` but no
+    model (training there would only read the old summary back)."""
+    recorded = read_results(spec.output_dir)
+
+    def unfinished(names):
+        return [
+            c.name
+            for c in spec.cells
+            if c.name in names and recorded.get(c.name, {}).get("status", "failed") == "failed"
+        ]
+
+    def refuse(names, why):
+        if names:
+            verb = "has" if len(names) == 1 else "have"
+            raise InputError(f"--retrain: {', '.join(names)} {verb} {why}")
+
+    refuse(unfinished(only), f"no finished row in {spec.output_dir / RESULTS} (run it without --retrain)")
+    kept = [c.name for c in spec.cells if c.name in only and has_model(spec, c.name)]
+    again = {c.name for c in spec.cells if c.name in only and not has_model(spec, c.name)}
+    teachers = {
+        c.teacher for c in spec.cells if c.name in again and c.teacher and not has_model(spec, c.teacher)
+    }
+    refuse(
+        unfinished(teachers),
+        f"no finished row in {spec.output_dir / RESULTS}, and a run to retrain distills from it",
+    )
+    again |= teachers
+    stale = [
+        str(spec.output_dir / "runs" / n)
+        for n in sorted(again)
+        if (spec.output_dir / "runs" / n / "summary.json").is_file()
+    ]
+    if stale:
+        raise InputError(
+            f"--retrain: {stale[0]} holds a finished run's summary.json but no model/: move the directory away to "
+            "train the run again"
+        )
+    return again, kept
 
 
 def retrained_row(row: dict, recorded: dict) -> dict:
@@ -561,8 +606,9 @@ def run_sweep(
     """Run (or resume) every cell on ``backend`` (``local`` or ``ray``, see :mod:`.backends`), or only the cells
     named in ``only``; returns the results rows in grid order. ``results.jsonl`` and the sitting's entry in
     ``sweep.json`` are rewritten after each run. With ``retrain`` (and ``only``), the finished cells of ``only``
-    whose model is not on disk are trained again: their recorded rows stay, and the new rows are appended to
-    ``retrained.jsonl`` (:func:`retrained_row`) and to ``retrained`` when given."""
+    whose model is not on disk are trained again (:func:`retrain_plan`): ``results.jsonl`` and ``sweep.json`` are
+    not written, and the new rows are appended to ``retrained.jsonl`` (:func:`retrained_row`) and to ``retrained``
+    when given."""
     runs = (spec.output_dir / "runs").resolve()
     runs.mkdir(parents=True, exist_ok=True)
     recorded = read_results(spec.output_dir)
@@ -570,22 +616,12 @@ def run_sweep(
     if retrain:
         if only is None:
             raise InputError("--retrain: name the finished runs to train again with --cells")
-        unfinished = [
-            c.name
-            for c in spec.cells
-            if c.name in only and recorded.get(c.name, {}).get("status", "failed") == "failed"
-        ]
-        if unfinished:
-            raise InputError(
-                f"--retrain: {', '.join(unfinished)} has no finished row in {spec.output_dir / RESULTS} "
-                "(run it without --retrain)"
-            )
-        for c in spec.cells:
-            if c.name in only and has_model(spec, c.name):
-                log(f"{c.name}: kept (its model is here; --retrain trains only runs whose model is missing)")
+        again, kept = retrain_plan(spec, only)
+        for name in kept:
+            log(f"{name}: kept (its model is here; --retrain trains only runs whose model is missing)")
+        only = again
     finished, first, students = plan(spec, recorded, only, retrain)
     if retrain:
-        again = {c.name for c in first + students}
         finished = []  # a retrain sitting lists only what it trains
     # Every recorded row of the grid stays until its cell's new run replaces it: a teacher run again for its model
     # (or a failed cell run again) keeps its row if this sitting is stopped before that run ends.
@@ -597,7 +633,10 @@ def run_sweep(
         for cell in finished:
             log(f"{cell.name}: skipped (finished)")
         sweep_log.update(ran, skipped)
-        write_results(spec, rows)
+        if (
+            not retrain
+        ):  # a retrain sitting never writes results.jsonl (a sitting of the sweep may be writing it)
+            write_results(spec, rows)
         for wave in (first, students):  # a teacher finishes before its students start
             if stop.received:
                 break
@@ -627,6 +666,12 @@ def run_sweep(
                     stop.received = stop.received or "a signal to a run"
                     continue
                 if cell.name in again:  # its recorded row stays; the new run is logged beside it
+                    if outcome.get(
+                        "skipped"
+                    ):  # retrain_plan refuses such a directory; never log it as retrained
+                        raise InputError(
+                            f"--retrain: {runs / cell.name} says its run is finished; nothing trained"
+                        )
                     entry = retrained_row(_row(cell, outcome), recorded[cell.name])
                     with open(spec.output_dir / RETRAINED, "a", encoding="utf-8") as f:
                         f.write(json.dumps(entry) + "\n")
@@ -645,4 +690,6 @@ def run_sweep(
                 log(f"{cell.name}: {state}")
                 write_results(spec, rows)
                 sweep_log.update(ran, skipped)
+    if retrain:
+        return [rows[c.name] for c in spec.cells if c.name in rows]
     return write_results(spec, rows)

@@ -5,7 +5,8 @@ over many sessions on fresh machines. So the study does not probe everything at 
 spec's models that exist now and are not yet in ``results.jsonl`` (the pretrained encoder, and each planned sweep
 cell whose row is in the sweep's ``results.jsonl`` and whose ``model/`` is on disk), appends their rows after
 every task, records each probed run in ``probed.json`` (its dev accuracy, remaining weights and BERMo mix, from
-the sweep's row) and rewrites ``REPORT.md``. Killed, it loses at most the task in progress. ``--report-only``
+the sweep's row; for a run trained again by ``bench --retrain``, from its last row in the sweep's
+``retrained.jsonl``, with the recorded dev accuracy beside it) and rewrites ``REPORT.md``. Killed, it loses at most the task in progress. ``--report-only``
 rewrites the report from the committed rows.
 
 The spec (paths relative to where bermo-prune runs, the repository root, as a sweep spec's ``output_dir``)::
@@ -200,7 +201,7 @@ def _model_row(study: Study, sweep: dict[str, dict], run: str) -> tuple[dict, di
     machine (``bench --retrain``, whose last row in the sweep's ``retrained.jsonl`` is the model now on disk) gives
     its new row, with the recorded dev accuracy beside it; otherwise the sweep's row."""
     again = _sweep_rows(study, RETRAINED).get(run)
-    if again is None or again.get("status") != "ok":
+    if again is None or again.get("status") not in ("ok", "diverged-stopped"):  # both leave a model
         return sweep.get(run, {}), {}
     return again, {
         "retrained": again.get("retrained"),
