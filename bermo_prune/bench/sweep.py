@@ -633,9 +633,8 @@ def run_sweep(
         for cell in finished:
             log(f"{cell.name}: skipped (finished)")
         sweep_log.update(ran, skipped)
-        if (
-            not retrain
-        ):  # a retrain sitting never writes results.jsonl (a sitting of the sweep may be writing it)
+        # a retrain sitting never writes results.jsonl (a sitting of the sweep may be writing it)
+        if not retrain:
             write_results(spec, rows)
         for wave in (first, students):  # a teacher finishes before its students start
             if stop.received:
