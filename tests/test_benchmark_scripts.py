@@ -85,7 +85,13 @@ def test_speedup_prints_the_median_ratio_and_its_spread():
     )
     assert [p[0] for p in profiles] == ["0", "50"], text  # one per model: dense first
     assert float(profiles[0][2]) == 1.0 and all(float(p[1]) > 0 and float(p[3]) > 0 for p in profiles)
-    assert "native_layer_norm" in profiles[0][4]  # a fixed op, named
+    # the largest fixed ops, named with their times (which ones lead at this tiny shape is timing noise: layer norm,
+    # index_select, gather...), none of them an op that shrinks
+    named = re.findall(r"(\w+) ([\d.]+)", profiles[0][4])
+    assert 1 <= len(named) <= 4, profiles[0][4]
+    assert not any(
+        k in name for name, _ in named for k in ("mm", "linear", "softmax", "gelu", "scaled_dot")
+    ), named
 
 
 def test_every_benchmark_script_imports(monkeypatch):
