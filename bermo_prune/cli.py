@@ -379,9 +379,9 @@ def _bench_one(spec, args: argparse.Namespace, only: set[str] | None) -> int:
         spec, backend=args.backend, address=args.address, only=only, retrain=args.retrain, retrained=retrained
     )
     if args.retrain:
-        from .bench.sweep import RETRAINED, has_model
+        from .bench.sweep import MODEL_STATUSES, RETRAINED, has_model
 
-        ok = [e["run"] for e in retrained if e["status"] in ("ok", "diverged-stopped")]
+        ok = [e["run"] for e in retrained if e["status"] in MODEL_STATUSES]
         failed = [e["run"] for e in retrained if e["run"] not in ok]
         kept = [
             name for name in only or () if name not in ok and name not in failed and has_model(spec, name)

@@ -125,6 +125,8 @@ SWEEP_LOG = "sweep.json"
 RETRAINED = (
     "retrained.jsonl"  # bench --retrain: finished cells trained again for their models, one row per run
 )
+#: the statuses of a run that leaves its trained model in its run directory
+MODEL_STATUSES = ("ok", "diverged-stopped")
 
 
 @dataclass(frozen=True)
@@ -586,7 +588,7 @@ def retrained_row(row: dict, recorded: dict) -> dict:
 
 
 def _retrained_text(entry: dict) -> str:
-    if entry["status"] not in ("ok", "diverged-stopped"):
+    if entry["status"] not in MODEL_STATUSES:
         return f"retrained: {entry['status']} ({entry.get('error', '')})"
     return (
         f"retrained: final {entry['final']:.4f} (recorded {entry['recorded']['final']:.4f}), "

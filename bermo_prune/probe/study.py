@@ -42,6 +42,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..bench.sweep import MODEL_STATUSES, RETRAINED
 from ..errors import InputError, RecipeError
 from ..fields import build, check_sections, schema, section_map, subsection
 from ..fields import key as spec_key
@@ -55,7 +56,6 @@ from .tasks import SPLITS, read_senteval
 POOLINGS = ("cls", "mean")
 CLASSIFIERS = ("logreg", "mlp")
 RESULTS = "results.jsonl"
-RETRAINED = "retrained.jsonl"  # the sweep's runs trained again for their models (bench --retrain)
 PROBED = "probed.json"
 TASKS = "tasks.json"
 PRETRAINED = "pretrained"  # the run, arm and condition name of the encoder before fine-tuning
@@ -201,7 +201,7 @@ def _model_row(study: Study, sweep: dict[str, dict], run: str) -> tuple[dict, di
     machine (``bench --retrain``, whose last row in the sweep's ``retrained.jsonl`` is the model now on disk) gives
     its new row, with the recorded dev accuracy beside it; otherwise the sweep's row."""
     again = _sweep_rows(study, RETRAINED).get(run)
-    if again is None or again.get("status") not in ("ok", "diverged-stopped"):  # both leave a model
+    if again is None or again.get("status") not in MODEL_STATUSES:
         return sweep.get(run, {}), {}
     return again, {
         "retrained": again.get("retrained"),
