@@ -22,17 +22,17 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..tracking import DivergenceConfig
-from .convergence import LEVEL_FRACTION, Analysis, analyse, has_fine_curves, power_text
+from .convergence import LEVEL_FRACTION, Analysis, analyse, has_fine_curves, log_ratio_interval, power_text
 from .stats import (
     LEVEL_TOLERANCE,
     Fisher,
+    Interval,
     fisher_greater,
     mean_ci,
     median_ci,
     median_ci_coverage,
     median_ci_rank,
     median_range,
-    ratio_ci,
     wilcoxon_min_p,
 )
 
@@ -825,6 +825,43 @@ def _efficiency(rows: list[dict], study: Study) -> list[str]:
     return out
 
 
+#: the key of claim 2's unit of the pairs that crossed before their pruning started (one per seed)
+BEFORE_PRUNING = "before pruning"
+
+
+def step_units(
+    paired: list[tuple[dict, dict]], steps: list[tuple[int, int]], study: Study
+) -> dict[tuple, list]:
+    """Claim 2's independent units: the log ratios (BERT steps / BERMo steps) of ``paired`` runs' crossing ``steps``,
+    grouped as claim 3 groups its differences, by (method, seed), since the levels of one series and seed share
+    their data order and warm-up steps. A pair whose two crossings both fall before both runs' pruning starts
+    timed the dense warm-up of its seed (every mask at one), which every series of that seed shares, so all such
+    pairs of a seed form one unit, (:data:`BEFORE_PRUNING`, seed). A unit's log ratio is the mean of its pairs'."""
+    units: dict[tuple, list] = {}
+    for (bert, bermo), (a, b) in zip(paired, steps, strict=True):
+        starts = (study.start(bert), study.start(bermo))
+        before = None not in starts and max(a, b) < min(starts)
+        key = (BEFORE_PRUNING, bert["seed"]) if before else (bert["method"], bert["seed"])
+        units.setdefault(key, []).append(math.log(a / b))
+    return units
+
+
+def unit_ratio(units: dict[tuple, list]) -> Interval | None:
+    """The geometric-mean BERT/BERMo ratio over units with its 95% t-interval (None below 2 units)."""
+    logs = [sum(v) / len(v) for v in units.values()]
+    return log_ratio_interval(logs) if len(logs) >= 2 else None
+
+
+def units_text(units: dict[tuple, list]) -> str:
+    """How many independent units the pairs form, and why."""
+    shared = sum(k[0] == BEFORE_PRUNING for k in units)
+    return (
+        f"{len(units)} independent unit(s) (method, seed; the levels of one series and seed share their warm-up "
+        "steps, so their log ratios are averaged; pairs whose crossings all fall before pruning starts timed their "
+        f"seed's shared dense warm-up and form one unit a seed, here {shared})"
+    )
+
+
 def _dense_phase_only(
     paired: list[tuple[dict, dict]], only: dict, level: dict, study: Study, metric: str
 ) -> str | None:
@@ -844,15 +881,16 @@ def _dense_phase_only(
     starts = sorted({study.start(row) for pair in paired for row in pair})
     common = min(level.values())
     both = [
-        (a, b)
+        ((bert, bermo), (a, b))
         for bert, bermo in paired
         if (a := steps_to(bert["curve"], common)) and (b := steps_to(bermo["curve"], common))
     ]
-    if len(both) >= 2:
-        rc = ratio_ci([a for a, _ in both], [b for _, b in both])
-        at_common = f"{rc.mean:.2f} ({fmt(rc.low, 2)} to {fmt(rc.high, 2)}) over {len(both)} pairs"
+    units = step_units([p for p, _ in both], [s for _, s in both], study)
+    rc = unit_ratio(units)
+    if rc is not None:
+        at_common = f"{rc.mean:.2f} ({fmt(rc.low, 2)} to {fmt(rc.high, 2)}) over {len(units)} units"
     else:
-        at_common = f"{len(both)} pair(s) reached by both, no ratio"
+        at_common = f"{len(both)} pair(s) reached by both in {len(units)} unit(s), no ratio"
     lower = "BERT" if level["bert"] <= level["bermo"] else "BERMo"
     return (
         f"every paired crossing (steps {min(steps):,} to {max(steps):,}) falls before its run's pruning starts "
@@ -908,13 +946,14 @@ def claims(
                 paired.append((r, other))
             elif a or b:
                 only["bert" if a else "bermo"] += 1
-        if len(pairs) >= 2:
-            rc = ratio_ci([a for a, _ in pairs], [b for _, b in pairs])
-            # every pair gives the same ratio (steps are multiples of the evaluation interval)
+        units = step_units(paired, pairs, study)
+        if len(units) >= 2:
+            rc = unit_ratio(units)
+            # every unit gives the same ratio (steps are multiples of the evaluation interval)
             if rc.low == rc.high:
                 verdict = (
-                    "**inconclusive**: every pair gives the same ratio, so the interval has no width and bounds "
-                    "nothing; more pairs, or finer evaluation, are needed"
+                    "**inconclusive**: every unit gives the same ratio, so the interval has no width and bounds "
+                    "nothing; more units, or finer evaluation, are needed"
                 )
             elif rc.low > 1:
                 verdict = "**supported**"
@@ -927,15 +966,17 @@ def claims(
                 verdict = f"**not addressed under pruning**: the rule reads {verdict.replace('**', '')}, but {before}"
             out += [
                 f"2. *BERMo converges faster (1.67x on MNLI, 1.15x on QQP).* Steps to {fraction:.0%} of each "
-                f"model's dense {metric}, over {len(pairs)} pruned (method, level, seed) pairs reached by both: "
-                f"BERT/BERMo ratio {rc.mean:.2f} (95% CI {fmt(rc.low, 2)} to {fmt(rc.high, 2)}); reached by "
+                f"model's dense {metric}, over {len(pairs)} pruned (method, level, seed) pairs reached by both, in "
+                f"{units_text(units)}: BERT/BERMo ratio {rc.mean:.2f} (95% CI over units {fmt(rc.low, 2)} to "
+                f"{fmt(rc.high, 2)}); reached by "
                 f"BERMo only in {pairs_text(only['bermo'])}, by BERT only in {pairs_text(only['bert'])}. Rule: supported if the "
                 f"interval lies above 1; not supported if it lies below {PAPER_SPEEDUP:.2f}. Verdict: {verdict}.",
                 "",
             ]
         else:
             out += [
-                "2. *BERMo converges faster.* Fewer than 2 pruned pairs reached the level: **inconclusive**.",
+                f"2. *BERMo converges faster.* {pairs_text(len(pairs))} reached the level in both models, in "
+                f"{len(units)} independent unit(s); an interval needs 2: **inconclusive**.",
                 "",
             ]
     else:
