@@ -118,7 +118,7 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     assert "- Pruned runs that ended at chance (primary outcome, section 2): BERT 0 of 6 units" in report
     # Claim 1: nobody ended at chance.
     assert "Verdict: **not supported**: no pruned unit of either model ended at chance." in report
-    # BERT's seed-0 movement-0.1 run ends lower (its own noise) and never reaches 95% of BERT's dense mean. The
+    # BERT's seed-2 movement-0.1 run ends lower (its own noise) and never reaches 95% of BERT's dense mean. The
     # 8 pairs are 6 units (method, seed): the two movement levels of a seed share their warm-up, and their log
     # ratios are averaged before the t-interval (every crossing here is at or after pruning starts, step 100).
     ok = [r for r in rows if r["status"] == "ok"]
@@ -139,10 +139,11 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     assert sum(map(len, units.values())) == 8 and len(logs) == 6 and max(map(len, units.values())) == 2
     low, high = stats.t.interval(0.95, 5, loc=logs.mean(), scale=stats.sem(logs))
     assert (
-        "over 8 pruned (method, level, seed) pairs reached by both, in 6 independent unit(s) (method, seed; "
-        "the levels of one series and seed share their warm-up steps, so their log ratios are averaged; pairs "
-        "whose crossings all fall before pruning starts timed their seed's shared dense warm-up and form one unit "
-        f"a seed, here 0): BERT/BERMo ratio {np.exp(logs.mean()):.2f} (95% CI over units "
+        "over 8 pruned (method, level, seed) pairs reached by both, in 6 unit(s), counted as independent (series "
+        "and seed: the levels of one series and seed share their warm-up steps, so their log ratios are averaged; "
+        "a seed's series whose crossings all fall before pruning starts timed that seed's shared dense warm-up and "
+        f"are one unit; 0 of the 6 are such warm-up units): BERT/BERMo ratio {np.exp(logs.mean()):.2f} (95% CI "
+        "over units "
         f"{np.exp(low):.2f} to {np.exp(high):.2f})" in report
     )
     assert "reached by BERMo only in 1 pair, by BERT only in 0 pairs." in report
@@ -539,6 +540,65 @@ def test_claim_two_is_inconclusive_when_every_pair_gives_the_same_ratio(tmp_path
         "Verdict: **inconclusive**: every unit gives the same ratio, so the interval has no width and bounds "
         "nothing; more units, or finer evaluation, are needed." in report
     )
+    # BERT one evaluation later in every pair: six units all at 1.5, whose t-interval is 1.5 to 1.5000000000000002
+    # in floats; a zero-width interval "above 1" must not read supported
+    for r in rows:
+        if r["status"] == "ok" and r["model"] == "bert":
+            r["curve"] = [[100, 0.5], [200, 0.5], [300, 0.95]]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "in 6 unit(s), counted as independent" in report
+    assert "BERT/BERMo ratio 1.50 (95% CI over units 1.50 to 1.50)" in report
+    assert "Verdict: **inconclusive**: every unit gives the same ratio" in report
+
+
+class _Starts:
+    """A study whose runs start pruning where ``starts`` says (by run name)."""
+
+    def __init__(self, starts):
+        self.starts = starts
+
+    def start(self, row):
+        return self.starts[row["run"]]
+
+
+def _pair(method, target, seed, bert_steps, bermo_steps, start, teacher=None):
+    rows = [
+        {
+            "run": f"{m}_{method}_{target}_s{seed}",
+            "model": m,
+            "method": method,
+            "seed": seed,
+            "teacher": teacher,
+        }
+        for m in ("bert", "bermo")
+    ]
+    return tuple(rows), (bert_steps, bermo_steps), {r["run"]: start for r in rows}
+
+
+def test_claim_two_units_group_a_series_and_seed_and_fold_only_whole_warm_up_groups():
+    """The levels of one (series, seed) are one unit even where one level crossed before pruning started and another
+    after; a seed's undistilled series that all crossed before pruning are one warm-up unit; a distilled series
+    (taught from step 0) is not folded into the undistilled warm-up unit."""
+    from bermo_prune.bench.verdicts import BEFORE_PRUNING, step_units
+
+    made = [
+        _pair("movement", 0.5, 0, 750, 500, 1000),  # before pruning
+        _pair("movement", 0.1, 0, 1250, 1000, 1000),  # after: the (movement, 0) group stays whole
+        _pair("magnitude", 0.1, 0, 750, 750, 1000),  # before, alone in its group: seed 0's warm-up unit
+        _pair("soft_movement", 0.1, 0, 500, 500, 1000),  # before too: the same warm-up unit
+        _pair("movement_kd", 0.1, 0, 500, 250, 1000, teacher="bert_none_s0"),  # before, distilled: its own
+        _pair("movement", 0.5, 1, 900, 1200, 1000),  # one crossing after pruning started: not a warm-up unit
+    ]
+    starts = {k: v for *_, s in made for k, v in s.items()}
+    units = step_units([p for p, _, _ in made], [st for _, st, _ in made], _Starts(starts))
+    assert units == {
+        ("movement", 0): [pytest.approx(np.log(1.5)), pytest.approx(np.log(1.25))],
+        (BEFORE_PRUNING, "undistilled", 0): [0.0, 0.0],
+        (BEFORE_PRUNING, "distilled", 0): [pytest.approx(np.log(2.0))],
+        ("movement", 1): [pytest.approx(np.log(0.75))],
+    }
 
 
 def test_the_report_opens_with_the_plain_answer_read_from_its_sections(tmp_path):
@@ -641,6 +701,16 @@ def test_claim_two_is_not_addressed_under_pruning_when_every_crossing_falls_befo
         f"give {ratio} over 3 units"
     )
     assert "lies below 1.15. Verdict: " + reading + "." in report
+    # the rule's own line: the same 3 warm-up units, at each model's own level
+    own_by_seed = {}
+    for (a, b), (r, _) in zip(own, paired, strict=True):
+        own_by_seed.setdefault(r["seed"], []).append(np.log(a / b))
+    own_logs = np.array([np.mean(v) for v in own_by_seed.values()])
+    assert (
+        "over 6 pruned (method, level, seed) pairs reached by both, in 3 unit(s), counted as independent"
+        in report
+        and f"3 of the 3 are such warm-up units): BERT/BERMo ratio {np.exp(own_logs.mean()):.2f}" in report
+    )
     assert "converges faster (claim 2): " + reading + "; is more parameter-efficient" in report  # the answer
     # per-run starts: "or later" where they differ; BERMo's own start at its latest crossing drops the reading
     baselines = json.loads((tmp_path / "baselines.json").read_text())

@@ -20,6 +20,16 @@ from scipy import stats
 #: (a dev subset of s examples, or a 3-point running mean of it, against a level from full-dev means), the bound is
 #: 1 / lcm(q * m * n, 3 * s): at least 1.3e-8 for the committed specs.
 LEVEL_TOLERANCE = 1e-9
+#: a spread of values (units' log ratios, units' accuracy differences) at or below this is rounding, not data: the
+#: mean of identical values can differ from them in the last bit, which gave t-intervals of width 1e-16 that
+#: "lay above 1"; distinct accuracies on a dev set differ by at least 1/n and distinct log ratios of step counts by
+#: far more than this
+SPREAD_TOLERANCE = 1e-12
+
+
+def no_spread(values: Sequence[float]) -> bool:
+    """Whether ``values`` are all equal up to rounding (:data:`SPREAD_TOLERANCE`)."""
+    return max(values) - min(values) <= SPREAD_TOLERANCE
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
