@@ -29,7 +29,7 @@ SPREAD_TOLERANCE = 1e-12
 
 def no_spread(values: Sequence[float]) -> bool:
     """Whether ``values`` are all equal up to rounding (:data:`SPREAD_TOLERANCE`)."""
-    return max(values) - min(values) <= SPREAD_TOLERANCE
+    return float(max(values)) - float(min(values)) <= SPREAD_TOLERANCE
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -68,8 +68,11 @@ def mean_ci(
     m = float(x.mean())
     if n == 1:
         return Interval(m, math.nan, math.nan, 1)
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    low, high = m - half, m + half
+    # values equal up to rounding: no width (their SD's last-bit noise gave intervals such as 1.5 to
+    # 1.5000000000000002 that "lay above 1"; every caller's low == high check relies on this)
+    spread = no_spread(x)
+    half = 0.0 if spread else float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    low, high = (m, m) if spread else (m - half, m + half)
     if bounds is not None:
         low, high = max(low, bounds[0]), min(high, bounds[1])
     return Interval(m, low, high, n)

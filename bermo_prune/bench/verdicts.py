@@ -521,7 +521,7 @@ def convergence_verdict(analysis: Analysis) -> str:
     r = analysis.ratio
     if r is None:
         return "**inconclusive**: fewer than 2 counted units reached the level in both models"
-    if no_spread([u.log_ratio for u in analysis.counted]):
+    if r.low == r.high:  # mean_ci gives no width to values equal up to rounding
         return "**inconclusive**: every unit gives the same ratio, so the interval has no width and bounds nothing"
     if r.low > 1:
         where = (
@@ -854,14 +854,10 @@ def step_units(
     return units
 
 
-def unit_logs(units: dict[tuple, list]) -> list[float]:
-    """Each unit's log ratio: the mean of its pairs'."""
-    return [sum(v) / len(v) for v in units.values()]
-
-
 def unit_ratio(units: dict[tuple, list]) -> Interval | None:
-    """The geometric-mean BERT/BERMo ratio over units with its 95% t-interval (None below 2 units)."""
-    logs = unit_logs(units)
+    """The geometric-mean BERT/BERMo ratio over units (each unit's log ratio the mean of its pairs') with its 95%
+    t-interval (None below 2 units)."""
+    logs = [sum(v) / len(v) for v in units.values()]
     return log_ratio_interval(logs) if len(logs) >= 2 else None
 
 
@@ -964,7 +960,7 @@ def claims(
         if len(units) >= 2:
             rc = unit_ratio(units)
             # every unit gives the same ratio (steps are multiples of the evaluation interval)
-            if no_spread(unit_logs(units)):
+            if rc.low == rc.high:  # mean_ci gives no width to values equal up to rounding
                 verdict = (
                     "**inconclusive**: every unit gives the same ratio, so the interval has no width and bounds "
                     "nothing; more units, or finer evaluation, are needed"
