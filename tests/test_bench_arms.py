@@ -313,7 +313,8 @@ def test_every_run_is_tabled_by_seed_with_its_outcomes(tmp_path):
     best = next(x for x in report.splitlines() if x.startswith("- Best BERMo at <= 10%"))
     assert (
         "one run: no interval of the median; over runs on one dev set of 100 examples, whose own sampling error "
-        f"it leaves out: one binomial SE at the line is {(0.82 * 0.18 / 100) ** 0.5:.4f}; the margin is within 2 SE"
+        f"it leaves out: one binomial SE at the line is {(0.82 * 0.18 / 100) ** 0.5:.4f}; the margin is within 2 SE "
+        f"({2 * (0.82 * 0.18 / 100) ** 0.5:.4f}), so on this dev set the cell cannot be told from the line"
         in best
     )
     assert (

@@ -16,6 +16,7 @@ from bermo_prune.bench.stats import (
     median_range,
     paired_comparison,
     pareto_front,
+    rate_upper_bound,
     ratio_ci,
     wilcoxon_min_p,
 )
@@ -116,3 +117,15 @@ def test_the_median_interval_is_the_order_statistics_with_binomial_coverage():
     few = median_ci([0.8, 0.9, 0.85])
     assert few.mean == 0.85 and math.isnan(few.low) and math.isnan(few.high)  # [min, max] covers only 75%
     assert median_ci([0.7, 0.7, 0.7, 0.7, 0.7, 0.7]).low == 0.7  # ties are fine
+
+
+def test_the_rate_upper_bound_is_the_one_sided_clopper_pearson_bound():
+    # k = 0: the rate p with (1 - p)^n = 0.05
+    assert (
+        rate_upper_bound(0, 6) == pytest.approx(1 - 0.05 ** (1 / 6)) and 0.39 < rate_upper_bound(0, 6) < 0.40
+    )
+    # at that bound, k or fewer events have probability 1 - confidence exactly
+    for k, n in [(0, 6), (1, 6), (3, 12)]:
+        assert stats.binom.cdf(k, n, rate_upper_bound(k, n)) == pytest.approx(0.05)
+    assert rate_upper_bound(6, 6) == 1.0 and rate_upper_bound(0, 0) == 1.0
+    assert rate_upper_bound(0, 60) < rate_upper_bound(0, 6)

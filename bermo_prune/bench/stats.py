@@ -122,6 +122,15 @@ def wilcoxon_min_p(n: int) -> float:
     return min(1.0, 2.0 / 2**n) if n > 0 else 1.0
 
 
+def rate_upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound of a rate seen in ``k`` of ``n`` units: the highest true rate that
+    would give ``k`` or fewer events with probability at least ``1 - confidence``; 1 - 0.05^(1/n) at ``k`` = 0
+    (0.39 at 6 units)."""
+    if n <= 0:
+        return 1.0
+    return 1.0 if k >= n else float(stats.beta.ppf(confidence, k + 1, n - k))
+
+
 def fisher_min_p(n1: int, n2: int) -> float:
     """The smallest one-sided Fisher exact p-value two groups of ``n1`` and ``n2`` units can give (all of one
     group with the event, none of the other): 1 / C(n1 + n2, n1); 0.05 at 3 units against 3."""

@@ -34,6 +34,7 @@ from .stats import (
     median_ci_rank,
     median_range,
     no_spread,
+    rate_upper_bound,
     wilcoxon_min_p,
 )
 
@@ -244,7 +245,11 @@ def stability_verdict(f: Fisher) -> str:
     if not f.can_decide(ALPHA):
         return f"**inconclusive**: {fisher_text(f)}"
     if f.a == 0 and f.b == 0:
-        return "**not supported**: no pruned unit of either model ended at chance"
+        return (
+            "**not supported**: its premise did not occur: no pruned unit of either model ended at chance, so "
+            f"there is no BERT divergence here for BERMo to avoid (BERT 0 of {f.n_a} units; a true BERT rate up to "
+            f"{rate_upper_bound(0, f.n_a):.0%} is not excluded, one-sided {CONFIDENCE:.0%} Clopper-Pearson)"
+        )
     if f.p_value < ALPHA:
         return "**supported**"
     if f.b / f.n_b >= f.a / f.n_a:
@@ -490,7 +495,13 @@ def median_against(values: list[float], line: float, dev_size: int | None = None
         text += (
             f"; {'that interval is ' if n > 1 else ''}over runs on one dev set of {dev_size} examples, whose own "
             f"sampling error it leaves out: one binomial SE at the line is {se:.4f}"
-            + (f"; the margin is within 2 SE ({2 * se:.4f})" if abs(margin) < 2 * se else "")
+            + (
+                f"; the margin is within 2 SE ({2 * se:.4f}), so on this dev set the cell cannot be told from the "
+                "line, whatever the interval over runs says (no paired per-sentence test against the bag of words "
+                "is made: runs keep no per-sentence predictions)"
+                if abs(margin) < 2 * se
+                else ""
+            )
         )
     return text
 
