@@ -300,16 +300,9 @@ def predict(
     out = _check_output(output, source)
     scorer = load_scorer(path, task, batch_size, max_length, device, sparse)
     examples = read_split(scorer.task, source, columns, labelled=False, column_option="--column {col}=NAME")
-    encoded, collate, sampler = scorer.batches(examples, labelled=False)
+    scores = _scores(scorer, examples)
     n = len(examples)
     regression = scorer.task.is_regression
-    scores = np.zeros((n,) if regression else (n, scorer.task.num_labels), dtype=np.float64)
-    for indices in sampler:
-        batch = collate([encoded[i] for i in indices])
-        batch.pop("labels")
-        logits = scorer.model(**{k: v.to(scorer.device) for k, v in batch.items()}).logits.float()
-        values = logits.squeeze(-1) if regression else torch.softmax(logits, dim=-1)
-        scores[indices] = values.cpu().numpy()
     names = _label_names(scorer)
     records = []
     for i, texts in enumerate(examples.texts):
@@ -334,6 +327,33 @@ def predict(
         "rows": n,
         "labels": counts,
     }
+
+
+@torch.no_grad()
+def _scores(scorer: Scorer, examples: Split) -> np.ndarray:
+    """Class probabilities (a score for regression) of every example, in the split's order, from the training
+    loop's length-sorted batches."""
+    encoded, collate, sampler = scorer.batches(examples, labelled=False)
+    n = len(examples)
+    regression = scorer.task.is_regression
+    scores = np.zeros((n,) if regression else (n, scorer.task.num_labels), dtype=np.float64)
+    for indices in sampler:
+        batch = collate([encoded[i] for i in indices])
+        batch.pop("labels")
+        logits = scorer.model(**{k: v.to(scorer.device) for k, v in batch.items()}).logits.float()
+        values = logits.squeeze(-1) if regression else torch.softmax(logits, dim=-1)
+        scores[indices] = values.cpu().numpy()
+    return scores
+
+
+def split_predictions(path: str | os.PathLike, split: str = "dev", device: str = "cpu") -> str:
+    """The predicted class of every example of a run's ``split`` (from its recipe's data), in the split's order,
+    as a string of class ids (one digit each): what a sweep row keeps so that a report can pair two classifiers
+    on the same sentences (:mod:`bermo_prune.bench`). Classification tasks of at most 10 classes."""
+    scorer = load_scorer(path, device=device)
+    if scorer.task.is_regression or scorer.task.num_labels > 10:
+        raise InputError(f"{path}: task {scorer.task.name!r} has no class ids of one digit to keep")
+    return "".join(str(int(i)) for i in _scores(scorer, _recipe_split(scorer, split)).argmax(-1))
 
 
 def _label_names(scorer: Scorer) -> list[str]:

@@ -11,7 +11,7 @@ from scipy import stats
 from bermo_prune.bench.arms import BETWEEN, LIKE_BERMO, LIKE_BERT, place, placements
 from bermo_prune.bench.report import COLORS, EXTRA_COLORS
 from bermo_prune.bench.stats import fisher_greater
-from bermo_prune.bench.verdicts import Study
+from bermo_prune.bench.verdicts import Study, against_bag_of_words
 from bermo_prune.cli import main
 
 from .conftest import FALL, LEARN, hand_made_study, write_baselines_json
@@ -97,9 +97,12 @@ def test_control_arms_section_counts_tests_and_reads_each_arm(tmp_path):
         f"units. BERT vs BERMo: p = {pair:.3g}; vs BERT: p = {last_vs_bert:.3g}; vs BERMo: p = {last_vs_bermo:.3g}. "
         f"Accuracy of its runs not at chance: at 0.3, median {at_03:.4f} over 6 of 6 runs (range 0.8000 to 0.8500), "
         f"{at_03 - 0.82:+.4f} against the bag of words: median above the line; the 96.9% interval of the median, "
-        "0.8000 to 0.8500 (order statistics 1 and 6 of 6), holds the line: not separable from it; at 0.1, median "
-        "0.8500 over 1 of 6 runs (one run), +0.0300 against the bag of words: median above the line; one run: no "
-        "interval of the median. Reading for `bermo_last` under movement: "
+        "0.8000 to 0.8500 (order statistics 1 and 6 of 6), holds the line: not separable from it; no paired test "
+        "against the bag of words on the same examples: none of the 6 runs keeps dev predictions (rows written "
+        "before sweeps kept them); at 0.1, median 0.8500 over 1 of 6 runs (one run), +0.0300 against the bag of "
+        "words: median above the line; one run: no interval of the median; no paired test against the bag of words "
+        "on the same examples: the run keeps no dev predictions (rows written before sweeps kept them). Reading for "
+        "`bermo_last` under movement: "
         f"**{LIKE_BERT}** (its units ended at chance significantly more often than BERMo's, not significantly less often than BERT's)."
         in section
     )
@@ -321,3 +324,44 @@ def test_every_run_is_tabled_by_seed_with_its_outcomes(tmp_path):
         "**Unfinished sweep: 6 of the 7 runs its spec plans have finished**; not yet run: `bermo_movement_0.1_s1`."
         in report
     )
+
+
+def test_runs_are_paired_with_the_bag_of_words_on_the_same_examples():
+    """Exact McNemar tests (scipy's binomial test on the discordant examples) of each run against the
+    bag-of-words predictions baselines.json keeps; what is missing is named instead."""
+    gold = "1" * 50 + "0" * 50
+    bow = gold[:80] + "".join("1" if g == "0" else "0" for g in gold[80:])  # wrong on the last 20
+    flip = lambda x: "1" if x == "0" else "0"  # noqa: E731
+    above = "".join(flip(g) if i < 5 else g for i, g in enumerate(gold))  # b = 20, c = 5
+    level = "".join(flip(g) if i < 30 else g for i, g in enumerate(gold))  # b = 20, c = 30
+    rows = [
+        {
+            "run": f"r{i}",
+            "final": sum(p == g for p, g in zip(pred, gold, strict=True)) / 100,
+            "dev_predictions": pred,
+        }
+        for i, pred in enumerate((above, bow, level))
+    ]
+    baselines = {
+        "draws": [{"dev_labels": gold, "bag_of_words_predictions": bow}],
+        "runs": {r["run"]: {"draw": 0} for r in [*rows, {"run": "old"}]},
+    }
+    study = Study(baselines)
+    assert stats.binomtest(20, 25, 0.5).pvalue < 0.05 < stats.binomtest(20, 50, 0.5).pvalue
+    assert against_bag_of_words(rows, study) == (
+        "paired with the bag of words on the same 100 dev examples (exact McNemar test on the examples where they "
+        "disagree, two-sided, 0.05, each run alone, uncorrected): 1 of 3 runs significantly above it, 0 below, 2 "
+        "not separable; the runs agree with it on 50.0% to 100.0% of the examples"
+    )
+    old = {"run": "old", "final": 0.8}
+    assert against_bag_of_words([rows[1], old], study).endswith("; 1 of 2 runs keep no dev predictions")
+    assert against_bag_of_words([old], study) == (
+        "no paired test against the bag of words on the same examples: the run keeps no dev predictions (rows "
+        "written before sweeps kept them)"
+    )
+    wrong = [{**rows[0], "final": 0.5}]
+    assert against_bag_of_words(wrong, study).endswith(
+        "; the kept predictions reproduce the final accuracy in only 0 of 1 runs"
+    )
+    bare = Study({"draws": [{}], "runs": {"r0": {"draw": 0}}})
+    assert "baselines.json keeps no per-example labels" in against_bag_of_words(rows[:1], bare)

@@ -63,6 +63,11 @@ def test_baselines_use_the_subset_each_run_trained_on_and_record_its_pruning_sta
         assert draw["train_size"] == 400 and draw["dev_size"] == len(data.dev) == 872
         assert draw["majority"]["dev_majority_rate"] == pytest.approx(444 / 872)
         assert 0.5 < draw["bag_of_words"] < 0.9
+        # the per-example predictions and labels, in the dev file's order, give exactly the accuracy
+        assert draw["dev_labels"] == "".join(str(y) for y in data.dev.labels)
+        pred, gold = draw["bag_of_words_predictions"], draw["dev_labels"]
+        assert len(pred) == 872 and set(pred) == {"0", "1"}
+        assert sum(p == g for p, g in zip(pred, gold, strict=True)) / 872 == draw["bag_of_words"]
     assert b["draws"][0]["train_sha256"] != b["draws"][1]["train_sha256"]
     assert b["draws"][0]["dev_sha256"] == b["draws"][1]["dev_sha256"]
     assert b["runs"]["bert_movement_0.5_s1"] == {"draw": 1, "steps": 200, "pruning_start": 20}

@@ -9,6 +9,7 @@ from scipy import stats
 from bermo_prune.bench.stats import (
     fisher_greater,
     fisher_min_p,
+    mcnemar_exact,
     mean_ci,
     median_ci,
     median_ci_coverage,
@@ -129,3 +130,12 @@ def test_the_rate_upper_bound_is_the_one_sided_clopper_pearson_bound():
         assert stats.binom.cdf(k, n, rate_upper_bound(k, n)) == pytest.approx(0.05)
     assert rate_upper_bound(6, 6) == 1.0 and rate_upper_bound(0, 0) == 1.0
     assert rate_upper_bound(0, 60) < rate_upper_bound(0, 6)
+
+
+def test_the_exact_mcnemar_test_is_the_binomial_test_on_the_discordant_examples():
+    assert (
+        mcnemar_exact(20, 5) == pytest.approx(stats.binomtest(20, 25, 0.5).pvalue)
+        and mcnemar_exact(20, 5) < 0.01
+    )
+    assert mcnemar_exact(5, 20) == mcnemar_exact(20, 5)  # two-sided
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(3, 3) == 1.0

@@ -142,6 +142,13 @@ def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_pa
     ]
     assert all(r["status"] == "ok" and r["diverged"] is False and len(r["curve"]) == 2 for r in rows)
     assert rows[1]["mix"] is not None and rows[0]["mix"] is None
+    # Each row keeps its final model's prediction for every dev example, in the dev split's order: scored against
+    # the labels baselines.json keeps, they give exactly the run's final accuracy.
+    (draw,) = json.loads((out / "baselines.json").read_text())["draws"]
+    gold = draw["dev_labels"]
+    for r in rows:
+        assert len(r["dev_predictions"]) == len(gold) == 200 and set(r["dev_predictions"]) <= {"0", "1"}
+        assert sum(p == g for p, g in zip(r["dev_predictions"], gold, strict=True)) / 200 == r["final"]
     # Interrupted sweep: one run was killed before it finished (no summary, no row); a rerun redoes only that one.
     stamps = {r["run"]: (out / "runs" / r["run"] / "summary.json").stat().st_mtime_ns for r in rows}
     (out / "runs" / "bermo_movement_0.5_s0" / "summary.json").unlink()

@@ -17,6 +17,7 @@ from .verdicts import (
     ALPHA,
     PAIR,
     Study,
+    against_bag_of_words,
     learned_finals,
     median_against,
     model_order,
@@ -133,7 +134,11 @@ def _accuracy(rows: list[dict], study: Study, arm: str, series: str, line: float
         versus = ""
         if line is not None:
             side = "above" if s.mean > line else "not above"
-            versus = f", {s.mean - line:+.4f} against the bag of words: median {side} the line; {median_against(kept, line, study.dev_size())}"
+            versus = (
+                f", {s.mean - line:+.4f} against the bag of words: median {side} the line; "
+                f"{median_against(kept, line, study.dev_size())}; "
+                f"{against_bag_of_words([r for r in runs if not study.outcome(r).ended], study)}"
+            )
         parts.append(
             f"at {target:g}, median {s.mean:.4f} over {of(len(kept), len(runs), 'runs')} ({spread}){versus}"
         )

@@ -5,7 +5,8 @@ sweep's own data, plus the facts of each run's recipe that results rows do not c
   the dev majority rate (the share of the most frequent dev label: what the divergence tracker calls chance).
 * **Bag of words**: scikit-learn ``LogisticRegression`` on unigram and bigram counts (settings in
   :data:`BAG_OF_WORDS`, fixed, not tuned on dev; the lbfgs solver is deterministic), trained on the run's training
-  set and scored on its dev set.
+  set and scored on its dev set. Its prediction for every dev example and the dev labels are kept too (strings
+  of class ids, in the dev split's order), so a report can pair a run with it on the same examples.
 * **Runs**: for each run of the spec, the data draw it trained on and the step at which its pruning schedule starts
   (the schedule's warm-up step; ``None`` for a dense run), so a report can tell a fine-tuning failure from a pruning
   one; and the tracker's at-chance margin (``divergence.collapse_margin``).
@@ -62,6 +63,12 @@ def majority_baseline(train_labels, dev_labels) -> dict:
 
 def bag_of_words_accuracy(train_texts, train_labels, dev_texts, dev_labels) -> float:
     """Dev accuracy of :data:`BAG_OF_WORDS` trained on the training split (texts are tuples of one or two strings)."""
+    predicted = bag_of_words_predictions(train_texts, train_labels, dev_texts)
+    return float(sum(int(p == y) for p, y in zip(predicted, dev_labels, strict=True)) / len(dev_labels))
+
+
+def bag_of_words_predictions(train_texts, train_labels, dev_texts) -> list[int]:
+    """The dev labels :data:`BAG_OF_WORDS`, trained on the training split, predicts, in the dev split's order."""
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -72,8 +79,7 @@ def bag_of_words_accuracy(train_texts, train_labels, dev_texts, dev_labels) -> f
     x_train = vectorizer.fit_transform(join(train_texts))
     classifier = LogisticRegression(C=1.0, solver="lbfgs", max_iter=5000)
     classifier.fit(x_train, list(train_labels))
-    predicted = classifier.predict(vectorizer.transform(join(dev_texts)))
-    return float(sum(int(p == y) for p, y in zip(predicted, dev_labels, strict=True)) / len(dev_labels))
+    return [int(p) for p in classifier.predict(vectorizer.transform(join(dev_texts)))]
 
 
 def pruning_start(recipe, run_steps: int) -> int | None:
@@ -125,9 +131,13 @@ def compute_baselines(spec, log=print) -> dict:
             else:
                 log(f"baselines: {recipe.task}, {len(data.train)} training examples: bag of words ...")
                 draw["majority"] = majority_baseline(data.train.labels, data.dev.labels)
-                draw["bag_of_words"] = bag_of_words_accuracy(
-                    data.train.texts, data.train.labels, data.dev.texts, data.dev.labels
+                predicted = bag_of_words_predictions(data.train.texts, data.train.labels, data.dev.texts)
+                draw["bag_of_words"] = float(
+                    sum(int(p == y) for p, y in zip(predicted, data.dev.labels, strict=True)) / len(data.dev)
                 )
+                if max(data.task.num_labels, 1) <= 10:  # one digit a class: kept for paired comparisons
+                    draw["dev_labels"] = "".join(str(int(y)) for y in data.dev.labels)
+                    draw["bag_of_words_predictions"] = "".join(str(p) for p in predicted)
             by_key[key] = len(draws)
             draws.append(draw)
         index = by_key[key]

@@ -131,6 +131,13 @@ def rate_upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
     return 1.0 if k >= n else float(stats.beta.ppf(confidence, k + 1, n - k))
 
 
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value of two classifiers scored on the same examples, from the discordant
+    counts: ``b`` examples only the first gets right, ``c`` only the second (a binomial test of b in b + c at
+    one half; 1 when they never disagree)."""
+    return float(stats.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
+
+
 def fisher_min_p(n1: int, n2: int) -> float:
     """The smallest one-sided Fisher exact p-value two groups of ``n1`` and ``n2`` units can give (all of one
     group with the event, none of the other): 1 / C(n1 + n2, n1); 0.05 at 3 units against 3."""

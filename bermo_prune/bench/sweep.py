@@ -318,6 +318,7 @@ def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
     import torch
 
     from ..errors import RunInterrupted
+    from ..predict import split_predictions
     from ..rundir import SUMMARY, has_checkpoint
     from ..runner import run_recipe
     from .backends import request_stop, stop_requested
@@ -332,7 +333,10 @@ def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
         # started again.
         keep = (out_path / SUMMARY).is_file() or has_checkpoint(out_path)
         result = run_recipe(recipe, out_path, resume=keep, overwrite=not keep, progress=False)
-        return {"status": "ok", "summary": result.summary, "skipped": result.skipped}
+        outcome = {"status": "ok", "summary": result.summary, "skipped": result.skipped}
+        if (out_path / "model" / "config.json").is_file() and _keeps_predictions(recipe.task):
+            outcome["dev_predictions"] = split_predictions(out_path)
+        return outcome
     except RunInterrupted as exc:  # not a result: the run resumes from its checkpoint in the next sitting
         request_stop()  # the run's own handler took the signal: no further cell starts in this worker
         return {"status": "interrupted", "error": str(exc)}
@@ -342,6 +346,14 @@ def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
             "error": f"{type(exc).__name__}: {exc}",
             "trace": traceback.format_exc()[-2000:],
         }
+
+
+def _keeps_predictions(task: str) -> bool:
+    """Whether a row keeps its model's dev predictions: classification tasks (class ids of one digit)."""
+    from ..data import get_task
+
+    spec = get_task(task)
+    return not spec.is_regression and spec.num_labels <= 10
 
 
 def _row(cell: Cell, outcome: dict) -> dict:
@@ -383,6 +395,9 @@ def _row(cell: Cell, outcome: dict) -> dict:
         "mix": s.get("mix"),
         "wall_time_s": s["wall_time_s"],
         **_fine_fields(s),
+        # the final model's predicted class of every dev example, in the dev file's order (one digit each): the
+        # report pairs runs with the bag-of-words baseline on the same examples (absent from older rows)
+        **({"dev_predictions": outcome["dev_predictions"]} if outcome.get("dev_predictions") else {}),
     }
 
 

@@ -28,6 +28,7 @@ from .stats import (
     Fisher,
     Interval,
     fisher_greater,
+    mcnemar_exact,
     mean_ci,
     median_ci,
     median_ci_coverage,
@@ -399,6 +400,7 @@ def findings(groups, paired, ratios, metric: str, fraction: float, study: Study)
             acc, rem, k, finals = max(sparse, key=lambda x: x[:3])
             versus = (
                 f"; {acc - top_bow:+.4f} against the bag of words, {median_against(finals, top_bow, study.dev_size())}"
+                f"; {against_bag_of_words(groups[k], study)}"
                 + (
                     f"; the best of {len(sparse)} such cells, picked on these dev results (nothing here corrects "
                     "for that choice)"
@@ -497,13 +499,61 @@ def median_against(values: list[float], line: float, dev_size: int | None = None
             f"sampling error it leaves out: one binomial SE at the line is {se:.4f}"
             + (
                 f"; the margin is within 2 SE ({2 * se:.4f}), so on this dev set the cell cannot be told from the "
-                "line, whatever the interval over runs says (no paired per-sentence test against the bag of words "
-                "is made: runs keep no per-sentence predictions)"
+                "line, whatever the interval over runs says"
                 if abs(margin) < 2 * se
                 else ""
             )
         )
     return text
+
+
+def against_bag_of_words(runs: list[dict], study: Study) -> str:
+    """Each run paired with the bag-of-words baseline on the same dev examples: an exact McNemar test (two-sided,
+    :data:`ALPHA`, each run alone) on the examples where the two disagree, and their agreement. Needs the rows'
+    ``dev_predictions`` and baselines.json's per-example labels and bag-of-words predictions; says which is
+    missing otherwise."""
+    kept = [r for r in runs if r.get("dev_predictions")]
+    if not kept:
+        return (
+            "no paired test against the bag of words on the same examples: "
+            + ("the run keeps no" if len(runs) == 1 else f"none of the {len(runs)} runs keeps")
+            + " dev predictions (rows written before sweeps kept them)"
+        )
+    above = below = reproduced = 0
+    agreement = []
+    for r in kept:
+        draw = study.draw(r)
+        gold, bow, pred = draw.get("dev_labels"), draw.get("bag_of_words_predictions"), r["dev_predictions"]
+        if not gold or not bow:
+            return (
+                "no paired test against the bag of words on the same examples: baselines.json keeps no per-example "
+                "labels and predictions (write it again with `bermo-prune baselines SPEC.yaml --output DIR`)"
+            )
+        if len(pred) != len(gold):
+            raise InputError(f"run {r['run']}: {len(pred)} dev predictions for {len(gold)} dev examples")
+        b = sum(p == g != w for p, g, w in zip(pred, gold, bow, strict=True))  # the run alone right
+        c = sum(w == g != p for p, g, w in zip(pred, gold, bow, strict=True))  # the bag of words alone right
+        if mcnemar_exact(b, c) < ALPHA:
+            above += b > c
+            below += c > b
+        agreement.append(sum(p == w for p, w in zip(pred, bow, strict=True)) / len(gold))
+        reproduced += (
+            abs(sum(p == g for p, g in zip(pred, gold, strict=True)) / len(gold) - r["final"]) < 1e-9
+        )
+    n = len(kept)
+    agree = f"{agreement[0]:.1%}" if n == 1 else f"{min(agreement):.1%} to {max(agreement):.1%}"
+    return (
+        f"paired with the bag of words on the same {len(kept[0]['dev_predictions'])} dev examples (exact McNemar "
+        f"test on the examples where they disagree, two-sided, {ALPHA:g}, each run alone, uncorrected): "
+        f"{above} of {n} run{'s' if n != 1 else ''} significantly above it, {below} below, {n - above - below} not "
+        f"separable; {'the run agrees' if n == 1 else 'the runs agree'} with it on {agree} of the examples"
+        + (f"; {len(runs) - n} of {len(runs)} runs keep no dev predictions" if n < len(runs) else "")
+        + (
+            ""
+            if reproduced == n
+            else f"; the kept predictions reproduce the final accuracy in only {reproduced} of {n} runs"
+        )
+    )
 
 
 def dense_means(rows: list[dict]) -> dict[str, float]:
