@@ -15,6 +15,7 @@ name and renamed, so it is whole or absent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -72,6 +73,15 @@ class Scorer:
         )
         sampler = BucketBatchSampler(encoded.lengths, self.batch_size, shuffle=False)
         return encoded, collate, sampler
+
+    def precision(self):
+        """The autocast the run trained and evaluated under (its ``train.mixed_precision``, which Accelerate
+        applies to every forward of the prepared model), so that scoring a run gives its own evaluations'
+        numbers; no autocast for a model outside a run or a full-precision run."""
+        mode = self.recipe.train.mixed_precision if self.recipe is not None else "no"
+        if mode == "no":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
 
 
 def _run_recipe(run_dir: Path):
@@ -224,7 +234,8 @@ def evaluate_model(
     loader = torch.utils.data.DataLoader(
         encoded, batch_sampler=sampler, collate_fn=_on(collate, scorer.device)
     )
-    metrics = evaluate(scorer.model, loader, scorer.task)
+    with scorer.precision():
+        metrics = evaluate(scorer.model, loader, scorer.task)
     return {
         "model": str(scorer.model_dir),
         "task": scorer.task.name,
@@ -330,30 +341,39 @@ def predict(
 
 
 @torch.no_grad()
-def _scores(scorer: Scorer, examples: Split) -> np.ndarray:
+def _scores(scorer: Scorer, examples: Split, classes: bool = False) -> np.ndarray:
     """Class probabilities (a score for regression) of every example, in the split's order, from the training
-    loop's length-sorted batches."""
+    loop's length-sorted batches, under the run's precision; ``classes``: the argmax of the logits instead (as
+    the training loop's evaluation takes it)."""
     encoded, collate, sampler = scorer.batches(examples, labelled=False)
     n = len(examples)
     regression = scorer.task.is_regression
-    scores = np.zeros((n,) if regression else (n, scorer.task.num_labels), dtype=np.float64)
+    shape = (n,) if regression or classes else (n, scorer.task.num_labels)
+    scores = np.zeros(shape, dtype=np.int64 if classes else np.float64)
     for indices in sampler:
         batch = collate([encoded[i] for i in indices])
         batch.pop("labels")
-        logits = scorer.model(**{k: v.to(scorer.device) for k, v in batch.items()}).logits.float()
-        values = logits.squeeze(-1) if regression else torch.softmax(logits, dim=-1)
+        with scorer.precision():
+            logits = scorer.model(**{k: v.to(scorer.device) for k, v in batch.items()}).logits
+        if classes:
+            values = logits.argmax(-1)
+        else:
+            logits = logits.float()
+            values = logits.squeeze(-1) if regression else torch.softmax(logits, dim=-1)
         scores[indices] = values.cpu().numpy()
     return scores
 
 
-def split_predictions(path: str | os.PathLike, split: str = "dev", device: str = "cpu") -> str:
+def split_predictions(path: str | os.PathLike, split: str = "dev", device: str = "auto") -> str:
     """The predicted class of every example of a run's ``split`` (from its recipe's data), in the split's order,
     as a string of class ids (one digit each): what a sweep row keeps so that a report can pair two classifiers
-    on the same sentences (:mod:`bermo_prune.bench`). Classification tasks of at most 10 classes."""
+    on the same sentences (:mod:`bermo_prune.bench`). Scored as the run's own evaluations are (batches, length
+    cap, precision; ``auto``: the device the trainer picks); a report checks that they give back the run's
+    final accuracy. Classification tasks of at most 10 classes."""
     scorer = load_scorer(path, device=device)
     if scorer.task.is_regression or scorer.task.num_labels > 10:
         raise InputError(f"{path}: task {scorer.task.name!r} has no class ids of one digit to keep")
-    return "".join(str(int(i)) for i in _scores(scorer, _recipe_split(scorer, split)).argmax(-1))
+    return "".join(str(int(i)) for i in _scores(scorer, _recipe_split(scorer, split), classes=True))
 
 
 def _label_names(scorer: Scorer) -> list[str]:

@@ -98,11 +98,9 @@ def test_control_arms_section_counts_tests_and_reads_each_arm(tmp_path):
         f"Accuracy of its runs not at chance: at 0.3, median {at_03:.4f} over 6 of 6 runs (range 0.8000 to 0.8500), "
         f"{at_03 - 0.82:+.4f} against the bag of words: median above the line; the 96.9% interval of the median, "
         "0.8000 to 0.8500 (order statistics 1 and 6 of 6), holds the line: not separable from it; no paired test "
-        "against the bag of words on the same examples: none of the 6 runs keeps dev predictions (rows written "
-        "before sweeps kept them); at 0.1, median 0.8500 over 1 of 6 runs (one run), +0.0300 against the bag of "
+        "against the bag of words on the same examples: none of the 6 runs' rows has dev predictions; at 0.1, median 0.8500 over 1 of 6 runs (one run), +0.0300 against the bag of "
         "words: median above the line; one run: no interval of the median; no paired test against the bag of words "
-        "on the same examples: the run keeps no dev predictions (rows written before sweeps kept them). Reading for "
-        "`bermo_last` under movement: "
+        "on the same examples: the run's row has no dev predictions. Reading for `bermo_last` under movement: "
         f"**{LIKE_BERT}** (its units ended at chance significantly more often than BERMo's, not significantly less often than BERT's)."
         in section
     )
@@ -315,9 +313,9 @@ def test_every_run_is_tabled_by_seed_with_its_outcomes(tmp_path):
     assert "| bert | none | dense | 1 | 0 | - | - | " in report
     best = next(x for x in report.splitlines() if x.startswith("- Best BERMo at <= 10%"))
     assert (
-        "one run: no interval of the median; over runs on one dev set of 100 examples, whose own sampling error "
-        f"it leaves out: one binomial SE at the line is {(0.82 * 0.18 / 100) ** 0.5:.4f}; the margin is within 2 SE "
-        f"({2 * (0.82 * 0.18 / 100) ** 0.5:.4f}), so on this dev set the cell cannot be told from the line"
+        "one run: no interval of the median; scored on one dev set of 100 examples: one binomial SE at the line is "
+        f"{(0.82 * 0.18 / 100) ** 0.5:.4f}; the margin is within 2 SE "
+        f"({2 * (0.82 * 0.18 / 100) ** 0.5:.4f}): on another sample of sentences its sign could reverse"
         in best
     )
     assert (
@@ -327,20 +325,22 @@ def test_every_run_is_tabled_by_seed_with_its_outcomes(tmp_path):
 
 
 def test_runs_are_paired_with_the_bag_of_words_on_the_same_examples():
-    """Exact McNemar tests (scipy's binomial test on the discordant examples) of each run against the
-    bag-of-words predictions baselines.json keeps; what is missing is named instead."""
+    """The cell's paired difference over examples (a t-interval equal to scipy's) and exact McNemar tests (scipy's
+    binomial test on the discordant examples) of each run against the bag-of-words predictions baselines.json
+    keeps; runs whose predictions do not give back their final accuracy are left out; what is missing is named."""
     gold = "1" * 50 + "0" * 50
-    bow = gold[:80] + "".join("1" if g == "0" else "0" for g in gold[80:])  # wrong on the last 20
     flip = lambda x: "1" if x == "0" else "0"  # noqa: E731
+    bow = gold[:80] + "".join(flip(g) for g in gold[80:])  # wrong on the last 20
     above = "".join(flip(g) if i < 5 else g for i, g in enumerate(gold))  # b = 20, c = 5
     level = "".join(flip(g) if i < 30 else g for i, g in enumerate(gold))  # b = 20, c = 30
+    below = "".join(flip(g) if i < 40 else g for i, g in enumerate(gold[:80])) + bow[80:]  # b = 0, c = 40
     rows = [
         {
             "run": f"r{i}",
             "final": sum(p == g for p, g in zip(pred, gold, strict=True)) / 100,
             "dev_predictions": pred,
         }
-        for i, pred in enumerate((above, bow, level))
+        for i, pred in enumerate((above, bow, level, below))
     ]
     baselines = {
         "draws": [{"dev_labels": gold, "bag_of_words_predictions": bow}],
@@ -348,20 +348,46 @@ def test_runs_are_paired_with_the_bag_of_words_on_the_same_examples():
     }
     study = Study(baselines)
     assert stats.binomtest(20, 25, 0.5).pvalue < 0.05 < stats.binomtest(20, 50, 0.5).pvalue
-    assert against_bag_of_words(rows, study) == (
-        "paired with the bag of words on the same 100 dev examples (exact McNemar test on the examples where they "
-        "disagree, two-sided, 0.05, each run alone, uncorrected): 1 of 3 runs significantly above it, 0 below, 2 "
-        "not separable; the runs agree with it on 50.0% to 100.0% of the examples"
+    correct = np.array(
+        [[p == g for p, g in zip(r["dev_predictions"], gold, strict=True)] for r in rows[:3]], float
     )
+    d = correct.mean(axis=0) - np.array([w == g for w, g in zip(bow, gold, strict=True)], float)
+    assert d.mean() == pytest.approx((0.95 + 0.80 + 0.70) / 3 - 0.80)
+    low, high = stats.t.interval(0.95, 99, loc=d.mean(), scale=stats.sem(d))
+    assert low < 0 < high
+    assert against_bag_of_words(rows[:3], study) == (
+        f"paired with the bag of words on the same 100 dev examples, the cell's 3 runs minus the bag of words (each "
+        f"example's correctness, averaged over the runs, minus the bag of words'): {d.mean():+.4f} (95% t-interval "
+        f"over the examples {low:.4f} to {high:.4f}: not separable from the line on these examples); by run, exact "
+        "McNemar tests on the examples where the run and the bag of words disagree (two-sided, 0.05, uncorrected; "
+        "described: the runs share the dev set): 1 of 3 significantly above, 0 below, 2 not separable; the runs "
+        "agree with the bag of words on 50.0% to 100.0% of the examples"
+    )
+    one = against_bag_of_words(rows[3:], study)
+    d1 = np.array([p == g for p, g in zip(below, gold, strict=True)], float) - np.array(
+        [w == g for w, g in zip(bow, gold, strict=True)], float
+    )
+    low1, high1 = stats.t.interval(0.95, 99, loc=d1.mean(), scale=stats.sem(d1))
+    assert one.startswith(
+        "paired with the bag of words on the same 100 dev examples, the cell's run minus the bag of words (each "
+        f"example's correctness, minus the bag of words'): -0.4000 (95% t-interval over the examples {low1:.4f} to "
+        f"{high1:.4f}: below the line); by run"
+    )
+    assert "0 of 1 significantly above, 1 below, 0 not separable" in one
+    assert one.endswith("the run agrees with the bag of words on 60.0% of the examples")
     old = {"run": "old", "final": 0.8}
-    assert against_bag_of_words([rows[1], old], study).endswith("; 1 of 2 runs keep no dev predictions")
+    assert against_bag_of_words([rows[1], old], study).endswith(
+        "; 1 of the 2 runs' rows have no dev predictions"
+    )
     assert against_bag_of_words([old], study) == (
-        "no paired test against the bag of words on the same examples: the run keeps no dev predictions (rows "
-        "written before sweeps kept them)"
+        "no paired test against the bag of words on the same examples: the run's row has no dev predictions"
     )
-    wrong = [{**rows[0], "final": 0.5}]
-    assert against_bag_of_words(wrong, study).endswith(
-        "; the kept predictions reproduce the final accuracy in only 0 of 1 runs"
+    assert against_bag_of_words([old, old], study).endswith("none of the 2 runs' rows has dev predictions")
+    wrong = {**rows[0], "run": "old", "final": 0.5}
+    text = against_bag_of_words([wrong, rows[1]], study)
+    assert "the cell's run minus" in text and text.endswith(
+        "; old: its predictions do not give back its final accuracy, left out"
     )
+    assert against_bag_of_words([{**rows[0], "metric": "f1", "final": 0.5}], study).startswith("paired with")
     bare = Study({"draws": [{}], "runs": {"r0": {"draw": 0}}})
     assert "baselines.json keeps no per-example labels" in against_bag_of_words(rows[:1], bare)

@@ -121,9 +121,9 @@ def test_report_figures_and_numbers(tmp_path, capsys):
     # 1 - 0.05^(1/6) = 0.393 (the one-sided Clopper-Pearson bound at k = 0).
     assert f"{1 - 0.05 ** (1 / 6):.0%}" == "39%"
     assert (
-        "Verdict: **not supported**: its premise did not occur: no pruned unit of either model ended at chance, so "
-        "there is no BERT divergence here for BERMo to avoid (BERT 0 of 6 units; a true BERT rate up to 39% is not "
-        "excluded, one-sided 95% Clopper-Pearson)." in report
+        "Verdict: **not supported**: its premise did not occur: no pruned unit of either model ended at chance (BERT "
+        "0 of 6 units; a true BERT rate up to 39% is not excluded, one-sided 95% Clopper-Pearson), so the claim's "
+        "contrast was not tested here." in report
     )
     # BERT's seed-2 movement-0.1 run ends lower (its own noise) and never reaches 95% of BERT's dense mean. The
     # 8 pairs are 6 units (method, seed): the two movement levels of a seed share their warm-up, and their log

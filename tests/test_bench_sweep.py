@@ -597,3 +597,28 @@ def test_primary_names_an_undistilled_pruning_series_and_reaches_the_sweep_log(t
     assert log.meta["primary"] == "movement"
     spec.write_text(body)
     assert "primary" not in SweepLog(load_spec(spec), threads=2, device="cpu").meta
+
+
+def test_a_run_whose_predictions_fail_stays_ok_and_its_row_says_why(tmp_path, monkeypatch):
+    """The dev predictions are computed after the run: if that fails, the finished run is still a result (not a
+    failed row), and the row records the error instead of predictions."""
+    import bermo_prune.predict as predict
+    from bermo_prune.bench.sweep import _row, _run_cell, load_spec
+
+    spec = load_spec(write_spec(tmp_path, overrides=[*TINY, "train.max_steps=20", "train.eval_every=10"]))
+    cell = next(c for c in spec.cells if c.model == "bert" and c.method == "none")
+
+    def broken(path, split="dev", device="auto"):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(predict, "split_predictions", broken)
+    out = tmp_path / "run"
+    outcome = _run_cell(spec.base, [*spec.overrides, *cell.overrides()], str(out), 1)
+    row = _row(cell, outcome)
+    assert row["status"] == "ok" and row["steps"] == 20 and (out / "summary.json").is_file()
+    assert row["dev_predictions_error"] == "OSError: disk gone" and "dev_predictions" not in row
+    monkeypatch.undo()
+    again = _row(
+        cell, _run_cell(spec.base, [*spec.overrides, *cell.overrides()], str(out), 1)
+    )  # finished: skipped
+    assert "dev_predictions_error" not in again and len(again["dev_predictions"]) == 200

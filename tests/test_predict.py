@@ -76,6 +76,46 @@ def test_eval_equals_the_runs_final_evaluation(run_dir, dev_file, capsys):
     assert compacted["metrics"]["loss"] == pytest.approx(summary["final"]["loss"], abs=1e-5)
 
 
+def test_split_predictions_are_the_final_evaluations_classes_in_dev_order(run_dir, tmp_path, capsys):
+    """What a sweep row keeps: one class digit per dev example, in the dev split's order; scored against the
+    labels they give the run's final accuracy, also for a run trained (and evaluated) under bf16 autocast."""
+    from bermo_prune.predict import split_predictions
+
+    dev = load_task_data(
+        "synthetic", "synthetic", seed=0, synthetic_train_size=600, synthetic_dev_size=150
+    ).dev
+    for run in (run_dir, tmp_path / "bf16"):
+        if run != run_dir:
+            from accelerate.state import AcceleratorState
+
+            AcceleratorState._reset_state()  # Accelerate keeps one precision per process: set bf16, then put back
+            try:
+                argv = [
+                    "run",
+                    QUICK,
+                    *TINY,
+                    "train.mixed_precision=bf16",
+                    "--output-dir",
+                    str(run),
+                    "--quiet",
+                ]
+                assert main(argv) == 0
+            finally:
+                AcceleratorState._reset_state()
+            capsys.readouterr()
+            assert (
+                _json(capsys, "eval", str(run), "--json")["metrics"]
+                == json.loads((run / "summary.json").read_text())["final"]
+            )
+        summary = json.loads((run / "summary.json").read_text())
+        pred = split_predictions(run, device="cpu")
+        assert len(pred) == 150 and set(pred) <= {"0", "1"}
+        assert (
+            sum(int(p) == y for p, y in zip(pred, dev.labels, strict=True)) / 150
+            == summary["final"]["accuracy"]
+        )
+
+
 def test_predict_writes_labels_and_probabilities_in_input_order(run_dir, dev_file, tmp_path, capsys):
     unlabelled = tmp_path / "in.jsonl"
     texts = [line.split("\t")[0] for line in dev_file.read_text().splitlines()[1:]]

@@ -172,7 +172,9 @@ def plain_answer(
         "of its runs not at chance (section 1), against the line and the same model's dense median. *Within 2 SE*: "
         "the margin is smaller than two binomial standard errors of an accuracy on this dev set"
         + (f" ({_se(study):.4f} each)" if _se(study) else "")
-        + ", which the median's own interval leaves out: such a cell cannot be told from the line.",
+        + ", which the median's own interval leaves out: on another sample of sentences such a cell's sign could "
+        "reverse (not evidence of equality; the findings pair runs with the bag of words on the same sentences "
+        "where the rows keep their predictions).",
         *_accuracy(rows, study, models),
     ]
     verdicts = []

@@ -334,9 +334,6 @@ def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
         keep = (out_path / SUMMARY).is_file() or has_checkpoint(out_path)
         result = run_recipe(recipe, out_path, resume=keep, overwrite=not keep, progress=False)
         outcome = {"status": "ok", "summary": result.summary, "skipped": result.skipped}
-        if (out_path / "model" / "config.json").is_file() and _keeps_predictions(recipe.task):
-            outcome["dev_predictions"] = split_predictions(out_path)
-        return outcome
     except RunInterrupted as exc:  # not a result: the run resumes from its checkpoint in the next sitting
         request_stop()  # the run's own handler took the signal: no further cell starts in this worker
         return {"status": "interrupted", "error": str(exc)}
@@ -346,6 +343,13 @@ def _run_cell(base: str, overrides: list[str], out: str, threads: int) -> dict:
             "error": f"{type(exc).__name__}: {exc}",
             "trace": traceback.format_exc()[-2000:],
         }
+    # the finished run's dev predictions: a failure here leaves the run's result as it is and says why
+    try:
+        if _keeps_predictions(recipe.task):
+            outcome["dev_predictions"] = split_predictions(out_path)
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded in the row, the run stays ok
+        outcome["dev_predictions_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return outcome
 
 
 def _keeps_predictions(task: str) -> bool:
@@ -398,6 +402,11 @@ def _row(cell: Cell, outcome: dict) -> dict:
         # the final model's predicted class of every dev example, in the dev file's order (one digit each): the
         # report pairs runs with the bag-of-words baseline on the same examples (absent from older rows)
         **({"dev_predictions": outcome["dev_predictions"]} if outcome.get("dev_predictions") else {}),
+        **(
+            {"dev_predictions_error": outcome["dev_predictions_error"]}
+            if "dev_predictions_error" in outcome
+            else {}
+        ),
     }
 
 

@@ -20,6 +20,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import InputError
 from ..tracking import DivergenceConfig
 from .convergence import LEVEL_FRACTION, Analysis, analyse, has_fine_curves, log_ratio_interval, power_text
@@ -247,9 +249,9 @@ def stability_verdict(f: Fisher) -> str:
         return f"**inconclusive**: {fisher_text(f)}"
     if f.a == 0 and f.b == 0:
         return (
-            "**not supported**: its premise did not occur: no pruned unit of either model ended at chance, so "
-            f"there is no BERT divergence here for BERMo to avoid (BERT 0 of {f.n_a} units; a true BERT rate up to "
-            f"{rate_upper_bound(0, f.n_a):.0%} is not excluded, one-sided {CONFIDENCE:.0%} Clopper-Pearson)"
+            "**not supported**: its premise did not occur: no pruned unit of either model ended at chance (BERT 0 "
+            f"of {f.n_a} units; a true BERT rate up to {rate_upper_bound(0, f.n_a, CONFIDENCE):.0%} is not "
+            f"excluded, one-sided {CONFIDENCE:.0%} Clopper-Pearson), so the claim's contrast was not tested here"
         )
     if f.p_value < ALPHA:
         return "**supported**"
@@ -495,11 +497,16 @@ def median_against(values: list[float], line: float, dev_size: int | None = None
         se = binomial_se(line, dev_size)
         margin = median_range(values).mean - line
         text += (
-            f"; {'that interval is ' if n > 1 else ''}over runs on one dev set of {dev_size} examples, whose own "
-            f"sampling error it leaves out: one binomial SE at the line is {se:.4f}"
+            (
+                f"; that interval is over runs on one dev set of {dev_size} examples, whose own sampling error it "
+                "leaves out"
+                if n > 1
+                else f"; scored on one dev set of {dev_size} examples"
+            )
+            + f": one binomial SE at the line is {se:.4f}"
             + (
-                f"; the margin is within 2 SE ({2 * se:.4f}), so on this dev set the cell cannot be told from the "
-                "line, whatever the interval over runs says"
+                f"; the margin is within 2 SE ({2 * se:.4f}): on another sample of sentences its sign could "
+                "reverse (not evidence of equality)"
                 if abs(margin) < 2 * se
                 else ""
             )
@@ -508,51 +515,87 @@ def median_against(values: list[float], line: float, dev_size: int | None = None
 
 
 def against_bag_of_words(runs: list[dict], study: Study) -> str:
-    """Each run paired with the bag-of-words baseline on the same dev examples: an exact McNemar test (two-sided,
-    :data:`ALPHA`, each run alone) on the examples where the two disagree, and their agreement. Needs the rows'
-    ``dev_predictions`` and baselines.json's per-example labels and bag-of-words predictions; says which is
-    missing otherwise."""
-    kept = [r for r in runs if r.get("dev_predictions")]
-    if not kept:
-        return (
-            "no paired test against the bag of words on the same examples: "
-            + ("the run keeps no" if len(runs) == 1 else f"none of the {len(runs)} runs keeps")
-            + " dev predictions (rows written before sweeps kept them)"
+    """The runs paired with the bag-of-words baseline of their own data draw on the same dev examples.
+
+    The cell: the mean over its runs of each example's correctness minus the bag of words' (a paired difference
+    over examples), with a 95% t-interval over the examples (what another sample of sentences could change; the
+    runs' own spread is not in it). Each run: an exact McNemar test (two-sided, :data:`ALPHA`, uncorrected) on the
+    examples where it and the bag of words disagree, and their agreement; described, not a test of the cell (the
+    runs share the dev set). Needs the rows' ``dev_predictions`` and baselines.json's per-example labels and
+    bag-of-words predictions; runs whose predictions do not give back their final accuracy are left out. Says
+    what is missing otherwise."""
+    with_predictions = [r for r in runs if r.get("dev_predictions")]
+    none = "no paired test against the bag of words on the same examples: "
+    if not with_predictions:
+        return none + (
+            "the run's row has no dev predictions"
+            if len(runs) == 1
+            else f"none of the {len(runs)} runs' rows has dev predictions"
         )
-    above = below = reproduced = 0
-    agreement = []
-    for r in kept:
+    pairs, notes = [], []
+    for r in with_predictions:
         draw = study.draw(r)
         gold, bow, pred = draw.get("dev_labels"), draw.get("bag_of_words_predictions"), r["dev_predictions"]
         if not gold or not bow:
-            return (
-                "no paired test against the bag of words on the same examples: baselines.json keeps no per-example "
-                "labels and predictions (write it again with `bermo-prune baselines SPEC.yaml --output DIR`)"
+            return none + (
+                "baselines.json keeps no per-example labels and predictions (write it again with "
+                "`bermo-prune baselines SPEC.yaml --output DIR`)"
             )
         if len(pred) != len(gold):
-            raise InputError(f"run {r['run']}: {len(pred)} dev predictions for {len(gold)} dev examples")
-        b = sum(p == g != w for p, g, w in zip(pred, gold, bow, strict=True))  # the run alone right
-        c = sum(w == g != p for p, g, w in zip(pred, gold, bow, strict=True))  # the bag of words alone right
+            notes.append(f"{r['run']}: {len(pred)} predictions for {len(gold)} dev examples, left out")
+            continue
+        correct = np.array([p == g for p, g in zip(pred, gold, strict=True)], dtype=float)
+        if r.get("metric", "accuracy") == "accuracy" and abs(correct.mean() - r["final"]) > 1e-9:
+            notes.append(f"{r['run']}: its predictions do not give back its final accuracy, left out")
+            continue
+        pairs.append(
+            (r, gold, correct, np.array([w == g for w, g in zip(bow, gold, strict=True)], dtype=float))
+        )
+    if not pairs:
+        return none + "; ".join(notes)
+    above = below = 0
+    agreement = []
+    for r, gold, correct, bow_correct in pairs:
+        b = int(((correct == 1) & (bow_correct == 0)).sum())  # the run alone right
+        c = int(((correct == 0) & (bow_correct == 1)).sum())  # the bag of words alone right
         if mcnemar_exact(b, c) < ALPHA:
             above += b > c
             below += c > b
-        agreement.append(sum(p == w for p, w in zip(pred, bow, strict=True)) / len(gold))
-        reproduced += (
-            abs(sum(p == g for p, g in zip(pred, gold, strict=True)) / len(gold) - r["final"]) < 1e-9
+        bow = study.draw(r)["bag_of_words_predictions"]
+        agreement.append(sum(p == w for p, w in zip(r["dev_predictions"], bow, strict=True)) / len(gold))
+    n = len(pairs)
+    golds = {g for _, g, _, _ in pairs}
+    if len(golds) == 1:
+        d = np.mean([correct - bow_correct for _, _, correct, bow_correct in pairs], axis=0)
+        ci = mean_ci(d, CONFIDENCE, bounds=(-1.0, 1.0))
+        cell = (
+            f"paired with the bag of words on the same {len(d)} dev examples, the cell's "
+            f"{'run' if n == 1 else f'{n} runs'} minus the bag of words (each example's correctness, "
+            f"{'' if n == 1 else 'averaged over the runs, '}minus the bag of words'): {ci.mean:+.4f} "
+            f"({CONFIDENCE:.0%} t-interval over the examples {fmt(ci.low)} to {fmt(ci.high)}: "
+            + (
+                "above the line"
+                if ci.low > 0
+                else "below the line"
+                if ci.high < 0
+                else "not separable from the line on these examples"
+            )
+            + ")"
         )
-    n = len(kept)
+    else:
+        cell = "paired with the bag of words of each run's own data draw (their dev sets differ: no cell difference)"
     agree = f"{agreement[0]:.1%}" if n == 1 else f"{min(agreement):.1%} to {max(agreement):.1%}"
     return (
-        f"paired with the bag of words on the same {len(kept[0]['dev_predictions'])} dev examples (exact McNemar "
-        f"test on the examples where they disagree, two-sided, {ALPHA:g}, each run alone, uncorrected): "
-        f"{above} of {n} run{'s' if n != 1 else ''} significantly above it, {below} below, {n - above - below} not "
-        f"separable; {'the run agrees' if n == 1 else 'the runs agree'} with it on {agree} of the examples"
-        + (f"; {len(runs) - n} of {len(runs)} runs keep no dev predictions" if n < len(runs) else "")
+        f"{cell}; by run, exact McNemar tests on the examples where the run and the bag of words disagree "
+        f"(two-sided, {ALPHA:g}, uncorrected; described: the runs share the dev set): {above} of {n} "
+        f"significantly above, {below} below, {n - above - below} not separable; "
+        f"{'the run agrees' if n == 1 else 'the runs agree'} with the bag of words on {agree} of the examples"
         + (
-            ""
-            if reproduced == n
-            else f"; the kept predictions reproduce the final accuracy in only {reproduced} of {n} runs"
+            f"; {len(runs) - len(with_predictions)} of the {len(runs)} runs' rows have no dev predictions"
+            if len(with_predictions) < len(runs)
+            else ""
         )
+        + ("; " + "; ".join(notes) if notes else "")
     )
 
 
