@@ -356,9 +356,9 @@ def test_runs_are_paired_with_the_bag_of_words_on_the_same_examples():
     low, high = stats.t.interval(0.95, 99, loc=d.mean(), scale=stats.sem(d))
     assert low < 0 < high
     assert against_bag_of_words(rows[:3], study) == (
-        f"paired with the bag of words on the same 100 dev examples, the cell's 3 runs minus the bag of words (each "
-        f"example's correctness, averaged over the runs, minus the bag of words'): {d.mean():+.4f} (95% t-interval "
-        f"over the examples {low:.4f} to {high:.4f}: not separable from the line on these examples); by run, exact "
+        "paired with the bag of words on the same 100 dev examples: the mean over its 3 runs of each example's "
+        f"correctness minus the bag of words': {d.mean():+.4f} (95% t-interval over the examples {low:+.4f} to "
+        f"{high:+.4f}: not separable from the line on these examples); by run, exact "
         "McNemar tests on the examples where the run and the bag of words disagree (two-sided, 0.05, uncorrected; "
         "described: the runs share the dev set): 1 of 3 significantly above, 0 below, 2 not separable; the runs "
         "agree with the bag of words on 50.0% to 100.0% of the examples"
@@ -369,9 +369,8 @@ def test_runs_are_paired_with_the_bag_of_words_on_the_same_examples():
     )
     low1, high1 = stats.t.interval(0.95, 99, loc=d1.mean(), scale=stats.sem(d1))
     assert one.startswith(
-        "paired with the bag of words on the same 100 dev examples, the cell's run minus the bag of words (each "
-        f"example's correctness, minus the bag of words'): -0.4000 (95% t-interval over the examples {low1:.4f} to "
-        f"{high1:.4f}: below the line); by run"
+        "paired with the bag of words on the same 100 dev examples: the run's correctness minus the bag of words': "
+        f"-0.4000 (95% t-interval over the examples {low1:+.4f} to {high1:+.4f}: below the line); by run"
     )
     assert "0 of 1 significantly above, 1 below, 0 not separable" in one
     assert one.endswith("the run agrees with the bag of words on 60.0% of the examples")
@@ -385,9 +384,42 @@ def test_runs_are_paired_with_the_bag_of_words_on_the_same_examples():
     assert against_bag_of_words([old, old], study).endswith("none of the 2 runs' rows has dev predictions")
     wrong = {**rows[0], "run": "old", "final": 0.5}
     text = against_bag_of_words([wrong, rows[1]], study)
-    assert "the cell's run minus" in text and text.endswith(
+    assert "the run's correctness minus" in text and text.endswith(
         "; old: its predictions do not give back its final accuracy, left out"
     )
     assert against_bag_of_words([{**rows[0], "metric": "f1", "final": 0.5}], study).startswith("paired with")
     bare = Study({"draws": [{}], "runs": {"r0": {"draw": 0}}})
     assert "baselines.json keeps no per-example labels" in against_bag_of_words(rows[:1], bare)
+
+
+def test_section_one_pairs_each_cell_with_predictions_and_says_nothing_without_them(tmp_path):
+    rows = [
+        _row("bert", "movement", 0.1, 0, LEARN),
+        _row("bert", "movement", 0.1, 1, LEARN),
+        _row("bermo", "movement", 0.1, 0, LEARN),
+        _row("bert", "none", None, 0, LEARN),
+    ]
+    write(tmp_path, rows)
+    assert main(["report", str(tmp_path)]) == 0
+    assert "Paired with the bag of words on the same dev examples" not in (tmp_path / "REPORT.md").read_text()
+    gold = "1" * 50 + "0" * 50
+    bow = gold[:82] + "1" * 18  # 0.82, the line
+    rows[0]["dev_predictions"] = gold[:80] + "1" * 20  # 0.80, the run's final
+    write(tmp_path, rows)
+    baselines = json.loads((tmp_path / "baselines.json").read_text())
+    baselines["draws"][0].update(dev_labels=gold, bag_of_words_predictions=bow, dev_size=100)
+    (tmp_path / "baselines.json").write_text(json.dumps(baselines))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    section = report[report.index("## 1.") : report.index("## 2.")]
+    study = Study(baselines)
+    assert (
+        "Paired with the bag of words on the same dev examples, each cell whose rows keep their dev predictions "
+        f"(runs not at chance):\n\n- bert movement 0.1: {against_bag_of_words(rows[:2], study)}.\n\n## 2."
+        in report
+    )
+    assert "the run's correctness minus the bag of words': -0.0200" in section
+    assert (
+        section.count("- bert movement 0.1: paired") == 1
+        and "bermo movement" not in section.split("(runs not")[1]
+    )

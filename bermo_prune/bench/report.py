@@ -29,6 +29,7 @@ from .stats import mean_ci, median_range, paired_comparison, pareto_front, ratio
 from .verdicts import (
     ALPHA,
     Study,
+    against_bag_of_words,
     claims,
     convergence_verdict,
     dense_means,
@@ -52,6 +53,27 @@ NOTES = "notes.md"
 #: on 2 pairs has 1 degree of freedom, so its p rests on how alike two differences happen to be
 MIN_PAIRED_SEEDS = 3
 MARKERS = {"magnitude": "o", "movement": "s", "soft_movement": "^", "l0": "D", "none": "*"}
+
+
+def _paired_with_bag_of_words(groups: dict, study: Study, models: list[str]) -> list[str]:
+    """Every cell with a run whose row keeps its dev predictions, paired with the bag of words on the same
+    examples (:func:`~.verdicts.against_bag_of_words`, over its runs not at chance); nothing when no row keeps
+    them."""
+    items = []
+    for key in sorted(groups, key=lambda k: (models.index(k[0]), k[1], -(k[2] or 0))):
+        runs = [r for r in groups[key] if not study.outcome(r).ended]
+        if any(r.get("dev_predictions") for r in runs):
+            target = "dense" if key[2] is None else f"{key[2]:g}"
+            items.append(f"- {key[0]} {key[1]} {target}: {against_bag_of_words(runs, study)}.")
+    if not items:
+        return []
+    return [
+        "Paired with the bag of words on the same dev examples, each cell whose rows keep their dev predictions "
+        "(runs not at chance):",
+        "",
+        *items,
+        "",
+    ]
 
 
 def load_results(results_dir: str | Path) -> list[dict]:
@@ -558,6 +580,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         "",
         *table,
         "",
+        *_paired_with_bag_of_words(groups, study, models),
     ]
 
     # 2. Divergence ------------------------------------------------------------------------------------------------

@@ -569,10 +569,10 @@ def against_bag_of_words(runs: list[dict], study: Study) -> str:
         d = np.mean([correct - bow_correct for _, _, correct, bow_correct in pairs], axis=0)
         ci = mean_ci(d, CONFIDENCE, bounds=(-1.0, 1.0))
         cell = (
-            f"paired with the bag of words on the same {len(d)} dev examples, the cell's "
-            f"{'run' if n == 1 else f'{n} runs'} minus the bag of words (each example's correctness, "
-            f"{'' if n == 1 else 'averaged over the runs, '}minus the bag of words'): {ci.mean:+.4f} "
-            f"({CONFIDENCE:.0%} t-interval over the examples {fmt(ci.low)} to {fmt(ci.high)}: "
+            f"paired with the bag of words on the same {len(d)} dev examples: "
+            + ("the run's" if n == 1 else f"the mean over its {n} runs of each example's")
+            + f" correctness minus the bag of words': {ci.mean:+.4f} ({CONFIDENCE:.0%} t-interval over the examples "
+            f"{ci.low:+.4f} to {ci.high:+.4f}: "
             + (
                 "above the line"
                 if ci.low > 0
