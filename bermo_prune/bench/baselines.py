@@ -63,8 +63,11 @@ def majority_baseline(train_labels, dev_labels) -> dict:
 
 def bag_of_words_accuracy(train_texts, train_labels, dev_texts, dev_labels) -> float:
     """Dev accuracy of :data:`BAG_OF_WORDS` trained on the training split (texts are tuples of one or two strings)."""
-    predicted = bag_of_words_predictions(train_texts, train_labels, dev_texts)
-    return float(sum(int(p == y) for p, y in zip(predicted, dev_labels, strict=True)) / len(dev_labels))
+    return _accuracy(bag_of_words_predictions(train_texts, train_labels, dev_texts), dev_labels)
+
+
+def _accuracy(predicted, labels) -> float:
+    return float(sum(int(p == y) for p, y in zip(predicted, labels, strict=True)) / len(labels))
 
 
 def bag_of_words_predictions(train_texts, train_labels, dev_texts) -> list[int]:
@@ -132,9 +135,7 @@ def compute_baselines(spec, log=print) -> dict:
                 log(f"baselines: {recipe.task}, {len(data.train)} training examples: bag of words ...")
                 draw["majority"] = majority_baseline(data.train.labels, data.dev.labels)
                 predicted = bag_of_words_predictions(data.train.texts, data.train.labels, data.dev.texts)
-                draw["bag_of_words"] = float(
-                    sum(int(p == y) for p, y in zip(predicted, data.dev.labels, strict=True)) / len(data.dev)
-                )
+                draw["bag_of_words"] = _accuracy(predicted, data.dev.labels)
                 if max(data.task.num_labels, 1) <= 10:  # one digit a class: kept for paired comparisons
                     draw["dev_labels"] = "".join(str(int(y)) for y in data.dev.labels)
                     draw["bag_of_words_predictions"] = "".join(str(p) for p in predicted)

@@ -549,24 +549,23 @@ def against_bag_of_words(runs: list[dict], study: Study) -> str:
             notes.append(f"{r['run']}: its predictions do not give back its final accuracy, left out")
             continue
         pairs.append(
-            (r, gold, correct, np.array([w == g for w, g in zip(bow, gold, strict=True)], dtype=float))
+            (r, gold, bow, correct, np.array([w == g for w, g in zip(bow, gold, strict=True)], dtype=float))
         )
     if not pairs:
         return none + "; ".join(notes)
     above = below = 0
     agreement = []
-    for r, gold, correct, bow_correct in pairs:
+    for r, gold, bow, correct, bow_correct in pairs:
         b = int(((correct == 1) & (bow_correct == 0)).sum())  # the run alone right
         c = int(((correct == 0) & (bow_correct == 1)).sum())  # the bag of words alone right
         if mcnemar_exact(b, c) < ALPHA:
             above += b > c
             below += c > b
-        bow = study.draw(r)["bag_of_words_predictions"]
         agreement.append(sum(p == w for p, w in zip(r["dev_predictions"], bow, strict=True)) / len(gold))
     n = len(pairs)
-    golds = {g for _, g, _, _ in pairs}
+    golds = {g for _, g, _, _, _ in pairs}
     if len(golds) == 1:
-        d = np.mean([correct - bow_correct for _, _, correct, bow_correct in pairs], axis=0)
+        d = np.mean([correct - bow_correct for *_, correct, bow_correct in pairs], axis=0)
         ci = mean_ci(d, CONFIDENCE, bounds=(-1.0, 1.0))
         cell = (
             f"paired with the bag of words on the same {len(d)} dev examples: "
