@@ -39,6 +39,22 @@ from .signals import StopSignals
 from .tracking import DivergenceConfig, DivergenceTracker
 from .train_config import TrainConfig, total_steps
 
+
+def environment(device: torch.device) -> dict:
+    """Where a run finished: the device it trained on (the GPU's name on CUDA) and the library versions, so that
+    rows trained on different machines can be told apart (their arithmetic differs, not their recipe)."""
+    import platform
+
+    import transformers
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
+    return {
+        "device": f"{device.type}: {name}",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
 logger = logging.getLogger(__name__)
 
 
@@ -412,6 +428,7 @@ class Trainer:
             "steps_to_fraction_of_best": reach,
             "divergence": {**self.tracker.summary(), "stopped": self.stopped},
             "wall_time_s": self.elapsed_before + (time.perf_counter() - self._start),
+            "environment": environment(self.accelerator.device),
             "config": asdict(self.cfg),
             "history": self.history,
         }

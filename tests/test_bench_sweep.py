@@ -149,6 +149,22 @@ def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_pa
     for r in rows:
         assert len(r["dev_predictions"]) == len(gold) == 200 and set(r["dev_predictions"]) <= {"0", "1"}
         assert sum(p == g for p, g in zip(r["dev_predictions"], gold, strict=True)) / 200 == r["final"]
+    # Each row says where it trained: this machine's CPU and the library versions it ran under.
+    import platform
+
+    import torch
+    import transformers
+
+    assert all(
+        r["environment"]
+        == {
+            "device": f"cpu: {platform.machine()}",
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        }
+        for r in rows
+    )
     # Interrupted sweep: one run was killed before it finished (no summary, no row); a rerun redoes only that one.
     stamps = {r["run"]: (out / "runs" / r["run"] / "summary.json").stat().st_mtime_ns for r in rows}
     (out / "runs" / "bermo_movement_0.5_s0" / "summary.json").unlink()

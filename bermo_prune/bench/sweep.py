@@ -398,6 +398,8 @@ def _row(cell: Cell, outcome: dict) -> dict:
         "curve": [[h["step"], h["eval"][main]] for h in s["history"]],
         "mix": s.get("mix"),
         "wall_time_s": s["wall_time_s"],
+        # where it finished: device and library versions (absent from older rows)
+        **({"environment": s["environment"]} if s.get("environment") else {}),
         **_fine_fields(s),
         # the final model's predicted class of every dev example, in the dev file's order (one digit each): the
         # report pairs runs with the bag-of-words baseline on the same examples (absent from older rows)
