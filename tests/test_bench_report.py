@@ -401,6 +401,40 @@ def test_report_states_the_sweep_time_from_its_log(tmp_path):
     assert "```yaml\nbase: r.yaml\n```" in report
 
 
+def test_report_names_the_machines_when_rows_trained_on_more_than_one(tmp_path):
+    synthetic_results(tmp_path)
+    path = tmp_path / "results.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    gpu = {"device": "cuda: NVIDIA H200", "torch": "2.11.0+cu130", "transformers": "5.17.0", "python": "3.12.3"}
+    for r in rows[:2]:
+        r["environment"] = gpu
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sitting = {"started": "a", "finished": "b", "elapsed_s": 60.0, "workers": 1, "threads_per_worker": 2, "ran": 1}
+    meta = {
+        "sittings": [
+            {**sitting, "device": "cpu: x86_64, 2 cores"},
+            {**sitting, "device": "cpu: x86_64, 2 cores"},
+            {**sitting, "device": "cuda: NVIDIA H200 x1"},
+        ],
+        "elapsed_s": 180.0,
+    }
+    (tmp_path / "sweep.json").write_text(json.dumps(meta))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert (
+        "Machines: the sittings ran on cpu: x86_64, 2 cores (2), cuda: NVIDIA H200 x1 (1). Rows that finished on "
+        f"cuda: NVIDIA H200 (torch 2.11.0+cu130, transformers 5.17.0): {rows[0]['run']}, {rows[1]['run']}. Rows "
+        f"that do not record their machine (written before rows kept it): {len(rows) - 2}. One recipe and seed give "
+        "different arithmetic on different machines" in report
+    )
+    # one machine throughout: no such line
+    meta["sittings"] = meta["sittings"][:2]
+    (tmp_path / "sweep.json").write_text(json.dumps(meta))
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "environment"}) + "\n" for r in rows))
+    assert main(["report", str(tmp_path)]) == 0
+    assert "Machines:" not in (tmp_path / "REPORT.md").read_text()
+
+
 def test_steps_to_and_missing_results(tmp_path, capsys):
     assert steps_to([[100, 0.5], [200, 0.8], [300, 0.9]], 0.8) == 200
     assert steps_to([[100, 0.5]], 0.8) is None

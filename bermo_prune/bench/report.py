@@ -114,6 +114,34 @@ def _time_statement(meta: dict, run_wall: float) -> str:
     )
 
 
+def _machines_statement(meta: dict, rows: list[dict]) -> str | None:
+    """Which machines the rows trained on, where more than one did: the sittings' devices (``sweep.json``) and each
+    row's own ``environment`` (device and library versions; absent from rows written before rows kept it). None when
+    every sitting ran on one device and no row says otherwise."""
+    sittings: dict[str, int] = {}
+    for s in meta.get("sittings") or []:
+        sittings[s.get("device", "not recorded")] = sittings.get(s.get("device", "not recorded"), 0) + 1
+    by_machine: dict[str, list[str]] = {}
+    for r in rows:
+        env = r.get("environment")
+        where = f"{env['device']} (torch {env['torch']}, transformers {env['transformers']})" if env else None
+        by_machine.setdefault(where, []).append(r["run"])
+    recorded = [k for k in by_machine if k is not None]
+    if len(sittings) <= 1 and len(recorded) <= 1 and not (recorded and None in by_machine):
+        return None
+    parts = [f"{k} ({n})" for k, n in sittings.items()]
+    out = [f"Machines: the sittings ran on {', '.join(parts) or 'machines not recorded'}."]
+    for k in recorded:
+        out.append(f"Rows that finished on {k}: {', '.join(by_machine[k])}.")
+    if None in by_machine:
+        out.append(f"Rows that do not record their machine (written before rows kept it): {len(by_machine[None])}.")
+    out.append(
+        "One recipe and seed give different arithmetic on different machines, so two rows of one cell from "
+        "different machines are not reruns of one run."
+    )
+    return " ".join(out)
+
+
 def _levels(values: list[float]) -> str:
     """One baseline value, or its range over the training draws."""
     if not values:
@@ -817,6 +845,9 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         _time_statement(meta, wall),
         "",
     ]
+    machines = _machines_statement(meta, rows)
+    if machines:
+        lines += [machines, ""]
     if meta.get("spec_text"):
         lines += ["The spec as run:", "", "```yaml", meta["spec_text"].rstrip(), "```", ""]
     if failed:
