@@ -778,3 +778,20 @@ def test_claim_two_is_not_addressed_under_pruning_when_every_crossing_falls_befo
     assert main(["report", str(tmp_path)]) == 0
     report = (tmp_path / "REPORT.md").read_text()
     assert "reached by BERMo only in 1 pair" in report and "not addressed under pruning" not in report
+
+
+def test_narrow_log_axis_labels_each_level_once():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bermo_prune.bench.report import _label_narrow_log_axis
+
+    fig, ax = plt.subplots()
+    ax.set_xscale("log")
+    # a target of 0.1, a run that ended at 0.1008 and the dense runs at 1: two labels, not three overlapping ones
+    _label_narrow_log_axis(ax, [0.1000005, 0.1008, 1.0, 0.3])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.3", "1"]
+    assert ax.get_xlim() == pytest.approx((0.05000025, 2.0))
+    plt.close(fig)

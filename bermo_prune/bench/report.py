@@ -318,14 +318,18 @@ def _fine_section(a, rows: list[dict], metric: str, out: Path, plt, study) -> li
 
 def _label_narrow_log_axis(ax, xs: list[float]) -> None:
     """Within a decade a log axis has no major tick to label (and a single value gives it no width): widen it to
-    a factor of 2 either side and label the values drawn."""
+    a factor of 2 either side and label the values drawn (one label for values within 15% of each other, such as
+    a target of 0.1 and a run that ended at 0.101, whose labels would overlap)."""
     from matplotlib.ticker import NullFormatter
 
     xs = [x for x in xs if x > 0]  # (a log axis has no place for 0)
     if not xs or max(xs) / min(xs) >= 10:
         return
     ax.set_xlim(min(xs) / 2, max(xs) * 2)
-    ticks = sorted({round(x, 3) for x in xs})
+    ticks: list[float] = []
+    for t in sorted({round(x, 3) for x in xs}):
+        if not ticks or t / ticks[-1] >= 1.15:
+            ticks.append(t)
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.xaxis.set_minor_formatter(NullFormatter())
 
