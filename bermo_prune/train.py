@@ -55,6 +55,7 @@ def environment(device: torch.device) -> dict:
         "python": platform.python_version(),
     }
 
+
 logger = logging.getLogger(__name__)
 
 

@@ -405,11 +405,23 @@ def test_report_names_the_machines_when_rows_trained_on_more_than_one(tmp_path):
     synthetic_results(tmp_path)
     path = tmp_path / "results.jsonl"
     rows = [json.loads(x) for x in path.read_text().splitlines()]
-    gpu = {"device": "cuda: NVIDIA H200", "torch": "2.11.0+cu130", "transformers": "5.17.0", "python": "3.12.3"}
+    gpu = {
+        "device": "cuda: NVIDIA H200",
+        "torch": "2.11.0+cu130",
+        "transformers": "5.17.0",
+        "python": "3.12.3",
+    }
     for r in rows[:2]:
         r["environment"] = gpu
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    sitting = {"started": "a", "finished": "b", "elapsed_s": 60.0, "workers": 1, "threads_per_worker": 2, "ran": 1}
+    sitting = {
+        "started": "a",
+        "finished": "b",
+        "elapsed_s": 60.0,
+        "workers": 1,
+        "threads_per_worker": 2,
+        "ran": 1,
+    }
     meta = {
         "sittings": [
             {**sitting, "device": "cpu: x86_64, 2 cores"},
@@ -430,7 +442,9 @@ def test_report_names_the_machines_when_rows_trained_on_more_than_one(tmp_path):
     # one machine throughout: no such line
     meta["sittings"] = meta["sittings"][:2]
     (tmp_path / "sweep.json").write_text(json.dumps(meta))
-    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "environment"}) + "\n" for r in rows))
+    path.write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "environment"}) + "\n" for r in rows)
+    )
     assert main(["report", str(tmp_path)]) == 0
     assert "Machines:" not in (tmp_path / "REPORT.md").read_text()
 

@@ -134,7 +134,9 @@ def _machines_statement(meta: dict, rows: list[dict]) -> str | None:
     for k in recorded:
         out.append(f"Rows that finished on {k}: {', '.join(by_machine[k])}.")
     if None in by_machine:
-        out.append(f"Rows that do not record their machine (written before rows kept it): {len(by_machine[None])}.")
+        out.append(
+            f"Rows that do not record their machine (written before rows kept it): {len(by_machine[None])}."
+        )
     out.append(
         "One recipe and seed give different arithmetic on different machines, so two rows of one cell from "
         "different machines are not reruns of one run."
