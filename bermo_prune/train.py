@@ -41,17 +41,27 @@ from .train_config import TrainConfig, total_steps
 
 
 def environment(device: torch.device) -> dict:
-    """Where a run finished: the device it trained on (the GPU's name on CUDA) and the library versions, so that
-    rows trained on different machines can be told apart (their arithmetic differs, not their recipe)."""
+    """Where a run finished: the device it trained on (the GPU's name on CUDA; the architecture and core count on
+    a CPU), torch's thread count (it changes the order of sums on a CPU) and the library versions, so that rows
+    trained on different machines can be told apart (their arithmetic differs, not their recipe). A run resumed
+    on another machine records the last one."""
+    import os
     import platform
 
+    import accelerate
+    import tokenizers
     import transformers
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
+    cuda = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if cuda else f"{platform.machine()}, {os.cpu_count()} cores"
     return {
         "device": f"{device.type}: {name}",
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        **({"cuda": torch.version.cuda} if cuda else {}),
         "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "tokenizers": tokenizers.__version__,
         "python": platform.python_version(),
     }
 

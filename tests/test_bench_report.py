@@ -436,8 +436,20 @@ def test_report_names_the_machines_when_rows_trained_on_more_than_one(tmp_path):
     assert (
         "Machines: the sittings ran on cpu: x86_64, 2 cores (2), cuda: NVIDIA H200 x1 (1). Rows that finished on "
         f"cuda: NVIDIA H200 (torch 2.11.0+cu130, transformers 5.17.0): {rows[0]['run']}, {rows[1]['run']}. Rows "
-        f"that do not record their machine (written before rows kept it): {len(rows) - 2}. One recipe and seed give "
-        "different arithmetic on different machines" in report
+        f"that do not record their machine (no `environment` field): {len(rows) - 2}. A row records the machine its "
+        "run finished on" in report
+    )
+    # sittings with times: the second began before the first had finished
+    timed = [
+        {**sitting, "started": "2026-01-01T10:00:00+0000", "finished": "2026-01-01T11:00:00+0000"},
+        {**sitting, "started": "2026-01-01T10:30:00+0000", "finished": "2026-01-01T10:40:00+0000"},
+        {**sitting, "started": "2026-01-01T12:00:00+0000", "finished": "2026-01-01T12:10:00+0000"},
+    ]
+    (tmp_path / "sweep.json").write_text(json.dumps({**meta, "sittings": timed}))
+    assert main(["report", str(tmp_path)]) == 0
+    assert (
+        "1 sitting(s) overlapped an earlier one (run beside it on another machine), so the first figure, a sum over "
+        "sittings, counts their shared time twice." in (tmp_path / "REPORT.md").read_text()
     )
     # one machine throughout: no such line
     meta["sittings"] = meta["sittings"][:2]
@@ -809,3 +821,28 @@ def test_narrow_log_axis_labels_each_level_once():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.3", "1"]
     assert ax.get_xlim() == pytest.approx((0.05000025, 2.0))
     plt.close(fig)
+
+
+def test_plain_answer_does_not_rank_a_cell_of_fewer_than_three_runs(tmp_path):
+    """A cell of one run (an exploratory arm, or a sweep still running) is listed beside a model's best pruned cell,
+    not ranked as it: one run's draw is not set against cells of three seeds."""
+    hand_made_study(tmp_path, extra=("bermo_last",))
+    path = tmp_path / "results.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    one = next(r for r in rows if r["model"] == "bermo" and r["method"] == "movement" and r["seed"] == 0)
+    path.write_text(
+        path.read_text()
+        + json.dumps({**one, "run": "bermo_soft_movement_0.5_s0", "method": "soft_movement", "final": 0.95})
+        + "\n"
+    )
+    baselines = json.loads((tmp_path / "baselines.json").read_text())
+    baselines["runs"]["bermo_soft_movement_0.5_s0"] = baselines["runs"][one["run"]]
+    (tmp_path / "baselines.json").write_text(json.dumps(baselines))
+    assert main(["report", str(tmp_path)]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    answer = report[report.index("## The answer, plainly") : report.index("## Findings")]
+    assert (
+        "best movement 0.5, 0.8100 (+0.0200 against the line); against its dense median (0.8000): +0.0100 for the "
+        "best, +0.0100 to +0.0100 over the ranked cells; not ranked (fewer than 3 runs): soft_movement 0.5 (1 run, "
+        "median 0.9500)." in answer
+    )

@@ -149,18 +149,24 @@ def test_sweep_runs_in_parallel_and_resumes_without_redoing_finished_runs(tmp_pa
     for r in rows:
         assert len(r["dev_predictions"]) == len(gold) == 200 and set(r["dev_predictions"]) <= {"0", "1"}
         assert sum(p == g for p, g in zip(r["dev_predictions"], gold, strict=True)) / 200 == r["final"]
-    # Each row says where it trained: this machine's CPU and the library versions it ran under.
+    # Each row says where it trained: this machine's CPU, the run's torch threads and the library versions.
+    import os
     import platform
 
+    import accelerate
+    import tokenizers
     import torch
     import transformers
 
     assert all(
         r["environment"]
         == {
-            "device": f"cpu: {platform.machine()}",
+            "device": f"cpu: {platform.machine()}, {os.cpu_count()} cores",
+            "threads": max(1, os.cpu_count() // 2),  # the worker's share of the cores (2 workers)
             "torch": torch.__version__,
             "transformers": transformers.__version__,
+            "accelerate": accelerate.__version__,
+            "tokenizers": tokenizers.__version__,
             "python": platform.python_version(),
         }
         for r in rows

@@ -61,6 +61,10 @@ def _divergence(rows: list[dict], study: Study, models: list[str]) -> list[str]:
     return out
 
 
+#: a cell needs this many runs to be ranked as a model's best pruned cell in "The answer, plainly"
+MIN_RANKED_RUNS = 3
+
+
 def _se(study: Study) -> float | None:
     """One binomial standard error of an accuracy at the bag-of-words line on the dev set (None: no line)."""
     bow, dev = study.bag_of_words(), study.dev_size()
@@ -80,9 +84,10 @@ def _accuracy(rows: list[dict], study: Study, models: list[str]) -> list[str]:
             {(r["method"], r["target"]) for r in ok if r["model"] == model and r["method"] != "none"},
             key=lambda c: (c[0], -(c[1] or 0)),
         )
-        medians, chance = {}, []
+        medians, chance, n_runs = {}, [], {}
         for method, target in cells:
             runs = [r for r in ok if (r["model"], r["method"], r["target"]) == (model, method, target)]
+            n_runs[(method, target)] = len(runs)
             kept = learned_finals(runs, study)
             if kept:
                 medians[(method, target)] = median_range(kept).mean
@@ -105,18 +110,29 @@ def _accuracy(rows: list[dict], study: Study, models: list[str]) -> list[str]:
         if chance:
             parts.append(f"every run at chance: {len(chance)} ({', '.join(chance)})")
         if medians:
-            (method, target), best = max(medians.items(), key=lambda kv: kv[1])
+            # a cell of one or two runs is shown but not ranked: its median is one run's draw (a sweep still running,
+            # or an exploratory arm), and ranking it would set it against cells of many seeds
+            ranked = {c: m for c, m in medians.items() if n_runs[c] >= MIN_RANKED_RUNS} or medians
+            few = [c for c in medians if c not in ranked]
+            (method, target), best = max(ranked.items(), key=lambda kv: kv[1])
             text = f"best {method} {target:g}, {best:.4f}"
+            if len(ranked) == len(medians) and any(n < MIN_RANKED_RUNS for n in n_runs.values()):
+                text += f" (every cell has fewer than {MIN_RANKED_RUNS} runs)"
             if line is not None:
                 text += f" ({best - line:+.4f} against the line)"
             if dense_median is not None:
-                gaps = [m - dense_median for m in medians.values()]
+                gaps = [m - dense_median for m in ranked.values()]
                 text += (
                     f"; against its dense median ({dense_median:.4f}): {best - dense_median:+.4f} for the best, "
-                    f"{min(gaps):+.4f} to {max(gaps):+.4f} over the cells"
+                    f"{min(gaps):+.4f} to {max(gaps):+.4f} over the {'ranked ' if few else ''}cells"
                 )
             else:
                 text += "; no dense run yet"
+            if few:
+                text += f"; not ranked (fewer than {MIN_RANKED_RUNS} runs): " + ", ".join(
+                    f"{m} {t:g} ({n_runs[(m, t)]} run{'s' if n_runs[(m, t)] > 1 else ''}, median {medians[(m, t)]:.4f})"
+                    for m, t in few
+                )
             parts.append(text)
         out.append(f"   - {name(model)}: " + "; ".join(parts) + ".")
     return out

@@ -108,10 +108,41 @@ def _time_statement(meta: dict, run_wall: float) -> str:
         if len({(s["workers"], s["threads_per_worker"]) for s in sittings}) == 1
         else "varying workers"
     )
+    overlap = _overlapping_sittings(sittings)
     return (
         f"Time: the sweep took {_duration(meta['elapsed_s'])} of wall-clock time in {len(sittings)} sitting(s) "
         f"({first['started']} to {sittings[-1]['finished']}), {where}; {runs}."
+        + (
+            f" {overlap} sitting(s) overlapped an earlier one (run beside it on another machine), so the first "
+            "figure, a sum over sittings, counts their shared time twice."
+            if overlap
+            else ""
+        )
     )
+
+
+def _overlapping_sittings(sittings: list[dict]) -> int:
+    """How many sittings started before an earlier-started sitting had finished (0 where times are missing)."""
+    from datetime import datetime
+
+    spans = []
+    for s in sittings:
+        try:
+            spans.append(
+                (
+                    datetime.strptime(s["started"], "%Y-%m-%dT%H:%M:%S%z"),
+                    datetime.strptime(s["finished"], "%Y-%m-%dT%H:%M:%S%z"),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            return 0
+    spans.sort()
+    latest_end, count = None, 0
+    for start, end in spans:
+        if latest_end is not None and start < latest_end:
+            count += 1
+        latest_end = end if latest_end is None else max(latest_end, end)
+    return count
 
 
 def _machines_statement(meta: dict, rows: list[dict]) -> str | None:
@@ -120,7 +151,8 @@ def _machines_statement(meta: dict, rows: list[dict]) -> str | None:
     every sitting ran on one device and no row says otherwise."""
     sittings: dict[str, int] = {}
     for s in meta.get("sittings") or []:
-        sittings[s.get("device", "not recorded")] = sittings.get(s.get("device", "not recorded"), 0) + 1
+        device = s.get("device") or "not recorded"
+        sittings[device] = sittings.get(device, 0) + 1
     by_machine: dict[str, list[str]] = {}
     for r in rows:
         env = r.get("environment")
@@ -135,11 +167,12 @@ def _machines_statement(meta: dict, rows: list[dict]) -> str | None:
         out.append(f"Rows that finished on {k}: {', '.join(by_machine[k])}.")
     if None in by_machine:
         out.append(
-            f"Rows that do not record their machine (written before rows kept it): {len(by_machine[None])}."
+            f"Rows that do not record their machine (no `environment` field): {len(by_machine[None])}."
         )
     out.append(
-        "One recipe and seed give different arithmetic on different machines, so two rows of one cell from "
-        "different machines are not reruns of one run."
+        "A row records the machine its run finished on (a run resumed from a checkpoint on another machine names "
+        "the last). One recipe and seed give different arithmetic on different machines, so two rows of one cell "
+        "from different machines are not reruns of one run."
     )
     return " ".join(out)
 
@@ -846,7 +879,8 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
         "",
         f"Versions: torch {torch.__version__}, transformers {transformers.__version__}, accelerate "
         f"{accelerate.__version__}, scipy {scipy.__version__}. Machine: {platform.platform()}, "
-        f"{os.cpu_count()} CPU cores.",
+        f"{os.cpu_count()} CPU cores (the machine that generated this report, not necessarily the runs'; rows that "
+        "record their machine are listed by it below where they differ).",
         "",
         _time_statement(meta, wall),
         "",
