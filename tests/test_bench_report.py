@@ -1,6 +1,7 @@
 """Report generation on a small synthetic results set: figures written, numbers equal direct scipy calls."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -439,6 +440,10 @@ def test_report_names_the_machines_when_rows_trained_on_more_than_one(tmp_path):
         f"that do not record their machine (no `environment` field): {len(rows) - 2}. A row records the machine its "
         "run finished on" in report
     )
+    # the by-seed table marks the GPU runs
+    by_seed = report[report.index("### Every run, by seed") :]
+    assert "**g**: trained on a GPU, the other runs on CPUs" in by_seed
+    assert len(re.findall(r"\d \*\*[a-z]*g\*\* \|", by_seed)) == 2
     # sittings with times: the second began before the first had finished
     timed = [
         {**sitting, "started": "2026-01-01T10:00:00+0000", "finished": "2026-01-01T11:00:00+0000"},

@@ -409,6 +409,9 @@ def _by_seed(rows: list[dict], study, planned: list[str] | None) -> list[str]:
     )
     cells: dict[tuple, dict[int, str]] = defaultdict(dict)
     names: dict[tuple, str] = {}
+    # runs from a GPU beside others: each is marked (the report's Machines line names the machines)
+    gpu = {r["run"] for r in rows if (r.get("environment") or {}).get("device", "").startswith("cuda")}
+    gpu = gpu if len(gpu) < len(rows) else set()
     for r in rows:
         key = (r["model"], r["method"], r["target"])
         names[key] = r["run"]
@@ -422,6 +425,8 @@ def _by_seed(rows: list[dict], study, planned: list[str] | None) -> list[str]:
             marks = "C" if o.ended else "a" if o.after else ""
         if r["status"] == "diverged-stopped":
             marks += "s"
+        if r["run"] in gpu:
+            marks += "g"
         cells[key][r["seed"]] = f"{r['final']:.3f}" + (f" **{marks}**" if marks else "")
 
     def empty(key, seed):
@@ -438,6 +443,7 @@ def _by_seed(rows: list[dict], study, planned: list[str] | None) -> list[str]:
         "after pruning started, not at the end (secondary), **f**: at chance at the last evaluation before pruning "
         "started (a fine-tuning failure, counted apart whatever followed; a dense run: at its end), **s**: stopped "
         "by the divergence tracker"
+        + ("; **g**: trained on a GPU, the other runs on CPUs (see Machines below)" if gpu else "")
         + ("; -: planned, not run yet; ·: not planned" if planned is not None else "; -: no run")
         + ".",
         "",
