@@ -112,11 +112,13 @@ def _accuracy(rows: list[dict], study: Study, models: list[str]) -> list[str]:
         if medians:
             # a cell of one or two runs is shown but not ranked: its median is one run's draw (a sweep still running,
             # or an exploratory arm), and ranking it would set it against cells of many seeds
-            ranked = {c: m for c, m in medians.items() if n_runs[c] >= MIN_RANKED_RUNS} or medians
+            ranked = {c: m for c, m in medians.items() if n_runs[c] >= MIN_RANKED_RUNS}
+            fallback = not ranked  # no cell has enough runs: rank them all, and say so
+            ranked = ranked or medians
             few = [c for c in medians if c not in ranked]
             (method, target), best = max(ranked.items(), key=lambda kv: kv[1])
             text = f"best {method} {target:g}, {best:.4f}"
-            if len(ranked) == len(medians) and any(n < MIN_RANKED_RUNS for n in n_runs.values()):
+            if fallback:
                 text += f" (every cell has fewer than {MIN_RANKED_RUNS} runs)"
             if line is not None:
                 text += f" ({best - line:+.4f} against the line)"

@@ -16,7 +16,7 @@ import math
 import os
 import platform
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..errors import InputError
@@ -125,13 +125,15 @@ def _overlapping_sittings(sittings: list[dict]) -> int:
     """How many sittings started before an earlier-started sitting had finished (0 where times are missing)."""
     from datetime import datetime
 
+    from .sweep import SweepLog  # the stamp format the sweep log writes
+
     spans = []
     for s in sittings:
         try:
             spans.append(
                 (
-                    datetime.strptime(s["started"], "%Y-%m-%dT%H:%M:%S%z"),
-                    datetime.strptime(s["finished"], "%Y-%m-%dT%H:%M:%S%z"),
+                    datetime.strptime(s["started"], SweepLog.STAMP),
+                    datetime.strptime(s["finished"], SweepLog.STAMP),
                 )
             )
         except (KeyError, TypeError, ValueError):
@@ -149,10 +151,7 @@ def _machines_statement(meta: dict, rows: list[dict]) -> str | None:
     """Which machines the rows trained on, where more than one did: the sittings' devices (``sweep.json``) and each
     row's own ``environment`` (device and library versions; absent from rows written before rows kept it). None when
     every sitting ran on one device and no row says otherwise."""
-    sittings: dict[str, int] = {}
-    for s in meta.get("sittings") or []:
-        device = s.get("device") or "not recorded"
-        sittings[device] = sittings.get(device, 0) + 1
+    sittings = Counter(s.get("device") or "not recorded" for s in meta.get("sittings") or [])
     by_machine: dict[str, list[str]] = {}
     for r in rows:
         env = r.get("environment")
