@@ -3,6 +3,7 @@ come from their full-size output)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -102,3 +103,83 @@ def test_every_benchmark_script_imports(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     for path in sorted((ROOT / "benchmarks").glob("*.py")):
         runpy.run_path(str(path), run_name="benchmark_import_check")
+
+
+def _layer_skip(monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    return importlib.import_module("layer_skip")
+
+
+def test_a_skipped_layer_hands_its_input_on_and_the_model_is_whole_again_after(
+    monkeypatch, tiny_bert, tiny_bermo
+):
+    """Skipping layers k+1.. of BERT gives exactly the logits of the same model cut to k layers; BERMo's mix sees
+    one state per layer, the skipped ones equal to layer k's; zeroing keeps biases and layer norms but no weight of
+    the six linears; both models are unchanged after either removal."""
+    import copy
+
+    import torch
+
+    from bermo_prune.families import ROLES, family_of
+
+    script = _layer_skip(monkeypatch)
+    ids = torch.randint(5, 120, (3, 9), generator=torch.Generator().manual_seed(0))
+    for model in (tiny_bert.eval(), tiny_bermo.eval()):
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        with torch.no_grad():
+            whole = model(ids, output_hidden_states=True)
+            with script.skipped(model, 1):
+                cut = model(ids, output_hidden_states=True)
+            with script.zeroed(model, 1):
+                layer = family_of(model).layer_list(model)[1]
+                assert all(not family_of(model).linear(layer, r).weight.any() for r in ROLES)
+                touched = {id(family_of(model).linear(layer, r).weight) for r in ROLES}
+                assert all(  # biases, layer norms and the other layers as they were
+                    torch.equal(v, before[k])
+                    for k, v in model.state_dict(keep_vars=True).items()
+                    if id(v) not in touched
+                )
+                zero = model(ids, output_hidden_states=True)
+            again = model(ids, output_hidden_states=True)
+        assert len(cut.hidden_states) == len(zero.hidden_states) == len(whole.hidden_states) == 3
+        assert torch.equal(cut.hidden_states[1], whole.hidden_states[1])
+        assert torch.equal(cut.hidden_states[2], whole.hidden_states[1])  # layer 2 passed layer 1's state on
+        assert torch.equal(zero.hidden_states[1], whole.hidden_states[1])
+        assert not torch.allclose(
+            zero.hidden_states[2], whole.hidden_states[1]
+        )  # its norms and biases still act
+        assert not torch.allclose(cut.logits, whole.logits) and not torch.allclose(zero.logits, whole.logits)
+        assert torch.equal(again.logits, whole.logits)
+        assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    shorter = copy.deepcopy(tiny_bert)
+    shorter.bert.encoder.layer = shorter.bert.encoder.layer[:1]
+    with torch.no_grad(), script.skipped(tiny_bert, 1):
+        assert torch.equal(tiny_bert(ids).logits, shorter(ids).logits)
+
+
+def test_layer_skip_scores_a_run_whole_and_with_each_number_of_layers(tmp_path):
+    from bermo_prune.cli import main
+
+    from .conftest import QUICK, tiny_overrides
+
+    run = tmp_path / "run"
+    overrides = tiny_overrides(400, 120, "train.threads=1", "train.max_steps=30", "checkpoint.every=0")
+    assert main(["run", QUICK, *overrides, "--output-dir", str(run), "--quiet"]) == 0
+    out = tmp_path / "skip.json"
+    text = run_script("layer_skip.py", str(run), "--threads", "1", "--json", str(out))
+    (r,) = json.loads(out.read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert r["examples"] == 120 and r["layers"] == 2
+    assert r["whole"]["accuracy"] == summary["final"]["accuracy"]  # scored as the run's own final evaluation
+    assert [(row["mode"], row["layers_kept"]) for row in r["removed"]] == [
+        ("skip", 1), ("skip", 0), ("zero", 1), ("zero", 0)
+    ]  # fmt: skip
+    assert len(r["cls_relative_update"]) == 2 and all(v > 0 for v in r["cls_relative_update"])
+    for row in r["removed"]:
+        assert row["correct"] == round(row["accuracy"] * 120) and 0 <= row["changed"] <= 120
+        assert 0.5 <= row["majority_share"] <= 1
+    assert re.search(r"^\s+none\s+2\s+[\d.]+\s+\d+\s+0$", text, re.M)  # the whole model's row
+    rows = re.findall(r"^\s+(skip|zero)\s+([01])\s+([\d.]+)\s+(\d+)\s+(\d+)\s+([\d.]+)$", text, re.M)
+    assert [(m, k) for m, k, *_ in rows] == [("skip", "1"), ("skip", "0"), ("zero", "1"), ("zero", "0")]
