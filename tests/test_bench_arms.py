@@ -423,3 +423,49 @@ def test_section_one_pairs_each_cell_with_predictions_and_says_nothing_without_t
         section.count("- bert movement 0.1: paired") == 1
         and "bermo movement" not in section.split("(runs not")[1]
     )
+
+
+def test_a_row_without_predictions_borrows_them_only_from_a_retrain_that_repeated_it_exactly(tmp_path):
+    """``bench --retrain`` logs a new run of a recorded cell; where every evaluation and the final score equal the
+    recorded ones, the report pairs the row with the bag of words through the retrain's predictions and says so;
+    a retrain that differs at any evaluation (another draw of the cell) lends nothing."""
+    rows = [_row("bert", "movement", 0.1, 0, LEARN), _row("bert", "movement", 0.1, 1, LEARN)]
+    write(tmp_path, rows)
+    gold = "1" * 50 + "0" * 50
+    baselines = json.loads((tmp_path / "baselines.json").read_text())
+    baselines["draws"][0].update(dev_labels=gold, bag_of_words_predictions=gold[:82] + "1" * 18, dev_size=100)
+    (tmp_path / "baselines.json").write_text(json.dumps(baselines))
+
+    def retrain(row, differing, predictions=gold[:80] + "1" * 20):
+        return {
+            **row,
+            "dev_predictions": predictions,
+            "recorded": {"final": row["final"], "best": row["best"]},
+            "evaluations": 4,
+            "same_evaluations": 4 - differing,
+            "max_abs_curve_difference": 0.01 * differing,
+        }
+
+    def report(*retrained):
+        (tmp_path / "retrained.jsonl").write_text("".join(json.dumps(e) + "\n" for e in retrained))
+        assert main(["report", str(tmp_path)]) == 0
+        text = (tmp_path / "REPORT.md").read_text()
+        return text[text.index("## 1.") : text.index("## 2.")]
+
+    section = report(retrain(rows[0], 0), retrain(rows[1], 1))
+    study = Study(baselines)
+    lent = {**rows[0], "dev_predictions": gold[:80] + "1" * 20}
+    assert f"- bert movement 0.1: {against_bag_of_words([lent, rows[1]], study)}." in section
+    assert (
+        "1 of the 2 runs' rows have no dev predictions" in section
+    )  # seed 1's retrain differed: nothing lent
+    assert (
+        "Rows recorded without predictions that take them from a retrain (`bench --retrain`, `retrained.jsonl`) "
+        "whose every evaluation and final score equal the recorded run's, so that its model stands for the "
+        "recorded one: bert_movement_0.1_s0." in section
+    )
+    assert "Paired with the bag of words" not in report(retrain(rows[0], 1), retrain(rows[1], 2))
+    stale = retrain(rows[0], 0)
+    stale["recorded"]["final"] = 0.7  # a retrain of an earlier row of the cell
+    assert "Paired with the bag of words" not in report(stale)
+    assert json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0]).get("dev_predictions") is None

@@ -26,6 +26,7 @@ from .arms import control_arms
 from .baselines import BAG_OF_WORDS, load_baselines
 from .convergence import LEVEL_FRACTION, power_text, sensitivity
 from .stats import mean_ci, median_range, paired_comparison, pareto_front, ratio_ci
+from .sweep import RETRAINED
 from .verdicts import (
     ALPHA,
     Study,
@@ -55,10 +56,48 @@ MIN_PAIRED_SEEDS = 3
 MARKERS = {"magnitude": "o", "movement": "s", "soft_movement": "^", "l0": "D", "none": "*"}
 
 
+#: a row's ``dev_predictions_from`` when its predictions were taken from a retrain (:func:`borrow_predictions`)
+BORROWED = "retrained.jsonl"
+
+
+def borrow_predictions(rows: list[dict], results_dir: Path) -> list[str]:
+    """Give each row without ``dev_predictions`` those of a ``bench --retrain`` row of its run (``retrained.jsonl``)
+    that repeated it: finished, every evaluation of its curve equal to the recorded one's (none differing at all)
+    and the same final score. Such a retrain is the recorded run again on a machine and code that give the same
+    arithmetic, so its final model's predictions stand for the recorded model's (the report still checks that
+    they give back the row's final accuracy). The row gains ``dev_predictions_from``; returns the runs that
+    borrowed, in row order. A retrain that differs anywhere lends nothing: it is another draw of the cell."""
+    path = results_dir / RETRAINED
+    if not path.is_file():
+        return []
+    exact = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        e = json.loads(line) if line.strip() else {}
+        if (
+            e.get("status") == "ok"
+            and e.get("dev_predictions")
+            and e.get("evaluations")
+            and e.get("same_evaluations") == e["evaluations"]
+            and e.get("max_abs_curve_difference") == 0
+        ):
+            exact[e["run"]] = e  # the last such retrain of a run
+    borrowed = []
+    for r in rows:
+        e = exact.get(r["run"])
+        if r.get("dev_predictions") or e is None or e["final"] != r.get("final"):
+            continue
+        if (e.get("recorded") or {}).get("final") != r["final"]:
+            continue  # a retrain of an earlier version of the row
+        r["dev_predictions"] = e["dev_predictions"]
+        r["dev_predictions_from"] = BORROWED
+        borrowed.append(r["run"])
+    return borrowed
+
+
 def _paired_with_bag_of_words(groups: dict, study: Study, models: list[str]) -> list[str]:
     """Every cell with a run whose row keeps its dev predictions, paired with the bag of words on the same
     examples (:func:`~.verdicts.against_bag_of_words`, over its runs not at chance); nothing when no row keeps
-    them."""
+    them. Predictions borrowed from an exact retrain (:func:`borrow_predictions`) are named."""
     items = []
     for key in sorted(groups, key=lambda k: (models.index(k[0]), k[1], -(k[2] or 0))):
         runs = [r for r in groups[key] if not study.outcome(r).ended]
@@ -67,12 +106,26 @@ def _paired_with_bag_of_words(groups: dict, study: Study, models: list[str]) -> 
             items.append(f"- {key[0]} {key[1]} {target}: {against_bag_of_words(runs, study)}.")
     if not items:
         return []
+    borrowed = sorted(
+        r["run"] for rs in groups.values() for r in rs if r.get("dev_predictions_from") == BORROWED
+    )
+    lend = (
+        [
+            f"Rows recorded without predictions that take them from a retrain (`bench --retrain`, `{RETRAINED}`) "
+            "whose every evaluation and final score equal the recorded run's, so that its model stands for the "
+            f"recorded one: {', '.join(borrowed)}.",
+            "",
+        ]
+        if borrowed
+        else []
+    )
     return [
         "Paired with the bag of words on the same dev examples, each cell whose rows keep their dev predictions "
         "(runs not at chance):",
         "",
         *items,
         "",
+        *lend,
     ]
 
 
@@ -468,6 +521,7 @@ def write_report(results_dir: str | Path, fraction: float = 0.95) -> Path:
 
     out = Path(results_dir)
     rows = load_results(out)
+    borrow_predictions(rows, out)
     sweep_log = load_sweep_log(out)
     study = Study(load_baselines(out), sweep_log.get("primary"))
     groups = group_runs(rows)
