@@ -45,14 +45,20 @@ def skipped(model, first: int):
     """Layers ``first``.. of ``model``'s encoder (0-based) return their input hidden state unchanged. The layer
     modules stay in place (so the output recorders that collect hidden states, which BERMo's mix reads, see one
     state per layer) and only their ``forward`` is replaced."""
-    layers = list(family_of(model).layer_list(model))
-    for layer in layers[first:]:
+    layers = list(family_of(model).layer_list(model))[first:]
+    own = [
+        layer.__dict__.get("forward") for layer in layers
+    ]  # a forward set on the instance (a wrapper), if any
+    for layer in layers:
         layer.forward = _identity
     try:
         yield
     finally:
-        for layer in layers[first:]:
-            del layer.forward  # the class's forward again
+        for layer, forward in zip(layers, own, strict=True):
+            if forward is None:
+                del layer.forward  # the class's forward again
+            else:
+                layer.forward = forward
 
 
 def _identity(hidden_states, *args, **kwargs):

@@ -426,25 +426,28 @@ def test_section_one_pairs_each_cell_with_predictions_and_says_nothing_without_t
 
 
 def test_a_row_without_predictions_borrows_them_only_from_a_retrain_that_repeated_it_exactly(tmp_path):
-    """``bench --retrain`` logs a new run of a recorded cell; where every evaluation and the final score equal the
-    recorded ones, the report pairs the row with the bag of words through the retrain's predictions and says so;
-    a retrain that differs at any evaluation (another draw of the cell) lends nothing."""
-    rows = [_row("bert", "movement", 0.1, 0, LEARN), _row("bert", "movement", 0.1, 1, LEARN)]
+    """``bench --retrain`` logs a new run of a recorded cell; where its curve equals the row's at every one of at least
+    10 evaluations (with the same best, final, steps and remaining share), the report pairs the row with the bag of
+    words through the retrain's predictions and says so; a retrain that differs anywhere (another draw of the
+    cell), a short curve, a failed retrain, or any differing retrain of the same run lends nothing, and a row's own
+    predictions are never replaced."""
+    curve = [[100 * (i + 1), 0.70 + 0.01 * i] for i in range(10)]  # ends at 0.79, its best
+    rows = [_row("bert", "movement", 0.1, seed, curve) for seed in (0, 1)]
     write(tmp_path, rows)
     gold = "1" * 50 + "0" * 50
     baselines = json.loads((tmp_path / "baselines.json").read_text())
     baselines["draws"][0].update(dev_labels=gold, bag_of_words_predictions=gold[:82] + "1" * 18, dev_size=100)
     (tmp_path / "baselines.json").write_text(json.dumps(baselines))
+    predictions = gold[:79] + "1" * 21  # 0.79, the final
 
-    def retrain(row, differing, predictions=gold[:80] + "1" * 20):
-        return {
+    def retrain(row, **change):
+        entry = {
             **row,
             "dev_predictions": predictions,
             "recorded": {"final": row["final"], "best": row["best"]},
-            "evaluations": 4,
-            "same_evaluations": 4 - differing,
-            "max_abs_curve_difference": 0.01 * differing,
         }
+        entry.update(change)
+        return entry
 
     def report(*retrained):
         (tmp_path / "retrained.jsonl").write_text("".join(json.dumps(e) + "\n" for e in retrained))
@@ -452,20 +455,38 @@ def test_a_row_without_predictions_borrows_them_only_from_a_retrain_that_repeate
         text = (tmp_path / "REPORT.md").read_text()
         return text[text.index("## 1.") : text.index("## 2.")]
 
-    section = report(retrain(rows[0], 0), retrain(rows[1], 1))
+    def lent(section):
+        return "Paired with the bag of words" in section
+
+    other = [[s, a] for s, a in curve]
+    other[4][1] += 0.01  # one evaluation differs, same final and best
+    section = report(retrain(rows[0]), retrain(rows[1], curve=other))
     study = Study(baselines)
-    lent = {**rows[0], "dev_predictions": gold[:80] + "1" * 20}
-    assert f"- bert movement 0.1: {against_bag_of_words([lent, rows[1]], study)}." in section
+    assert (
+        f"- bert movement 0.1: {against_bag_of_words([{**rows[0], 'dev_predictions': predictions}, rows[1]], study)}."
+        in section
+    )
     assert (
         "1 of the 2 runs' rows have no dev predictions" in section
     )  # seed 1's retrain differed: nothing lent
     assert (
         "Rows recorded without predictions that take them from a retrain (`bench --retrain`, `retrained.jsonl`) "
-        "whose every evaluation and final score equal the recorded run's, so that its model stands for the "
-        "recorded one: bert_movement_0.1_s0." in section
+        "that repeated the recorded run: its curve equal at every evaluation (at least 10), and the same best, "
+        "final, steps and remaining share, so that its model is very probably the recorded one (not compared "
+        "weight for weight): bert_movement_0.1_s0." in section
     )
-    assert "Paired with the bag of words" not in report(retrain(rows[0], 1), retrain(rows[1], 2))
-    stale = retrain(rows[0], 0)
-    stale["recorded"]["final"] = 0.7  # a retrain of an earlier row of the cell
-    assert "Paired with the bag of words" not in report(stale)
-    assert json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0]).get("dev_predictions") is None
+    assert not lent(report(retrain(rows[0], curve=other)))
+    assert not lent(report(retrain(rows[0], status="failed")))
+    assert not lent(report(retrain(rows[0], remaining=0.2)))
+    assert not lent(report(retrain(rows[0]), retrain(rows[0], curve=other)))  # the run does not repeat
+    assert not lent(report(retrain(rows[0], dev_predictions=None)))
+    short = [_row("bert", "movement", 0.1, 0, LEARN)]  # 4 evaluations: too few to call a repeat
+    write(tmp_path, short)
+    (tmp_path / "baselines.json").write_text(json.dumps(baselines))
+    assert not lent(report(retrain(short[0])))
+    own = dict(rows[0], dev_predictions="0" + gold[1:80] + "1" * 20)  # its own predictions, also 0.79
+    write(tmp_path, [own])
+    (tmp_path / "baselines.json").write_text(json.dumps(baselines))
+    section = report(retrain(rows[0]))
+    assert "Rows recorded without predictions" not in section
+    assert against_bag_of_words([own], study) in section and "left out" not in section

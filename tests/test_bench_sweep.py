@@ -545,6 +545,10 @@ def test_a_sigterm_stops_the_sweep_its_run_checkpoints_and_the_next_sitting_resu
     assert "bert_magnitude_0.5_s0: interrupted (not started: the sweep was stopped)" in text
     assert not (out / "runs" / "bert_magnitude_0.5_s0" / "metrics.jsonl").exists()
     assert not (out / "results.jsonl").exists() or not (out / "results.jsonl").read_text().strip()
+    (sitting,) = json.loads((out / "sweep.json").read_text())["sittings"]
+    assert (
+        sitting["ran"] == 0 and sitting["elapsed_s"] >= 0.5
+    )  # logged to its stop, the cut-off run's time in it
     state = out / "runs" / "bert_none_dense_s0" / "checkpoint" / "state.pt"
     import torch
 

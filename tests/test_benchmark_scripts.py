@@ -153,10 +153,53 @@ def test_a_skipped_layer_hands_its_input_on_and_the_model_is_whole_again_after(
         assert not torch.allclose(cut.logits, whole.logits) and not torch.allclose(zero.logits, whole.logits)
         assert torch.equal(again.logits, whole.logits)
         assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    # BERMo's head reads its mix of (h0, h1, h1): layer 1's state in place of the skipped layer 2's
+    base = family_of(tiny_bermo).base(tiny_bermo)
+    with torch.no_grad():
+        states = tiny_bermo(ids, output_hidden_states=True).hidden_states
+        mixed = base.scalar_mix((states[0], states[1], states[1]), torch.ones(ids.shape))
+        expected = tiny_bermo.classifier(base.pooler(mixed))
+        with script.skipped(tiny_bermo, 1):
+            assert torch.allclose(tiny_bermo(ids).logits, expected, atol=1e-6)
     shorter = copy.deepcopy(tiny_bert)
     shorter.bert.encoder.layer = shorter.bert.encoder.layer[:1]
     with torch.no_grad(), script.skipped(tiny_bert, 1):
         assert torch.equal(tiny_bert(ids).logits, shorter(ids).logits)
+
+
+def test_the_cls_update_is_each_layers_relative_change_at_the_first_position(monkeypatch, tiny_bert):
+    """``cls_updates``: per layer, the median over the examples of ||h_j - h_(j-1)|| / ||h_(j-1)|| at position 0,
+    computed here by hand on the same model; and a forward already set on a layer instance is put back."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    script = _layer_skip(monkeypatch)
+    ids = torch.randint(5, 120, (5, 7), generator=torch.Generator().manual_seed(1))
+    model = tiny_bert.eval()
+    scorer = SimpleNamespace(
+        model=model,
+        device=torch.device("cpu"),
+        precision=contextlib.nullcontext,
+        batches=lambda examples, labelled: (
+            list(ids),
+            lambda items: {"input_ids": torch.stack(items), "labels": torch.zeros(len(items))},
+            [[0, 1, 2], [3, 4]],
+        ),
+    )
+    with torch.no_grad():
+        h = [s[:, 0] for s in model(ids, output_hidden_states=True).hidden_states]
+    by_hand = [
+        float(np.median(((h[j] - h[j - 1]).norm(dim=-1) / h[j - 1].norm(dim=-1)).numpy())) for j in (1, 2)
+    ]
+    assert script.cls_updates(scorer, None) == pytest.approx(by_hand, rel=1e-6)
+    layer = model.bert.encoder.layer[1]
+    layer.forward = wrapper = layer.forward  # an instance-level forward (as a wrapper would set)
+    with script.skipped(model, 1):
+        assert layer.forward is not wrapper
+    assert layer.forward is wrapper
 
 
 def test_layer_skip_scores_a_run_whole_and_with_each_number_of_layers(tmp_path):

@@ -426,8 +426,9 @@ def _fine_fields(summary: dict) -> dict:
 class SweepLog:
     """``OUTPUT/sweep.json``: the spec (path and text) and one entry per sitting (one ``bench`` invocation): start
     and latest time, workers and threads, the device, runs finished in it and runs skipped as already finished.
-    The sitting's entry is rewritten after every run, so a killed sitting is logged up to its last finished run;
-    a sitting limited by ``bench --cells`` lists the runs it was limited to.
+    The sitting's entry is rewritten after every run and when the sitting ends (stopped by a signal too, so its time
+    includes the runs it cut off, which resume from their checkpoints); a killed sitting is logged up to its last
+    finished run. A sitting limited by ``bench --cells`` lists the runs it was limited to.
     ``elapsed_s`` sums the sittings: the sweep's wall-clock time however many times it was resumed."""
 
     STAMP = "%Y-%m-%dT%H:%M:%S%z"
@@ -717,6 +718,9 @@ def run_sweep(
                 log(f"{cell.name}: {state}")
                 write_results(spec, rows)
                 sweep_log.update(ran, skipped)
+        sweep_log.update(
+            ran, skipped
+        )  # the sitting's end: a stopped sitting's time includes its cut-off runs
     if retrain:
         return [rows[c.name] for c in spec.cells if c.name in rows]
     return write_results(spec, rows)
