@@ -46,9 +46,8 @@ def skipped(model, first: int):
     modules stay in place (so the output recorders that collect hidden states, which BERMo's mix reads, see one
     state per layer) and only their ``forward`` is replaced."""
     layers = list(family_of(model).layer_list(model))[first:]
-    own = [
-        layer.__dict__.get("forward") for layer in layers
-    ]  # a forward set on the instance (a wrapper), if any
+    # a forward set on the instance (a wrapper), if any, is put back after
+    own = [layer.__dict__.get("forward") for layer in layers]
     for layer in layers:
         layer.forward = _identity
     try:

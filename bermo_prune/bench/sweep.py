@@ -718,9 +718,8 @@ def run_sweep(
                 log(f"{cell.name}: {state}")
                 write_results(spec, rows)
                 sweep_log.update(ran, skipped)
-        sweep_log.update(
-            ran, skipped
-        )  # the sitting's end: a stopped sitting's time includes its cut-off runs
+        # the sitting's end: a stopped sitting's time includes its cut-off runs
+        sweep_log.update(ran, skipped)
     if retrain:
         return [rows[c.name] for c in spec.cells if c.name in rows]
     return write_results(spec, rows)
