@@ -1,7 +1,8 @@
 """Fine-tuning step time on all-MiniLM-L6-v2 (the study's encoder), as ratios to the plain dense step measured side by
 side in one run: the options that make a step faster (frozen word embeddings, bf16 autocast) and the cost of
 movement pruning with masks recomputed every step (the reference-pace study's setting), its top-k warm-started
-from the last selection (the default) or fresh.
+from the last selection (the default) or fresh, and of soft movement as that study runs it (target control, tau
+ramping with the target, the cap, masks every step).
 
 A step is what :class:`~bermo_prune.train.Trainer` does: forward, loss (+ the pruning penalty), backward, grad
 clipping, fused AdamW (over the model and, when pruning, the scores), then ``handle.step()``. Variants are timed in
@@ -9,7 +10,8 @@ interleaved rounds on the same SST-2 batches (``--data``, else random tokens); a
 ratio of medians to ``dense`` and the spread of the per-round ratios (min-max).
 
 The pruned variants run in the middle of a cubic ramp to 10% (the remaining share falls at every step, as in the
-study's ramp), with their scores drawn from N(0, 0.1) first: scores all at their initial 0 would tie, and a real
+study's ramp), with their scores drawn from N(0, 0.1) first (soft movement's from N(-0.5, 1), so that some
+sigmoid scores lie below tau and the threshold's share moves): scores all at their initial 0 would tie, and a real
 run reaches the ramp after a warm-up of straight-through updates that has spread them.
 
     .venv/bin/python benchmarks/train_step.py                 # batch 32, max length 64, 2 threads
@@ -40,6 +42,7 @@ VARIANTS = {
     "movement every step, warm top-k": (False, False, "warm"),
     "movement every step, fresh top-k": (False, False, "fresh"),
     "movement every step, warm, frozen emb.": (True, False, "warm"),
+    "soft movement as the study runs it": (False, False, "soft"),
 }
 
 
@@ -55,13 +58,20 @@ def build(freeze: bool, prune_with: str | None):
             None,
             make_optimizer([{"params": [p for p in model.parameters() if p.requires_grad]}], 3e-5),
         )
-    pruner = get_pruner("movement")
+    if prune_with == "soft":  # the reference-pace study's soft movement: target control, tau ramping, the cap
+        pruner = get_pruner(
+            "soft_movement", target_control=True, final_threshold=0.1, lagrange_rho=1000.0, lagrange_lr=0.0
+        )
+    else:
+        pruner = get_pruner("movement")
     if prune_with == "fresh":
         pruner.warm_topk = None
     scheduler = Scheduler(pruner, Cubic(1.0, 0.1, total=3157, warmup=0), update_every=1)
     handle = prune(model, scheduler)
     with torch.no_grad():
-        handle.state.scores.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(0))
+        # soft movement: spread so that some sigmoid(S) lie below tau and the threshold's share moves
+        mean, std = (-0.5, 1.0) if prune_with == "soft" else (0.0, 0.1)
+        handle.state.scores.normal_(mean, std, generator=torch.Generator().manual_seed(0))
     scheduler.step = 1000  # mid-ramp: about 0.34 remaining, falling every step
     handle.update_masks()
     groups = handle.param_groups(lr=3e-5, score_lr=1e-2)
@@ -131,7 +141,7 @@ def main() -> None:
         )
     for key, (_, _, how) in VARIANTS.items():
         handle = built[key][1]
-        if how == "warm":
+        if how in ("warm", "soft"):
             topk = handle.pruner.warm_topk
             print(
                 f"{key}: {topk.fallbacks} fresh selections (first calls, ties) at {handle.value:.3f} remaining"
