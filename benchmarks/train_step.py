@@ -10,8 +10,9 @@ interleaved rounds on the same SST-2 batches (``--data``, else random tokens); a
 ratio of medians to ``dense`` and the spread of the per-round ratios (min-max).
 
 The pruned variants run in the middle of a cubic ramp to 10% (the remaining share falls at every step, as in the
-study's ramp), with their scores drawn from N(0, 0.1) first (soft movement's from N(-0.5, 1), so that some
-sigmoid scores lie below tau and the threshold's share moves): scores all at their initial 0 would tie, and a real
+study's ramp), with their scores drawn from N(0, 0.1) first (soft movement's from N(-0.5, 1): about 2% of
+the sigmoid scores lie below tau there, so the threshold keeps more than the target and the cap sets the mask, as
+in the study's ramp): scores all at their initial 0 would tie, and a real
 run reaches the ramp after a warm-up of straight-through updates that has spread them.
 
     .venv/bin/python benchmarks/train_step.py                 # batch 32, max length 64, 2 threads

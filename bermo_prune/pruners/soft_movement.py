@@ -206,11 +206,15 @@ class SoftMovementPruner(TargetControl, Pruner):
         sizes = layout.unit_sizes.to(probs.device)
         return (above.to(probs.dtype) * sizes).sum() / layout.total_weights
 
+    def __getstate__(self):  # a copy or pickle leaves the scratch buffer behind (it is refilled at every use)
+        return {k: v for k, v in vars(self).items() if k != "_share_buffer"}
+
     def _scratch(self, like: torch.Tensor) -> torch.Tensor:
         """A float32 buffer shaped like ``like``, reused between calls (the threshold share's compare): a boolean
         compare and a count took about 9 ms on 10.6M scores, this compare and a sum about 3."""
         buf = getattr(self, "_share_buffer", None)
-        if buf is None or buf.shape != like.shape or buf.device != like.device:
+        stale = buf is not None and buf.is_inference() and not torch.is_inference_mode_enabled()
+        if buf is None or stale or buf.shape != like.shape or buf.device != like.device:
             buf = self._share_buffer = torch.empty(like.shape, dtype=torch.float32, device=like.device)
         return buf
 

@@ -110,3 +110,20 @@ def test_float_compares_change_no_step_of_a_target_controlled_run(update_every):
     for a, b in zip(faster, recomputed, strict=True):
         assert a[0] == b[0] and a[1] == b[1]
         assert torch.equal(a[2], b[2]) and torch.equal(a[3], b[3])
+
+
+def test_the_share_buffer_survives_inference_mode_and_is_not_pickled():
+    """The threshold share's reused float buffer: a first call under ``torch.inference_mode()`` (an eval loop) must
+    not leave an inference tensor that a later training-mode call cannot write; a pickle leaves it behind."""
+    import pickle
+    from types import SimpleNamespace
+
+    pruner = get_pruner("soft_movement", target_control=True, final_threshold=0.5)
+    pruner._target_final = 0.1
+    layout = SimpleNamespace(uniform_unit_size=1.0, unit_sizes=torch.ones(4), total_weights=4)
+    probs = torch.tensor([0.2, 0.6, 0.9, 0.51])
+    with torch.inference_mode():
+        assert float(pruner.threshold_share(layout, probs, 0.1)) == 0.75
+    # before the buffer was renewed here, this call failed: an in-place update to an inference tensor
+    assert float(pruner.threshold_share(layout, probs, 0.1)) == 0.75
+    assert not hasattr(pickle.loads(pickle.dumps(pruner)), "_share_buffer")
