@@ -70,7 +70,7 @@ def build(freeze: bool, prune_with: str | None):
     scheduler = Scheduler(pruner, Cubic(1.0, 0.1, total=3157, warmup=0), update_every=1)
     handle = prune(model, scheduler)
     with torch.no_grad():
-        # soft movement: spread so that some sigmoid(S) lie below tau and the threshold's share moves
+        # soft movement: the threshold keeps more than the target, so the cap sets the mask (as mid-ramp in the study)
         mean, std = (-0.5, 1.0) if prune_with == "soft" else (0.0, 0.1)
         handle.state.scores.normal_(mean, std, generator=torch.Generator().manual_seed(0))
     scheduler.step = 1000  # mid-ramp: about 0.34 remaining, falling every step
