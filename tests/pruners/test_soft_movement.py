@@ -99,7 +99,12 @@ def test_float_compares_change_no_step_of_a_target_controlled_run(update_every):
             handle.step()
             logged = pruner.log_fields(handle.layout, handle.state, handle.value)["threshold_remaining"]
             trace.append(
-                (float(penalty), logged, handle.state.mask.clone(), handle.state.scores.detach().clone())
+                (
+                    float(penalty.detach()),
+                    logged,
+                    handle.state.mask.clone(),
+                    handle.state.scores.detach().clone(),
+                )
             )
         traces.append(trace)
     faster, recomputed = traces
