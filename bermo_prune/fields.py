@@ -235,6 +235,11 @@ def check(path: str, spec: F, value: Any, problems: list[str]) -> Any:
             problems.append(f"{path}: expected true or false, got {value!r}")
             return spec.default
     elif kind == "str":
+        if isinstance(value, bool) and isinstance(spec.choices, tuple):
+            # YAML 1.1 reads an unquoted no / yes / off / on as a boolean: give back the allowed value so spelled
+            # (``mixed_precision: no``, ``train.mixed_precision=no``)
+            spelled = [c for c in spec.choices if yaml.safe_load(c) is value]
+            value = spelled[0] if len(spelled) == 1 else value
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             problems.append(f"{path}: expected a string, got {value!r}")
             return spec.default

@@ -37,7 +37,7 @@ from .jobs import Job
 from .models import load_tokenizer, shape_problems
 from .rundir import CheckpointConfig, RunDirectory, finish_run_dir
 from .train import Trainer
-from .train_config import TrainConfig, section_hooks
+from .train_config import TrainConfig, resolve_precision, section_hooks
 
 
 # ---- the recipe: one dataclass per section (fields.section derives the checks) -----------------------------------
@@ -104,10 +104,11 @@ def parse_pretrain_recipe(
     raw, source: str = "<recipe>", overrides: list[str] | None = None
 ) -> PretrainRecipe:
     problems: list[str] = []
-    values, _ = check_sections(raw, source, overrides, PRETRAIN_SECTIONS, problems)
+    values, given = check_sections(raw, source, overrides, PRETRAIN_SECTIONS, problems)
     if not problems:
         m, mlm = values["model"], values["mlm"]
         problems += shape_problems(m["hidden_size"], m["num_heads"])
+        resolve_precision(values["train"], given, overrides, problems)
         if mlm["mask_ratio"] + mlm["random_ratio"] > 1:
             problems.append(
                 f"mlm.mask_ratio + mlm.random_ratio: {mlm['mask_ratio']:g} + {mlm['random_ratio']:g} exceeds 1"

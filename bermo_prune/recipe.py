@@ -34,7 +34,7 @@ from .pruners.config import NO_PRUNING, SHARED_PRUNER_FIELDS, PruningConfig
 from .rundir import CheckpointConfig
 from .schedule import ScheduleConfig
 from .tracking import DivergenceConfig
-from .train_config import TrainConfig
+from .train_config import TrainConfig, resolve_precision
 
 __all__ = [
     "Recipe",
@@ -110,7 +110,7 @@ def _pruner_options(method: str, options: dict | None, problems: list[str]) -> d
     return out
 
 
-def _cross_checks(r: dict, problems: list[str]) -> None:
+def _cross_checks(r: dict, raw: dict, overrides: list[str] | None, problems: list[str]) -> None:
     data, pruning, train, div, ckpt = r["data"], r["pruning"], r["train"], r["divergence"], r["checkpoint"]
     src = data["source"]
     if r["task"] == "synthetic" and src not in ("auto", "synthetic"):
@@ -128,6 +128,7 @@ def _cross_checks(r: dict, problems: list[str]) -> None:
             "divergence.policy: 'rollback' needs checkpoints to roll back to; set checkpoint.every"
         )
     problems += shape_problems(r["model"]["hidden_size"], r["model"]["num_heads"])
+    resolve_precision(train, raw, overrides, problems)
     if train.get("freeze_embeddings") and not r["model"]["name"]:
         problems.append(
             "train.freeze_embeddings: the model is built from scratch (model.name is null), so its word "
@@ -170,10 +171,10 @@ def schedule_problems(pruning: PruningConfig, run_steps: int, problems: list[str
 def parse_recipe(raw: Any, source: str = "<recipe>", overrides: list[str] | None = None) -> Recipe:
     """Validate a raw mapping (already loaded YAML) plus overrides; raise RecipeError with every problem."""
     problems: list[str] = []
-    r, _ = check_sections(raw, source, overrides, SECTIONS, problems)
+    r, given = check_sections(raw, source, overrides, SECTIONS, problems)
     r["pruning"]["options"] = _pruner_options(r["pruning"]["method"], r["pruning"]["options"], problems)
     if not problems:
-        _cross_checks(r, problems)
+        _cross_checks(r, given, overrides, problems)
     if problems:
         raise RecipeError(source, problems)
     _fill_schedule_start(r["pruning"])

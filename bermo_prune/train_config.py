@@ -21,6 +21,8 @@ from .sinks import available_sinks, log_sinks
 DEFAULT_MIX_LR = 1e-2
 #: ``train.mixed_precision`` values (Accelerate's)
 PRECISIONS = ("no", "fp16", "bf16")
+#: ``train.precision`` values and the ``train.mixed_precision`` each one means (one setting under two names)
+PRECISION_NAMES = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
 @dataclass
@@ -49,6 +51,10 @@ class TrainConfig:
     seed: int = 42
     max_grad_norm: float = key(1.0, min=0.0)
     mixed_precision: str = key("no", choices=PRECISIONS)
+    # the same setting by the name of the number format: fp32 (mixed_precision no), bf16, fp16; the recipe
+    # check fills each from the other (resolve_precision), so a resolved recipe gives both. The loop reads
+    # mixed_precision only: code that builds a TrainConfig itself sets that one.
+    precision: str = key("fp32", choices=tuple(PRECISION_NAMES))
     # keep the word embeddings at their pretrained values (hooks.FreezeEmbeddingsHook): a faster AdamW step
     freeze_embeddings: bool = key(False)
     threads: int | None = key(None, min=1)
@@ -70,6 +76,31 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         own = {rename.get(k, k): v for k, v in values.items() if rename.get(k, k) in names}
         return build(cls, own, **extra)
+
+
+def resolve_precision(train: dict, raw: dict, overrides: list[str] | None, problems: list[str]) -> None:
+    """``train.precision`` and ``train.mixed_precision`` name one setting: fill one from the other in place.
+
+    ``train`` is the checked section, ``raw`` the recipe with its ``key=value`` ``overrides`` applied (which names
+    it set). The one given wins; where both are given, an override wins over the file (so ``run runs/x/recipe.yaml
+    train.precision=fp32`` works on a resolved recipe, which holds both), and two that disagree at the same level
+    are a problem, not a silent pick.
+    """
+    names = ("precision", "mixed_precision")
+    given = set(raw["train"]) if isinstance(raw.get("train"), dict) else set()
+    overridden = {o.split("=", 1)[0].strip().removeprefix("train.") for o in overrides or []}
+    pick = [n for n in names if n in overridden] or [n for n in names if n in given] or ["mixed_precision"]
+    to_mixed = {n: train[n] if n == "mixed_precision" else PRECISION_NAMES.get(train[n]) for n in pick}
+    if len(set(to_mixed.values())) > 1:
+        problems.append(
+            f"train.precision: {train['precision']!r} disagrees with train.mixed_precision "
+            f"{train['mixed_precision']!r} (one setting, two names: set one; precision {train['precision']} is "
+            f"mixed_precision {PRECISION_NAMES[train['precision']]})"
+        )
+        return
+    mixed = to_mixed[pick[0]]
+    train["mixed_precision"] = mixed
+    train["precision"] = next(k for k, v in PRECISION_NAMES.items() if v == mixed)
 
 
 def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:

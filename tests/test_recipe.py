@@ -330,3 +330,55 @@ def test_freeze_embeddings_needs_a_pretrained_encoder(tmp_path):
     ]
     pretrained = "task: sst2\ntrain:\n  freeze_embeddings: true\nmodel:\n  name: some/dir\n"
     assert load_recipe(write(tmp_path, pretrained)).train.freeze_embeddings is True
+
+
+def test_train_precision_and_mixed_precision_are_one_setting(tmp_path):
+    """``train.precision`` (fp32, bf16, fp16) is ``train.mixed_precision`` (no, bf16, fp16) by another name: the
+    one given fills the other, an override wins over the file, and two that disagree are an error."""
+    from bermo_prune.recipe import dump_recipe
+    from bermo_prune.runner import train_config
+
+    def both(text, overrides=None):
+        t = load_recipe(write(tmp_path, text), overrides).train
+        return t.precision, t.mixed_precision
+
+    assert both("task: sst2\n") == ("fp32", "no")
+    assert both("task: sst2\ntrain:\n  precision: bf16\n") == ("bf16", "bf16")
+    assert both("task: sst2\ntrain:\n  precision: fp32\n") == ("fp32", "no")
+    assert both("task: sst2\ntrain:\n  mixed_precision: fp16\n") == ("fp16", "fp16")
+    assert both("task: sst2\n", ["train.precision=bf16"]) == ("bf16", "bf16")
+    assert both("task: sst2\ntrain:\n  precision: bf16\n  mixed_precision: bf16\n") == ("bf16", "bf16")
+    # what the training loop hands to Accelerate
+    recipe = load_recipe(write(tmp_path, "task: sst2\n"), ["train.precision=bf16"])
+    assert train_config(recipe, progress=False).mixed_precision == "bf16"
+    # a resolved recipe holds both names; an override of either one wins over the file's pair
+    saved = dump_recipe(recipe)
+    assert "  mixed_precision: bf16\n" in saved and "  precision: bf16\n" in saved
+    assert both(saved) == ("bf16", "bf16")
+    assert both(saved, ["train.precision=fp32"]) == ("fp32", "no")
+    assert both(saved, ["train.mixed_precision=fp16"]) == ("fp16", "fp16")
+    msg = (
+        "train.precision: 'fp32' disagrees with train.mixed_precision 'bf16' (one setting, two names: set one; "
+        "precision fp32 is mixed_precision no)"
+    )
+    assert problems(tmp_path, "task: sst2\ntrain:\n  precision: fp32\n  mixed_precision: bf16\n") == [msg]
+    assert problems(tmp_path, "task: sst2\n", ["train.precision=fp32", "train.mixed_precision=bf16"]) == [msg]
+    # pretraining's train section is the same keys, resolved the same way
+    pre = load_pretrain_recipe(ROOT / "recipes" / "pretrain_tiny.yaml", ["train.precision=bf16"])["train"]
+    assert (pre["precision"], pre["mixed_precision"]) == ("bf16", "bf16")
+    assert problems(tmp_path, "task: sst2\ntrain:\n  precision: fp8\n") == [
+        "train.precision: unknown value 'fp8'; use one of fp32, bf16, fp16"
+    ]
+
+
+def test_an_unquoted_no_is_the_allowed_value_so_spelled(tmp_path):
+    """YAML 1.1 reads an unquoted ``no`` as false: ``mixed_precision: no`` (file or override) still means 'no'."""
+    assert (
+        load_recipe(write(tmp_path, "task: sst2\ntrain:\n  mixed_precision: no\n")).train.mixed_precision
+        == "no"
+    )
+    r = load_recipe(write(tmp_path, "task: sst2\ntrain:\n  precision: bf16\n"), ["train.mixed_precision=no"])
+    assert (r.train.precision, r.train.mixed_precision) == ("fp32", "no")
+    assert problems(tmp_path, "task: sst2\ntrain:\n  precision: true\n") == [
+        "train.precision: expected a string, got True"
+    ]
