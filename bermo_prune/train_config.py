@@ -12,7 +12,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from .early_eval import EarlyEvalConfig, early_eval_hooks  # the section's dataclass lives with its hook
+from .errors import InputError
 from .fields import build, key, subsection
 from .hooks import FreezeEmbeddingsHook, TrainHook
 from .sinks import available_sinks, log_sinks
@@ -101,6 +104,20 @@ def resolve_precision(train: dict, raw: dict, overrides: list[str] | None, probl
     mixed = to_mixed[pick[0]]
     train["mixed_precision"] = mixed
     train["precision"] = next(k for k, v in PRECISION_NAMES.items() if v == mixed)
+
+
+def check_precision(mixed_precision: str, cuda: bool | None = None) -> None:
+    """An ``InputError`` for fp16 without a CUDA GPU (``cuda``: whether one is there; None: ask torch).
+
+    The loop runs on the CPU wherever torch has no CUDA device, and there Accelerate leaves fp16 without autocast
+    or gradient scaling: the run would train in fp32 under an fp16 label (and ``eval`` would score it under an fp16
+    autocast it never had). Said before anything is written; bf16 autocasts on a CPU too.
+    """
+    if mixed_precision == "fp16" and not (torch.cuda.is_available() if cuda is None else cuda):
+        raise InputError(
+            "train.precision: fp16 needs a CUDA GPU; on the CPU Accelerate does not autocast fp16, so the run "
+            "would be fp32: use bf16 or fp32 here"
+        )
 
 
 def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:
