@@ -12,10 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from .early_eval import EarlyEvalConfig, early_eval_hooks  # the section's dataclass lives with its hook
-from .errors import InputError
 from .fields import build, key, subsection
 from .hooks import FreezeEmbeddingsHook, TrainHook
 from .sinks import available_sinks, log_sinks
@@ -70,6 +67,20 @@ class TrainConfig:
     early_eval: EarlyEvalConfig = subsection(EarlyEvalConfig)
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        # One setting under two names (resolve_precision fills both for a recipe). Code sets mixed_precision: a
+        # precision left at its default follows it; any other disagreement is an error, not a silent pick.
+        named = PRECISION_NAMES.get(self.precision)
+        if named == self.mixed_precision:
+            return
+        if self.precision == "fp32" and self.mixed_precision in PRECISION_NAMES.values():
+            self.precision = next(k for k, v in PRECISION_NAMES.items() if v == self.mixed_precision)
+            return
+        raise ValueError(
+            f"TrainConfig: precision {self.precision!r} disagrees with mixed_precision {self.mixed_precision!r} "
+            "(one setting, two names; in code set mixed_precision)"
+        )
+
     @classmethod
     def from_section(cls, values: dict, rename: dict | None = None, **extra) -> TrainConfig:
         """The config of a validated recipe section plus fields that are not recipe keys (``seed``, ``progress``,
@@ -85,14 +96,17 @@ def resolve_precision(train: dict, raw: dict, overrides: list[str] | None, probl
     """``train.precision`` and ``train.mixed_precision`` name one setting: fill one from the other in place.
 
     ``train`` is the checked section, ``raw`` the recipe with its ``key=value`` ``overrides`` applied (which names
-    it set). The one given wins; where both are given, an override wins over the file (so ``run runs/x/recipe.yaml
-    train.precision=fp32`` works on a resolved recipe, which holds both), and two that disagree at the same level
-    are a problem, not a silent pick.
+    it set). An override wins over the file, and of two overrides the later one (as for one key given twice: a
+    sweep joins its spec's overrides and a cell's), so ``run runs/x/recipe.yaml train.precision=fp32`` works on a
+    resolved recipe, which holds both; two names in the file that disagree are a problem, not a silent pick.
     """
     names = ("precision", "mixed_precision")
     given = set(raw["train"]) if isinstance(raw.get("train"), dict) else set()
-    overridden = {o.split("=", 1)[0].strip().removeprefix("train.") for o in overrides or []}
-    pick = [n for n in names if n in overridden] or [n for n in names if n in given] or ["mixed_precision"]
+    last = None
+    for item in overrides or []:
+        name = item.split("=", 1)[0].strip().removeprefix("train.")
+        last = name if name in names else last
+    pick = [last] if last else [n for n in names if n in given] or ["mixed_precision"]
     to_mixed = {n: train[n] if n == "mixed_precision" else PRECISION_NAMES.get(train[n]) for n in pick}
     if len(set(to_mixed.values())) > 1:
         problems.append(
@@ -106,18 +120,27 @@ def resolve_precision(train: dict, raw: dict, overrides: list[str] | None, probl
     train["precision"] = next(k for k, v in PRECISION_NAMES.items() if v == mixed)
 
 
-def check_precision(mixed_precision: str, cuda: bool | None = None) -> None:
-    """An ``InputError`` for fp16 without a CUDA GPU (``cuda``: whether one is there; None: ask torch).
+def precision_problem(mixed_precision: str, device: str | None = None) -> str | None:
+    """The problem with fp16 on a run that will not be on a CUDA device (``device``: its type; None: the one this
+    process's Accelerate state uses), else None.
 
-    The loop runs on the CPU wherever torch has no CUDA device, and there Accelerate leaves fp16 without autocast
-    or gradient scaling: the run would train in fp32 under an fp16 label (and ``eval`` would score it under an fp16
-    autocast it never had). Said before anything is written; bf16 autocasts on a CPU too.
+    Without CUDA (or under ``accelerate launch --cpu``) the loop runs on the CPU, and there Accelerate leaves fp16
+    without autocast or gradient scaling: the run would train in fp32 under an fp16 label (and ``eval`` would
+    score it under an fp16 autocast it never had). bf16 autocasts on a CPU too.
     """
-    if mixed_precision == "fp16" and not (torch.cuda.is_available() if cuda is None else cuda):
-        raise InputError(
-            "train.precision: fp16 needs a CUDA GPU; on the CPU Accelerate does not autocast fp16, so the run "
-            "would be fp32: use bf16 or fp32 here"
-        )
+    if mixed_precision != "fp16":
+        return None
+    if device is None:
+        from .dist import process_state  # here: dist imports Accelerate's state, which this module need not
+
+        device = process_state().device.type
+    if device == "cuda":
+        return None
+    return (
+        "train.precision (train.mixed_precision): fp16 needs a CUDA GPU; on the CPU Accelerate does not autocast "
+        "fp16, so the run would be fp32: use bf16 or fp32 here (a run begun in fp16: start it again with "
+        "--overwrite)"
+    )
 
 
 def total_steps(cfg: TrainConfig, num_train: int, processes: int = 1) -> int:

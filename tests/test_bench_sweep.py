@@ -648,3 +648,20 @@ def test_a_run_whose_predictions_fail_stays_ok_and_its_row_says_why(tmp_path, mo
         cell, _run_cell(spec.base, [*spec.overrides, *cell.overrides()], str(out), 1)
     )  # finished: skipped
     assert "dev_predictions_error" not in again and len(again["dev_predictions"]) == 200
+
+
+def test_a_local_sweep_refuses_fp16_without_a_gpu_before_anything_starts(tmp_path):
+    """``train.precision=fp16`` validates (a spec may be meant for a GPU machine), but a local sweep on a machine
+    without CUDA, where every worker would train in fp32, stops before any cell starts or anything is written."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine takes fp16")
+    path = write_spec(tmp_path, overrides=[*TINY, "train.precision=fp16"])
+    spec = load_spec(path)
+    with pytest.raises(RecipeError) as info:
+        run_sweep(spec, log=lambda *_: None)
+    assert str(info.value).startswith(
+        f"{path}: bert_none_dense_s0: train.precision (train.mixed_precision): fp16 needs"
+    )
+    assert not (tmp_path / "bench").exists()

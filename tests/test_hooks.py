@@ -192,37 +192,40 @@ def test_the_trainer_takes_its_hooks_fourth_and_says_so_when_given_a_directory(s
 
 
 def test_fp16_without_a_gpu_is_refused_before_anything_is_written(tmp_path, capsys):
-    """On the CPU Accelerate leaves fp16 without autocast (the premise, pinned: if a later Accelerate autocasts it,
-    this fails and the refusal can go); so ``train.precision=fp16`` there is a one-line error, exit 2, no files."""
-    import contextlib
-
+    """On the CPU Accelerate leaves fp16 without autocast or scaler (the premise, pinned: if a later Accelerate
+    autocasts it, this fails and the refusal can go); so ``train.precision=fp16`` there is a one-line error naming
+    the recipe, exit 2, no files; the loop refuses it too."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
     from bermo_prune.cli import EXIT_BAD_INPUT
-    from bermo_prune.train_config import check_precision
+    from bermo_prune.errors import InputError
+    from bermo_prune.train import Trainer
+    from bermo_prune.train_config import TrainConfig, precision_problem
 
     from .conftest import QUICK, TINY, run_cli
 
-    AcceleratorState._reset_state()
+    AcceleratorState._reset_state(reset_partial_state=True)
     try:
         acc = Accelerator(mixed_precision="fp16", cpu=True)
         layer = acc.prepare(torch.nn.Linear(4, 4))
         with acc.autocast():
             assert layer(torch.randn(2, 4)).dtype == torch.float32
-        with contextlib.suppress(AttributeError):  # no scaler either
-            assert acc.scaler is None
+        assert acc.scaler is None
     finally:
-        AcceleratorState._reset_state()
-    check_precision("fp16", cuda=True)  # a GPU machine takes it
-    check_precision("bf16", cuda=False)
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert precision_problem("fp16", "cuda") is None and precision_problem("bf16", "cpu") is None
+    problem = precision_problem("fp16", "cpu")
+    assert problem == (
+        "train.precision (train.mixed_precision): fp16 needs a CUDA GPU; on the CPU Accelerate does not autocast "
+        "fp16, so the run would be fp32: use bf16 or fp32 here (a run begun in fp16: start it again with "
+        "--overwrite)"
+    )
     if torch.cuda.is_available():
         return
     out = tmp_path / "run"
     assert run_cli(QUICK, *TINY, "train.precision=fp16", "--output-dir", str(out)) == EXIT_BAD_INPUT
-    err = capsys.readouterr().err
-    assert err.strip().splitlines() == [
-        "bermo-prune: error: train.precision: fp16 needs a CUDA GPU; on the CPU Accelerate does not autocast fp16, "
-        "so the run would be fp32: use bf16 or fp32 here"
-    ]
+    assert capsys.readouterr().err.strip().splitlines() == [f"bermo-prune: error: {QUICK}: {problem}"]
     assert not out.exists()
+    with pytest.raises(InputError, match="fp16 needs a CUDA GPU"):
+        Trainer(None, None, TrainConfig(mixed_precision="fp16"))

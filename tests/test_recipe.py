@@ -362,7 +362,22 @@ def test_train_precision_and_mixed_precision_are_one_setting(tmp_path):
         "precision fp32 is mixed_precision no)"
     )
     assert problems(tmp_path, "task: sst2\ntrain:\n  precision: fp32\n  mixed_precision: bf16\n") == [msg]
-    assert problems(tmp_path, "task: sst2\n", ["train.precision=fp32", "train.mixed_precision=bf16"]) == [msg]
+    # of two overrides the later one wins, as for one key given twice (a sweep joins spec and cell overrides)
+    assert both("task: sst2\n", ["train.precision=fp32", "train.mixed_precision=bf16"]) == ("bf16", "bf16")
+    assert both("task: sst2\n", ["train.mixed_precision=bf16", "train.precision=fp32"]) == ("fp32", "no")
+    assert both("task: sst2\ntrain:\n", ["train.precision=bf16"]) == ("bf16", "bf16")  # train: null
+    with pytest.raises(
+        RecipeError, match="train.precision: 'fp16' disagrees with train.mixed_precision 'bf16'"
+    ):
+        load_pretrain_recipe(
+            ROOT / "recipes" / "pretrain_tiny.yaml", ["train={precision: fp16, mixed_precision: bf16}"]
+        )
+    # a config built in code sets mixed_precision; precision follows it, and a disagreement is an error
+    from bermo_prune.train_config import TrainConfig
+
+    assert TrainConfig(mixed_precision="bf16").precision == "bf16" and TrainConfig().precision == "fp32"
+    with pytest.raises(ValueError, match="precision 'bf16' disagrees with mixed_precision 'no'"):
+        TrainConfig(precision="bf16")
     # pretraining's train section is the same keys, resolved the same way
     pre = load_pretrain_recipe(ROOT / "recipes" / "pretrain_tiny.yaml", ["train.precision=bf16"])["train"]
     assert (pre["precision"], pre["mixed_precision"]) == ("bf16", "bf16")
