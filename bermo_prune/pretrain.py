@@ -37,7 +37,7 @@ from .jobs import Job
 from .models import load_tokenizer, shape_problems
 from .rundir import CheckpointConfig, RunDirectory, finish_run_dir
 from .train import Trainer
-from .train_config import TrainConfig, precision_problem, resolve_precision, section_hooks
+from .train_config import TrainConfig, refuse_unusable_precision, resolve_precision, section_hooks
 
 
 # ---- the recipe: one dataclass per section (fields.section derives the checks) -----------------------------------
@@ -233,9 +233,7 @@ def run_pretrain(
     state = rundir.state
 
     c, m, t = recipe["corpus"], recipe["model"], recipe["train"]
-    problem = precision_problem(t["mixed_precision"])  # fp16 where it would train in fp32; before any reading
-    if problem:
-        raise RecipeError(recipe.source, [problem])
+    refuse_unusable_precision(t["mixed_precision"], recipe.source)  # fp16 where it would train in fp32
     docs = read_corpus(c["files"], c["text_column"])
     if c["max_documents"]:
         docs = docs[: c["max_documents"]]

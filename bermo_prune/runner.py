@@ -37,7 +37,7 @@ from .rundir import RECIPE, SUMMARY, RunDirectory, check_run_dir, finish_run_dir
 from .sinks import check_sinks
 from .tracking import DivergenceConfig
 from .train import Trainer
-from .train_config import DEFAULT_MIX_LR, TrainConfig, precision_problem, section_hooks, total_steps
+from .train_config import DEFAULT_MIX_LR, TrainConfig, refuse_unusable_precision, section_hooks, total_steps
 
 logger = logging.getLogger(__name__)
 
@@ -159,9 +159,8 @@ def run_recipe(
     state = rundir.state
 
     # Everything that reads user input happens before the directory is touched.
-    problem = precision_problem(recipe.train.mixed_precision)  # fp16 where it would train in fp32
-    if problem:
-        raise RecipeError(recipe.source, [problem])
+    # fp16 where it would train in fp32
+    refuse_unusable_precision(recipe.train.mixed_precision, recipe.source)
     data = load_task_data(recipe.task, recipe.data_source, seed=recipe.seed, **recipe.data.where())
     cfg = train_config(recipe, progress)
     check_sinks(cfg.log_to)  # a logging sink's package is missing: say so before anything is written

@@ -37,7 +37,7 @@ from .optim import decay_groups, make_optimizer
 from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .signals import StopSignals
 from .tracking import DivergenceConfig, DivergenceTracker
-from .train_config import TrainConfig, precision_problem, total_steps
+from .train_config import TrainConfig, refuse_unusable_precision, total_steps
 
 
 def environment(device: torch.device) -> dict:
@@ -119,9 +119,7 @@ class Trainer:
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.checkpoint_every = checkpoint_every if self.output_dir is not None else 0
         process_state()  # the shared state first, with the right device (see process_state)
-        problem = precision_problem(cfg.mixed_precision)  # fp16 would silently be fp32 on the CPU
-        if problem:
-            raise InputError(problem)
+        refuse_unusable_precision(cfg.mixed_precision)  # fp16 would silently be fp32 on the CPU
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
         acc = self.accelerator
         self.sampler = (

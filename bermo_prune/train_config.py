@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .early_eval import EarlyEvalConfig, early_eval_hooks  # the section's dataclass lives with its hook
+from .errors import InputError, RecipeError
 from .fields import build, key, subsection
 from .hooks import FreezeEmbeddingsHook, TrainHook
 from .sinks import available_sinks, log_sinks
@@ -23,6 +24,8 @@ DEFAULT_MIX_LR = 1e-2
 PRECISIONS = ("no", "fp16", "bf16")
 #: ``train.precision`` values and the ``train.mixed_precision`` each one means (one setting under two names)
 PRECISION_NAMES = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+#: the other way: ``train.mixed_precision`` -> ``train.precision``
+PRECISION_OF = {v: k for k, v in PRECISION_NAMES.items()}
 
 
 @dataclass
@@ -70,11 +73,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # One setting under two names (resolve_precision fills both for a recipe). Code sets mixed_precision: a
         # precision left at its default follows it; any other disagreement is an error, not a silent pick.
-        named = PRECISION_NAMES.get(self.precision)
-        if named == self.mixed_precision:
+        if PRECISION_NAMES.get(self.precision) == self.mixed_precision:
             return
-        if self.precision == "fp32" and self.mixed_precision in PRECISION_NAMES.values():
-            self.precision = next(k for k, v in PRECISION_NAMES.items() if v == self.mixed_precision)
+        if self.precision == "fp32" and self.mixed_precision in PRECISION_OF:
+            self.precision = PRECISION_OF[self.mixed_precision]
             return
         raise ValueError(
             f"TrainConfig: precision {self.precision!r} disagrees with mixed_precision {self.mixed_precision!r} "
@@ -100,24 +102,32 @@ def resolve_precision(train: dict, raw: dict, overrides: list[str] | None, probl
     sweep joins its spec's overrides and a cell's), so ``run runs/x/recipe.yaml train.precision=fp32`` works on a
     resolved recipe, which holds both; two names in the file that disagree are a problem, not a silent pick.
     """
-    names = ("precision", "mixed_precision")
-    given = set(raw["train"]) if isinstance(raw.get("train"), dict) else set()
-    last = None
-    for item in overrides or []:
-        name = item.split("=", 1)[0].strip().removeprefix("train.")
-        last = name if name in names else last
-    pick = [last] if last else [n for n in names if n in given] or ["mixed_precision"]
-    to_mixed = {n: train[n] if n == "mixed_precision" else PRECISION_NAMES.get(train[n]) for n in pick}
-    if len(set(to_mixed.values())) > 1:
+    means = {
+        "precision": PRECISION_NAMES.get(train["precision"]),
+        "mixed_precision": train["mixed_precision"],
+    }
+    keys = (o.split("=", 1)[0].strip().removeprefix("train.") for o in overrides or [])
+    overridden = [k for k in keys if k in means]
+    # a train section that is not a mapping was a problem before this runs
+    given = [n for n in means if n in (raw.get("train") or {})]
+    pick = overridden[-1:] or given or ["mixed_precision"]
+    if len({means[n] for n in pick}) > 1:
         problems.append(
             f"train.precision: {train['precision']!r} disagrees with train.mixed_precision "
             f"{train['mixed_precision']!r} (one setting, two names: set one; precision {train['precision']} is "
             f"mixed_precision {PRECISION_NAMES[train['precision']]})"
         )
         return
-    mixed = to_mixed[pick[0]]
-    train["mixed_precision"] = mixed
-    train["precision"] = next(k for k, v in PRECISION_NAMES.items() if v == mixed)
+    train["mixed_precision"] = means[pick[0]]
+    train["precision"] = PRECISION_OF[means[pick[0]]]
+
+
+def refuse_unusable_precision(mixed_precision: str, source: str | None = None) -> None:
+    """Raise :func:`precision_problem`'s problem, if any: a ``RecipeError`` naming ``source`` (a recipe or spec),
+    else an ``InputError``; run, pretraining, a local sweep and the loop call it before they read or write."""
+    problem = precision_problem(mixed_precision)
+    if problem:
+        raise RecipeError(source, [problem]) if source else InputError(problem)
 
 
 def precision_problem(mixed_precision: str, device: str | None = None) -> str | None:

@@ -61,7 +61,7 @@ from ..pruners import available_pruners
 from ..recipe import NO_PRUNING, load_recipe, read_yaml
 from ..rundir import atomic_write
 from ..signals import StopSignals
-from ..train_config import precision_problem
+from ..train_config import refuse_unusable_precision
 from .backends import make_backend
 
 ARCHS = ("bert", "bermo")
@@ -639,15 +639,11 @@ def run_sweep(
     whose model is not on disk are trained again (:func:`retrain_plan`): ``results.jsonl`` and ``sweep.json`` are
     not written, and the new rows are appended to ``retrained.jsonl`` (:func:`retrained_row`) and to ``retrained``
     when given."""
-    if (
-        backend == "local"
-    ):  # fp16 that this machine's workers would train in fp32: said before anything starts
-        for cell in spec.cells:
-            if only is None or cell.name in only:
-                train = load_recipe(spec.base, [*spec.overrides, *cell.overrides()]).train
-                problem = precision_problem(train.mixed_precision)
-                if problem:
-                    raise RecipeError(spec.source, [f"{cell.name}: {problem}"])
+    # fp16 that this machine's workers would train in fp32: said before anything starts
+    for cell in spec.cells if backend == "local" else []:
+        if only is None or cell.name in only:
+            train = load_recipe(spec.base, [*spec.overrides, *cell.overrides()]).train
+            refuse_unusable_precision(train.mixed_precision, f"{spec.source}: {cell.name}")
     runs = (spec.output_dir / "runs").resolve()
     runs.mkdir(parents=True, exist_ok=True)
     recorded = read_results(spec.output_dir)
